@@ -1,0 +1,52 @@
+# METADATA
+# title: FlowForge hardening (mutation)
+# description: |
+#   data.flowforge.mutate.patch is the set of settings a Job labelled
+#   app=flowforge must have. Rego decides what; the Go engine applies the
+#   set to the Job with the operation each entry names, in a fixed order,
+#   and answers the API server with a JSON patch. Applying the result a
+#   second time changes nothing.
+#
+#   Each entry is an object:
+#     setting  stable name, used for the flowforge_mutations_total metric
+#     op       "set"      the value is enforced
+#              "default"  the value is set only where the path is absent
+#              "merge"    object: the policy's keys are set, other keys kept
+#              "union"    array: each element is appended unless present
+#              "add"      array of objects: the value is appended unless an
+#                         element has the same value at "key"
+#     path     JSON path from the Job's root: strings and array indexes
+#     value    the value
+#     key      for "add": the field that identifies an element
+#
+#   Explicitly unsafe user values (privileged: true, runAsUser: 0, an
+#   Unconfined profile, a forbidden capability) are left as they are: the
+#   validating policy denies them with their field path, rather than the
+#   mutation quietly turning them into something the user did not ask for.
+package flowforge.mutate
+
+import data.flowforge.lib.k8s
+
+# applies: only labelled Jobs, on CREATE.
+applies if {
+	k8s.is_job
+	k8s.selected
+	k8s.operation == "CREATE"
+}
+
+set_op(setting, path, value) := {"setting": setting, "op": "set", "path": path, "value": value}
+
+default_op(setting, path, value) := {"setting": setting, "op": "default", "path": path, "value": value}
+
+merge_op(setting, path, value) := {"setting": setting, "op": "merge", "path": path, "value": value}
+
+union_op(setting, path, value) := {"setting": setting, "op": "union", "path": path, "value": value}
+
+add_op(setting, path, key, value) := {"setting": setting, "op": "add", "path": path, "key": key, "value": value}
+
+# workload_containers: the containers a Job's pods run (ephemeral containers
+# are added to running pods, never through a Job).
+workload_containers contains ctr if {
+	some ctr in k8s.containers
+	ctr.kind != "ephemeralContainers"
+}

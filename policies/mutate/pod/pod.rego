@@ -1,0 +1,55 @@
+# METADATA
+# title: Pod hardening
+# description: |
+#   gVisor runtime class, a non-root pod security context with seccomp and
+#   AppArmor profiles, no service-account token, no service links, the
+#   FlowForge priority class, and restartPolicy Never (one pod per attempt,
+#   which podFailurePolicy requires).
+package flowforge.mutate
+
+import data.flowforge.config
+import data.flowforge.lib.k8s
+
+pod_security_context := object.get(k8s.pod_spec, "securityContext", {})
+
+# seccomp_profile: the first namespace override that matches the
+# namespace's labels, else the default.
+seccomp_overrides := [o.profile |
+	some o in config.seccomp.namespaceOverrides
+	every key, value in o.namespaceSelector {
+		k8s.namespace_labels[key] == value
+	}
+]
+
+seccomp_profile := seccomp_overrides[0] if count(seccomp_overrides) > 0
+
+seccomp_profile := config.seccomp.default if count(seccomp_overrides) == 0
+
+unconfined(profile) if profile.type == "Unconfined"
+
+patch contains default_op("runtimeClassName", array.concat(k8s.pod_path, ["runtimeClassName"]), config.runtimeClass.default) if applies
+
+patch contains set_op("automountServiceAccountToken", array.concat(k8s.pod_path, ["automountServiceAccountToken"]), false) if applies
+
+patch contains set_op("enableServiceLinks", array.concat(k8s.pod_path, ["enableServiceLinks"]), false) if applies
+
+patch contains set_op("priorityClassName", array.concat(k8s.pod_path, ["priorityClassName"]), config.priorityClassName) if applies
+
+patch contains set_op("restartPolicy", array.concat(k8s.pod_path, ["restartPolicy"]), "Never") if applies
+
+patch contains default_op("podSecurityContext.runAsNonRoot", array.concat(k8s.pod_path, ["securityContext", "runAsNonRoot"]), true) if applies
+
+patch contains default_op(sprintf("podSecurityContext.%s", [field]), array.concat(k8s.pod_path, ["securityContext", field]), value) if {
+	applies
+	some field, value in config.podSecurityContext
+}
+
+patch contains set_op("podSecurityContext.seccompProfile", array.concat(k8s.pod_path, ["securityContext", "seccompProfile"]), seccomp_profile) if {
+	applies
+	not unconfined(object.get(pod_security_context, "seccompProfile", {}))
+}
+
+patch contains set_op("podSecurityContext.appArmorProfile", array.concat(k8s.pod_path, ["securityContext", "appArmorProfile"]), config.appArmor) if {
+	applies
+	not unconfined(object.get(pod_security_context, "appArmorProfile", {}))
+}

@@ -1,0 +1,39 @@
+# METADATA
+# title: Resource requests and limits
+# description: |
+#   Every container gets cpu, memory and ephemeral-storage requests and
+#   limits from the Job's resource profile (annotation flowforge.io/profile,
+#   else the default profile). A user's own values are kept; values above the
+#   profile's limits are denied by validation, not clamped.
+package flowforge.mutate
+
+import data.flowforge.config
+import data.flowforge.lib.k8s
+import data.flowforge.lib.quantity
+
+resource_names := ["cpu", "memory", "ephemeral-storage"]
+
+requested_profile := object.get(k8s.annotations, config.annotations.profile, config.resources.defaultProfile)
+
+# profile_name: the requested profile if it exists, else the default (an
+# unknown profile is also denied by validation).
+profile_name := requested_profile if config.resources.profiles[requested_profile]
+
+profile_name := config.resources.defaultProfile if not config.resources.profiles[requested_profile]
+
+profile := config.resources.profiles[profile_name]
+
+patch contains default_op(sprintf("resources.limits.%s", [res]), array.concat(ctr.path, ["resources", "limits", res]), profile.limits[res]) if {
+	applies
+	some ctr in workload_containers
+	some res in resource_names
+}
+
+# The default request never exceeds the container's own limit.
+patch contains default_op(sprintf("resources.requests.%s", [res]), array.concat(ctr.path, ["resources", "requests", res]), request) if {
+	applies
+	some ctr in workload_containers
+	some res in resource_names
+	limit := object.get(ctr.container, ["resources", "limits", res], profile.limits[res])
+	request := quantity.min(profile.requests[res], limit)
+}

@@ -1,0 +1,44 @@
+package flowforge.mutate_test
+
+import data.flowforge.lib.fixtures
+import data.flowforge.mutate
+
+resource_value(job, setting) := op.value if {
+	some op in ops(job, setting)
+	op.path[4] == "containers"
+	op.path[5] == 0
+}
+
+test_default_profile_is_medium if {
+	resource_value(fixtures.job, "resources.requests.cpu") == "500m"
+	resource_value(fixtures.job, "resources.limits.cpu") == "2"
+	resource_value(fixtures.job, "resources.limits.memory") == "4Gi"
+	resource_value(fixtures.job, "resources.limits.ephemeral-storage") == "10Gi"
+}
+
+test_profile_annotation_selects_profile if {
+	job := fixtures.job_with({"metadata": {"annotations": {"flowforge.io/profile": "large"}}})
+	resource_value(job, "resources.limits.memory") == "8Gi"
+	resource_value(job, "resources.requests.cpu") == "1"
+}
+
+test_unknown_profile_falls_back_to_default if {
+	job := fixtures.job_with({"metadata": {"annotations": {"flowforge.io/profile": "huge"}}})
+	resource_value(job, "resources.limits.memory") == "4Gi"
+}
+
+test_request_never_exceeds_users_limit if {
+	job := fixtures.job_with({"spec": {"template": {"spec": {"containers": [{
+		"name": "worker",
+		"image": "ghcr.io/flowforge/claude-worker:1.0.0",
+		"resources": {"limits": {"cpu": "200m"}},
+	}]}}}})
+	resource_value(job, "resources.requests.cpu") == "200m"
+	resource_value(job, "resources.requests.memory") == "1Gi"
+}
+
+test_resources_are_defaults if {
+	every op in ops(fixtures.job, "resources.limits.cpu") {
+		op.op == "default"
+	}
+}

@@ -1,0 +1,207 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Pod annotations that script a simulated container's output.
+const (
+	// AnnotationLogs holds the lines every container of the pod prints,
+	// separated by newlines.
+	AnnotationLogs = "sim.flowforge.io/logs"
+	// AnnotationLogInterval is the pause before each line (a Go duration,
+	// default 100ms), so that a client can follow the log while the pod runs.
+	AnnotationLogInterval = "sim.flowforge.io/log-interval"
+	// AnnotationDuration is the run time before the pod ends (default 1s).
+	AnnotationDuration = "sim.flowforge.io/duration"
+	// AnnotationExitCode makes the pod fail with this exit code.
+	AnnotationExitCode = "sim.flowforge.io/exit-code"
+	// AnnotationRun set to "forever" keeps the pod running until deleted.
+	AnnotationRun = "sim.flowforge.io/run"
+	// AnnotationImagePull set to "fail" keeps the pod in ImagePullBackOff.
+	AnnotationImagePull = "sim.flowforge.io/image-pull"
+	// AnnotationTerminationDelay is how long the pod takes to exit after SIGTERM.
+	AnnotationTerminationDelay = "sim.flowforge.io/termination-delay"
+)
+
+const defaultLogInterval = 100 * time.Millisecond
+
+// logAgent plays the containers' stdout: for each pod that scripts its output
+// with AnnotationLogs it writes a CRI-format log file while the pod runs and
+// points kwok's kubelet server at it with a per-pod Logs object, so the API
+// server's pods/log endpoint serves the lines, follow included.
+type logAgent struct {
+	dir string
+	ns  func(string) dynamic.ResourceInterface
+
+	ctx  context.Context
+	mu   sync.Mutex
+	pods map[types.UID]*scriptedPod
+	wg   sync.WaitGroup
+}
+
+type scriptedPod struct {
+	path     string
+	lines    []string
+	interval time.Duration
+	started  bool
+	flush    chan struct{}
+	flushed  bool
+}
+
+func (c *Cluster) startLogAgent(cs kubernetes.Interface) error {
+	dyn, err := dynamic.NewForConfig(c.RESTConfig)
+	if err != nil {
+		return fmt.Errorf("local cluster: log agent client: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &logAgent{
+		dir:  filepath.Join(c.Dir, "pod-logs"),
+		ns:   func(ns string) dynamic.ResourceInterface { return dyn.Resource(logsGVR).Namespace(ns) },
+		ctx:  ctx,
+		pods: map[types.UID]*scriptedPod{},
+	}
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	informer := factory.Core().V1().Pods().Informer()
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { a.observe(obj) },
+		UpdateFunc: func(_, obj any) { a.observe(obj) },
+	}); err != nil {
+		cancel()
+		return fmt.Errorf("local cluster: log agent handler: %w", err)
+	}
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	c.agentStop, c.agentDone = cancel, done
+	go func() {
+		<-ctx.Done()
+		factory.Shutdown()
+		a.wg.Wait()
+		close(done)
+	}()
+	return nil
+}
+
+func (a *logAgent) observe(obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	script, ok := pod.Annotations[AnnotationLogs]
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sp := a.pods[pod.UID]
+	if sp == nil {
+		interval := defaultLogInterval
+		if d, err := time.ParseDuration(pod.Annotations[AnnotationLogInterval]); err == nil && d >= 0 {
+			interval = d
+		}
+		sp = &scriptedPod{
+			path:     filepath.Join(a.dir, fmt.Sprintf("%s_%s_%s.log", pod.Namespace, pod.Name, pod.UID)),
+			lines:    strings.Split(strings.TrimRight(script, "\n"), "\n"),
+			interval: interval,
+			flush:    make(chan struct{}),
+		}
+		a.pods[pod.UID] = sp
+		if err := os.WriteFile(sp.path, nil, 0o644); err != nil {
+			return
+		}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.register(pod, sp.path)
+		}()
+	}
+	switch pod.Status.Phase {
+	case corev1.PodRunning:
+		if !sp.started {
+			sp.started = true
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				sp.write(a.ctx)
+			}()
+		}
+	case corev1.PodSucceeded, corev1.PodFailed:
+		if !sp.flushed {
+			sp.flushed = true
+			close(sp.flush)
+		}
+		if !sp.started {
+			sp.started = true
+			a.wg.Add(1)
+			go func() {
+				defer a.wg.Done()
+				sp.write(a.ctx)
+			}()
+		}
+	}
+}
+
+// register creates the kwok Logs object that maps the pod's containers to
+// the log file. It is owned by the pod, so it goes when the pod goes.
+func (a *logAgent) register(pod *corev1.Pod, path string) {
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "Logs",
+		"metadata": map[string]any{
+			"name":      pod.Name,
+			"namespace": pod.Namespace,
+			"ownerReferences": []any{map[string]any{
+				"apiVersion": "v1", "kind": "Pod", "name": pod.Name, "uid": string(pod.UID),
+			}},
+		},
+		"spec": map[string]any{"logs": []any{map[string]any{"logsFile": path, "follow": true}}},
+	}}
+	for attempt := 0; attempt < 20; attempt++ {
+		_, err := a.ns(pod.Namespace).Create(a.ctx, obj, metav1.CreateOptions{})
+		if err == nil || apierrors.IsAlreadyExists(err) || a.ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// write appends the scripted lines one interval apart, or all at once when
+// the pod has ended (a container's output is complete when it exits).
+func (sp *scriptedPod) write(ctx context.Context) {
+	f, err := os.OpenFile(sp.path, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close() //nolint:errcheck // each line is written with its own call
+	for _, line := range sp.lines {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sp.flush:
+		case <-time.After(sp.interval):
+		}
+		if _, err := fmt.Fprintf(f, "%s stdout F %s\n", time.Now().UTC().Format(time.RFC3339Nano), line); err != nil {
+			return
+		}
+	}
+}
