@@ -1,10 +1,9 @@
-# METADATA
-# title: Container hardening
-# description: |
-#   Every container, init containers and sidecars included: not privileged,
-#   no privilege escalation, non-root, all capabilities dropped, read-only
-#   root filesystem, and the pod's seccomp and AppArmor profiles wherever a
-#   container sets its own.
+# Container hardening.
+#
+# Every container, init containers and sidecars included: not privileged,
+# no privilege escalation, non-root, all capabilities dropped, read-only
+# root filesystem, and the pod's seccomp and AppArmor profiles wherever a
+# container sets its own.
 package flowforge.mutate
 
 import data.flowforge.config

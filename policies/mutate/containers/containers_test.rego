@@ -1,7 +1,6 @@
 package flowforge.mutate_test
 
 import data.flowforge.lib.fixtures
-import data.flowforge.mutate
 
 two_containers := fixtures.job_with({"spec": {"template": {"spec": {
 	"initContainers": [{"name": "clone", "image": "ghcr.io/flowforge/git:1.0.0"}],

@@ -1,10 +1,9 @@
-# METADATA
-# title: Job lifecycle
-# description: |
-#   Deadline (from the timeout annotation, the Job's own value, or the
-#   default), TTL after finishing (clamped to the maximum), retries with a
-#   podFailurePolicy, pod labels for selection, export finalizers, and the
-#   policy revision that hardened the Job.
+# Job lifecycle.
+#
+# Deadline (from the timeout annotation, the Job's own value, or the
+# default), TTL after finishing (clamped to the maximum), retries with a
+# podFailurePolicy, pod labels for selection, export finalizers, and the
+# policy revision that hardened the Job.
 package flowforge.mutate
 
 import data.flowforge.config
@@ -86,3 +85,7 @@ revision := object.get(input, ["policy", "revision"], config.release)
 patch contains set_op("policyRevision", ["metadata", "annotations", config.annotations.policyRevision], revision) if applies
 
 patch contains set_op("policyRevision", array.concat(k8s.pod_meta_path, ["annotations", config.annotations.policyRevision]), revision) if applies
+
+# Pods record the profile they were sized by, so that validating a pod
+# checks its limits against the same profile.
+patch contains merge_op("podAnnotations", array.concat(k8s.pod_meta_path, ["annotations"]), {config.annotations.profile: profile_name}) if applies

@@ -27,7 +27,8 @@ test_ttl_default_and_clamp if {
 	long := fixtures.job_with({"spec": {"ttlSecondsAfterFinished": 999999}})
 	some op in ops(long, "ttlSecondsAfterFinished")
 	op == mutate.set_op("ttlSecondsAfterFinished", ["spec", "ttlSecondsAfterFinished"], 86400)
-	count(mutate.warn with input as fixtures.job_input(long)) == 1
+	warnings := mutate.warn with input as fixtures.job_input(long)
+	count(warnings) == 1
 }
 
 test_retry_policy if {
@@ -56,4 +57,13 @@ test_revision_annotation if {
 	every op in revs {
 		op.value == "test-rev"
 	}
+}
+
+test_profile_recorded_on_pods if {
+	job := fixtures.job_with({"metadata": {"annotations": {"flowforge.io/profile": "small"}}})
+	ops(job, "podAnnotations") == {mutate.merge_op(
+		"podAnnotations",
+		["spec", "template", "metadata", "annotations"],
+		{"flowforge.io/profile": "small"},
+	)}
 }

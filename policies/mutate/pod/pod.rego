@@ -1,10 +1,9 @@
-# METADATA
-# title: Pod hardening
-# description: |
-#   gVisor runtime class, a non-root pod security context with seccomp and
-#   AppArmor profiles, no service-account token, no service links, the
-#   FlowForge priority class, and restartPolicy Never (one pod per attempt,
-#   which podFailurePolicy requires).
+# Pod hardening.
+#
+# gVisor runtime class, a non-root pod security context with seccomp and
+# AppArmor profiles, no service-account token, no service links, the
+# FlowForge priority class, and restartPolicy Never (one pod per attempt,
+# which podFailurePolicy requires).
 package flowforge.mutate
 
 import data.flowforge.config

@@ -1,10 +1,9 @@
-# METADATA
-# title: Resource requests and limits
-# description: |
-#   Every container gets cpu, memory and ephemeral-storage requests and
-#   limits from the Job's resource profile (annotation flowforge.io/profile,
-#   else the default profile). A user's own values are kept; values above the
-#   profile's limits are denied by validation, not clamped.
+# Resource requests and limits.
+#
+# Every container gets cpu, memory and ephemeral-storage requests and
+# limits from the Job's resource profile (annotation flowforge.io/profile,
+# else the default profile). A user's own values are kept; values above the
+# profile's limits are denied by validation, not clamped.
 package flowforge.mutate
 
 import data.flowforge.config

@@ -1,12 +1,11 @@
 package flowforge.mutate_test
 
 import data.flowforge.lib.fixtures
-import data.flowforge.mutate
 
 resource_value(job, setting) := op.value if {
 	some op in ops(job, setting)
-	op.path[4] == "containers"
-	op.path[5] == 0
+	op.path[3] == "containers"
+	op.path[4] == 0
 }
 
 test_default_profile_is_medium if {

@@ -1,9 +1,8 @@
-# METADATA
-# title: Scheduling onto sandboxed worker nodes
-# description: |
-#   The worker pool's node selector and tolerations are merged into the
-#   Job's own: a user's entries are never dropped, and on a conflicting
-#   node-selector key the policy's value wins.
+# Scheduling onto sandboxed worker nodes.
+#
+# The worker pool's node selector and tolerations are merged into the
+# Job's own: a user's entries are never dropped, and on a conflicting
+# node-selector key the policy's value wins.
 package flowforge.mutate
 
 import data.flowforge.config

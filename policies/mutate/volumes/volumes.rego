@@ -1,10 +1,9 @@
-# METADATA
-# title: Writable scratch volumes
-# description: |
-#   The root filesystem is read-only, so every container gets size-limited
-#   emptyDir volumes at /tmp and at the workspace, unless it already mounts
-#   something there. A user's own emptyDir at those paths gets a size limit
-#   if it has none.
+# Writable scratch volumes.
+#
+# The root filesystem is read-only, so every container gets size-limited
+# emptyDir volumes at /tmp and at the workspace, unless it already mounts
+# something there. A user's own emptyDir at those paths gets a size limit
+# if it has none.
 package flowforge.mutate
 
 import data.flowforge.config
