@@ -1,0 +1,113 @@
+# METADATA
+# title: FlowForge validation
+# description: |
+#   data.flowforge.validate.deny is the set of reasons a Job or Pod is
+#   refused, each {"msg": string, "field": string}; field is a kubectl-style
+#   path such as spec.template.spec.containers[0].securityContext.privileged.
+#   data.flowforge.validate.warn has the same shape and never blocks.
+#
+#   The mutating webhook runs first, so a Job is validated as hardened. A Pod
+#   is never mutated: a Pod created directly must already look like one that
+#   a hardened Job creates.
+#
+#   Each folder under validate/ adds to the partial sets:
+#     violation         what is wrong with the object as it is
+#     warning           what is worth knowing but must not block
+#     update_violation  UPDATE only: what the change from the old object to
+#                       the new one weakens
+#
+#   CREATE denies every violation. UPDATE ratchets: it denies only the
+#   violations the old object did not already have, plus update_violation.
+#   An object admitted under an older policy stays updatable (a controller
+#   removing a finalizer, say), and no update can add a weakness.
+package flowforge.validate
+
+import data.flowforge.config
+import data.flowforge.lib.k8s
+
+# workload: the kinds FlowForge validates; every other kind yields nothing.
+workload if k8s.is_job
+
+workload if k8s.is_pod
+
+# applies: a labelled Job or Pod. Rules about the object's contents use
+# this; only the managed-namespace rule looks at unlabelled objects.
+applies if {
+	workload
+	k8s.selected
+}
+
+deny contains v if {
+	k8s.operation == "CREATE"
+	some v in violation
+}
+
+deny contains v if {
+	k8s.operation == "UPDATE"
+	some v in (violation - old_violations)
+}
+
+deny contains v if {
+	k8s.operation == "UPDATE"
+	some v in update_violation
+}
+
+warn contains w if {
+	k8s.operation == "CREATE"
+	some w in warning
+}
+
+warn contains w if {
+	k8s.operation == "UPDATE"
+	some w in (warning - old_warnings)
+}
+
+# The old object's violations and warnings: the same rules, evaluated with
+# the old object in place of the new one.
+has_old_object if is_object(k8s.old_obj)
+
+old_violations := v if {
+	has_old_object
+	v := violation with input.request.object as input.request.oldObject
+}
+
+old_violations := set() if not has_old_object
+
+old_warnings := w if {
+	has_old_object
+	w := warning with input.request.object as input.request.oldObject
+}
+
+old_warnings := set() if not has_old_object
+
+# Helpers shared by the rule folders.
+
+# pod_meta_field renders the pod metadata's path for messages.
+pod_meta_field := "spec.template.metadata" if k8s.is_job
+
+pod_meta_field := "metadata" if k8s.is_pod
+
+pod_annotations := object.get(k8s.obj, array.concat(k8s.pod_meta_path, ["annotations"]), {})
+
+pod_security_context := object.get(k8s.pod_spec, "securityContext", {})
+
+security_context(ctr) := object.get(ctr.container, "securityContext", {})
+
+# workload_containers: the containers a pod runs as its workload (ephemeral
+# containers are denied on their own).
+workload_containers contains ctr if {
+	some ctr in k8s.containers
+	ctr.kind != "ephemeralContainers"
+}
+
+# joined renders ["a", "b"] as "a, b" for messages.
+joined(values) := concat(", ", [sprintf("%v", [v]) | some v in values])
+
+annotation_field(key) := k8s.label_field("annotations", key)
+
+label_field(key) := k8s.label_field("labels", key)
+
+# The configured annotation names.
+profile_annotation := config.annotations.profile
+
+timeout_annotation := config.annotations.timeout
