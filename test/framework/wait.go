@@ -2,7 +2,9 @@ package framework
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -31,9 +34,32 @@ func Namespace(t testing.TB, cs kubernetes.Interface, prefix string, labels map[
 		t.Fatalf("create namespace: %v", err)
 	}
 	t.Cleanup(func() {
+		ReleaseFinalizers(context.Background(), cs, name)
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	return name
+}
+
+// ReleaseFinalizers removes FlowForge's export finalizers from the Jobs and
+// Pods of a namespace, so that a test without the controller can delete it.
+func ReleaseFinalizers(ctx context.Context, cs kubernetes.Interface, ns string) {
+	patch := []byte(`{"metadata":{"finalizers":null}}`)
+	if jobs, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, j := range jobs.Items {
+			if len(j.Finalizers) > 0 {
+				_, _ = cs.BatchV1().Jobs(ns).Patch(ctx, j.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+			}
+		}
+	}
+	if pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			if slices.Contains(p.Finalizers, "flowforge.io/log-export") {
+				keep := slices.DeleteFunc(slices.Clone(p.Finalizers), func(f string) bool { return f == "flowforge.io/log-export" })
+				body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": keep, "resourceVersion": p.ResourceVersion}})
+				_, _ = cs.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, body, metav1.PatchOptions{})
+			}
+		}
+	}
 }
 
 // RestrictedLabels enforce the "restricted" Pod Security Standard.

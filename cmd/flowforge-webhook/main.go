@@ -1,0 +1,41 @@
+// Command flowforge-webhook serves FlowForge's mutating and validating
+// admission webhooks. See internal/webhookserver.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flowforge/flowforge/internal/webhookserver"
+)
+
+func main() {
+	opts := webhookserver.Options{}
+	flag.StringVar(&opts.Host, "host", "", "address the admission endpoint listens on (empty: all)")
+	flag.IntVar(&opts.Port, "port", 9443, "port of the admission endpoint (TLS)")
+	flag.StringVar(&opts.CertDir, "cert-dir", "/etc/flowforge/tls", "directory holding the serving certificate and key; changes are picked up without a restart")
+	flag.StringVar(&opts.CertName, "cert-name", "tls.crt", "serving certificate file name in --cert-dir")
+	flag.StringVar(&opts.KeyName, "key-name", "tls.key", "serving key file name in --cert-dir")
+	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of /metrics (\"0\" disables it)")
+	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&opts.PolicyDir, "policy-dir", "", "serve the policies in this directory (e.g. a mounted ConfigMap) instead of the embedded ones; edits are hot-reloaded")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	ctrl.SetLogger(log)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flowforge-webhook: %v\n", err)
+		os.Exit(1)
+	}
+	if err := webhookserver.Run(ctrl.SetupSignalHandler(), cfg, opts, log); err != nil {
+		log.Error(err, "Webhook server failed")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,229 @@
+package webhookserver
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/internal/webhook"
+	"github.com/flowforge/flowforge/mutate"
+	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/validate"
+)
+
+// Options configure the webhook server program.
+type Options struct {
+	// Host and Port are where the TLS admission endpoint listens.
+	Host string
+	Port int
+	// CertDir holds CertName and KeyName; both are reloaded when they change.
+	CertDir  string
+	CertName string
+	KeyName  string
+	// MetricsAddr serves /metrics ("0" disables it).
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz.
+	ProbeAddr string
+	// PolicyDir replaces the embedded policies and is watched for changes.
+	PolicyDir string
+}
+
+// Handlers returns FlowForge's admission handlers by path.
+func Handlers(engine *policies.Engine, namespaces webhook.NamespaceLabels, clk clock.PassiveClock) map[string]admission.Handler {
+	return map[string]admission.Handler{
+		mutate.Path:      &mutate.Handler{Policy: engine, Namespaces: namespaces, Clock: clk},
+		validate.JobPath: validate.NewJobHandler(engine, namespaces, clk),
+		validate.PodPath: validate.NewPodHandler(engine, namespaces, clk),
+	}
+}
+
+// Run starts the webhook server and blocks until ctx ends. It fails if the
+// initial policy is refused.
+func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
+	engine, err := policies.NewEngine(ctx, policies.Options{
+		Dir:      opts.PolicyDir,
+		Log:      log.WithName("policy"),
+		Recorder: metrics.PolicyRecorder{},
+	})
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
+	server := crwebhook.NewServer(crwebhook.Options{
+		Host:     opts.Host,
+		Port:     opts.Port,
+		CertDir:  opts.CertDir,
+		CertName: opts.CertName,
+		KeyName:  opts.KeyName,
+		TLSOpts:  []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+	})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:         scheme,
+		Logger:         log,
+		Metrics:        metricsserver.Options{BindAddress: opts.MetricsAddr},
+		WebhookServer:  server,
+		LeaderElection: false,
+		Cache: cache.Options{
+			// The handlers only read namespaces' labels.
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Namespace{}: {}},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := metrics.RegisterWebhook(ctrlMetricsRegistry()); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	// Start the namespace informer with the cache, before the first request.
+	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
+		return fmt.Errorf("namespace informer: %w", err)
+	}
+	// GetWebhookServer adds the server to the manager's runnables.
+	server = mgr.GetWebhookServer()
+	for path, h := range Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache()), clock.RealClock{}) {
+		server.Register(path, &admission.Webhook{Handler: h, LogConstructor: logConstructor(log)})
+	}
+	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {
+		return fmt.Errorf("add policy watcher: %w", err)
+	}
+	probes := &probeServer{engine: engine, server: server, cache: mgr.GetCache()}
+	if opts.ProbeAddr != "" && opts.ProbeAddr != "0" {
+		if err := mgr.Add(probes.runnable(opts.ProbeAddr, log)); err != nil {
+			return fmt.Errorf("add probe server: %w", err)
+		}
+	}
+	log.Info("Starting FlowForge webhook server", "port", opts.Port, "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision)
+	return mgr.Start(ctx)
+}
+
+// logConstructor logs requests by identity only, never the objects.
+func logConstructor(base logr.Logger) func(logr.Logger, *admission.Request) logr.Logger {
+	return func(_ logr.Logger, req *admission.Request) logr.Logger {
+		if req == nil {
+			return base
+		}
+		return base.WithValues("uid", req.UID, "kind", req.Kind.Kind, "operation", req.Operation, "user", req.UserInfo.Username)
+	}
+}
+
+// probeServer answers /healthz and /readyz. /readyz?verbose shows each
+// check with its details; the policy check names the revision served and
+// any refused reload, which does not make the server unready: the previous
+// policy keeps serving.
+type probeServer struct {
+	engine *policies.Engine
+	server crwebhook.Server
+	cache  cache.Cache
+}
+
+func (p *probeServer) runnable(addr string, log logr.Logger) manager.Runnable {
+	return manager.RunnableFunc(func(ctx context.Context) error {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		mux.HandleFunc("/readyz", p.readyz)
+		mux.HandleFunc("/readyz/policy", p.policyStatus)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("probe server: %w", err)
+		}
+		go func() {
+			<-ctx.Done()
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+		}()
+		log.Info("Serving probes", "addr", l.Addr().String())
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+}
+
+type check struct {
+	name   string
+	err    error
+	detail string
+}
+
+func (p *probeServer) checks(r *http.Request) []check {
+	st := p.engine.Status()
+	detail := fmt.Sprintf("revision %s from %s, %d tests passed, loaded %s", st.Revision, st.Source, st.Tests, st.LoadedAt.UTC().Format(time.RFC3339))
+	if st.LastError != "" {
+		detail += fmt.Sprintf("; last reload refused at %s: %s", st.LastErrorAt.UTC().Format(time.RFC3339), st.LastError)
+	}
+	out := []check{
+		{name: "webhook", err: p.server.StartedChecker()(r)},
+		{name: "namespace-cache", err: cacheSynced(r.Context(), p.cache)},
+		{name: "policy", detail: detail},
+	}
+	return out
+}
+
+func cacheSynced(ctx context.Context, c cache.Cache) error {
+	ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if !c.WaitForCacheSync(ctx) {
+		return errors.New("namespace cache not synced")
+	}
+	return nil
+}
+
+func (p *probeServer) readyz(w http.ResponseWriter, r *http.Request) {
+	checks := p.checks(r)
+	var b strings.Builder
+	ok := true
+	for _, c := range checks {
+		if c.err != nil {
+			ok = false
+			fmt.Fprintf(&b, "[-]%s failed: %v\n", c.name, c.err)
+			continue
+		}
+		fmt.Fprintf(&b, "[+]%s ok", c.name)
+		if c.detail != "" {
+			fmt.Fprintf(&b, ": %s", c.detail)
+		}
+		b.WriteByte('\n')
+	}
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(b.String() + "readyz check failed\n"))
+		return
+	}
+	if _, verbose := r.URL.Query()["verbose"]; verbose {
+		_, _ = w.Write([]byte(b.String() + "readyz check passed\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (p *probeServer) policyStatus(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(p.engine.Status())
+}

@@ -1,0 +1,152 @@
+package mutate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/internal/webhook"
+	"github.com/flowforge/flowforge/policies"
+)
+
+// Path is where the handler is served, following controller-runtime's
+// convention for a batch/v1 Job defaulting webhook.
+const Path = "/mutate-batch-v1-job"
+
+// Name labels this webhook in metrics.
+const Name = "mutate"
+
+// Policy is the part of the policy engine the handler uses.
+type Policy interface {
+	Current() *policies.Policy
+	Mutate(ctx context.Context, in policies.Input) (*policies.Mutation, error)
+}
+
+// Handler hardens Jobs at admission.
+type Handler struct {
+	Policy     Policy
+	Namespaces webhook.NamespaceLabels
+	Clock      clock.PassiveClock
+}
+
+var _ admission.Handler = &Handler{}
+
+// Handle answers one admission request.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := h.Clock.Now()
+	resp := h.handle(ctx, req)
+	webhook.Observe(Name, start, h.Clock.Now(), resp)
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
+	switch req.Operation {
+	case admissionv1.Create:
+	case admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+		return admission.Allowed("FlowForge hardens Jobs on CREATE only")
+	default:
+		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
+	}
+	job, err := Decode(req.AdmissionRequest)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	policy := h.Policy.Current()
+	if !webhook.Selected(policy, job.Labels) {
+		return admission.Allowed("not a FlowForge Job")
+	}
+	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "job", jobName(job), "jobID", job.Labels["job-id"], "dryRun", isDryRun(req))
+
+	mutated, mutation, applied, err := h.harden(ctx, req.AdmissionRequest)
+	if err != nil {
+		log.Error(err, "Denying Job: hardening failed")
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this Job, so it is denied: %w", err))
+	}
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, mutated)
+	if len(mutation.Warnings) > 0 {
+		resp = resp.WithWarnings(mutation.Warnings...)
+	}
+	if !isDryRun(req) {
+		for _, op := range applied {
+			metrics.Mutations.WithLabelValues(op.Setting).Inc()
+		}
+	}
+	log.V(1).Info("Hardened Job", "revision", mutation.Revision, "settings", len(applied))
+	return resp
+}
+
+// harden evaluates the policy for the request and applies it to the object.
+func (h *Handler) harden(ctx context.Context, req admissionv1.AdmissionRequest) ([]byte, *policies.Mutation, []policies.Op, error) {
+	labels, err := h.Namespaces(ctx, req.Namespace)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mutation, err := h.Policy.Mutate(ctx, policies.Input{Request: &req, NamespaceLabels: labels})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mutated, applied, err := Apply(req.Object.Raw, mutation.Ops)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return mutated, mutation, applied, nil
+}
+
+// Apply applies policy settings to a raw Job and returns the hardened Job,
+// with the settings that changed it. The result must still be a valid Job.
+func Apply(raw []byte, ops []policies.Op) ([]byte, []policies.Op, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, nil, fmt.Errorf("decode Job: %w", err)
+	}
+	applied, err := policies.Apply(obj, ops)
+	if err != nil {
+		return nil, nil, fmt.Errorf("apply policy: %w", err)
+	}
+	mutated, err := json.Marshal(obj)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode hardened Job: %w", err)
+	}
+	var check batchv1.Job
+	if err := json.Unmarshal(mutated, &check); err != nil {
+		return nil, nil, fmt.Errorf("policy produced an invalid Job: %w", err)
+	}
+	return mutated, applied, nil
+}
+
+// Decode checks that the request carries a batch/v1 Job and decodes it.
+func Decode(req admissionv1.AdmissionRequest) (*batchv1.Job, error) {
+	if req.Kind.Group != batchv1.GroupName || req.Kind.Version != "v1" || req.Kind.Kind != "Job" {
+		return nil, fmt.Errorf("expected a batch/v1 Job, got %q", req.Kind.String())
+	}
+	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
+		return nil, fmt.Errorf("the request has no object")
+	}
+	var job batchv1.Job
+	if err := json.Unmarshal(req.Object.Raw, &job); err != nil {
+		return nil, fmt.Errorf("the object is not a decodable batch/v1 Job: %w", err)
+	}
+	return &job, nil
+}
+
+func jobName(job *batchv1.Job) string {
+	if job.Name != "" {
+		return job.Name
+	}
+	return job.GenerateName
+}
+
+func isDryRun(req admission.Request) bool {
+	return req.DryRun != nil && *req.DryRun
+}

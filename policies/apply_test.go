@@ -1,0 +1,196 @@
+package policies
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	var m map[string]any
+	require.NoError(t, dec.Decode(&m))
+	return m
+}
+
+func encode(t *testing.T, m map[string]any) string {
+	t.Helper()
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestApply(t *testing.T) {
+	tests := []struct {
+		name    string
+		obj     string
+		ops     []Op
+		want    string
+		applied int
+	}{
+		{
+			name: "set creates missing objects", obj: `{}`,
+			ops:  []Op{{Setting: "s", Op: OpSet, Path: []any{"a", "b"}, Value: "x"}},
+			want: `{"a":{"b":"x"}}`, applied: 1,
+		},
+		{
+			name: "set overrides a different value", obj: `{"a":{"b":"y"}}`,
+			ops:  []Op{{Setting: "s", Op: OpSet, Path: []any{"a", "b"}, Value: "x"}},
+			want: `{"a":{"b":"x"}}`, applied: 1,
+		},
+		{
+			name: "set with an equal number is a no-op", obj: `{"n":1.0}`,
+			ops:  []Op{{Setting: "s", Op: OpSet, Path: []any{"n"}, Value: json.Number("1")}},
+			want: `{"n":1.0}`, applied: 0,
+		},
+		{
+			name: "default keeps the user's value", obj: `{"a":{"b":false}}`,
+			ops:  []Op{{Setting: "d", Op: OpDefault, Path: []any{"a", "b"}, Value: true}},
+			want: `{"a":{"b":false}}`, applied: 0,
+		},
+		{
+			name: "default fills null", obj: `{"a":null}`,
+			ops:  []Op{{Setting: "d", Op: OpDefault, Path: []any{"a"}, Value: json.Number("3")}},
+			want: `{"a":3}`, applied: 1,
+		},
+		{
+			name: "default inside an array element", obj: `{"c":[{"name":"x"},{"name":"y"}]}`,
+			ops:  []Op{{Setting: "d", Op: OpDefault, Path: []any{"c", 1, "sc", "p"}, Value: false}},
+			want: `{"c":[{"name":"x"},{"name":"y","sc":{"p":false}}]}`, applied: 1,
+		},
+		{
+			name: "merge keeps other keys, policy wins on conflicts", obj: `{"ns":{"zone":"a","pool":"user"}}`,
+			ops:  []Op{{Setting: "m", Op: OpMerge, Path: []any{"ns"}, Value: map[string]any{"pool": "gvisor"}}},
+			want: `{"ns":{"pool":"gvisor","zone":"a"}}`, applied: 1,
+		},
+		{
+			name: "merge into nothing", obj: `{}`,
+			ops:  []Op{{Setting: "m", Op: OpMerge, Path: []any{"ns"}, Value: map[string]any{}}},
+			want: `{"ns":{}}`, applied: 1,
+		},
+		{
+			name: "merge already satisfied", obj: `{"ns":{"pool":"gvisor"}}`,
+			ops:  []Op{{Setting: "m", Op: OpMerge, Path: []any{"ns"}, Value: map[string]any{"pool": "gvisor"}}},
+			want: `{"ns":{"pool":"gvisor"}}`, applied: 0,
+		},
+		{
+			name: "union appends what is missing", obj: `{"t":[{"key":"a"}]}`,
+			ops:  []Op{{Setting: "u", Op: OpUnion, Path: []any{"t"}, Value: []any{map[string]any{"key": "a"}, map[string]any{"key": "b"}}}},
+			want: `{"t":[{"key":"a"},{"key":"b"}]}`, applied: 1,
+		},
+		{
+			name: "union already satisfied", obj: `{"d":["ALL","NET_RAW"]}`,
+			ops:  []Op{{Setting: "u", Op: OpUnion, Path: []any{"d"}, Value: []any{"ALL"}}},
+			want: `{"d":["ALL","NET_RAW"]}`, applied: 0,
+		},
+		{
+			name: "add by key", obj: `{"v":[{"name":"a","x":1}]}`,
+			ops: []Op{
+				{Setting: "a1", Op: OpAdd, Path: []any{"v"}, Key: "name", Value: map[string]any{"name": "a", "x": json.Number("2")}},
+				{Setting: "a2", Op: OpAdd, Path: []any{"v"}, Key: "name", Value: map[string]any{"name": "b"}},
+			},
+			want: `{"v":[{"name":"a","x":1},{"name":"b"}]}`, applied: 1,
+		},
+		{
+			name: "identical duplicates are fine", obj: `{}`,
+			ops: []Op{
+				{Setting: "one", Op: OpSet, Path: []any{"a"}, Value: "x"},
+				{Setting: "two", Op: OpSet, Path: []any{"a"}, Value: "x"},
+			},
+			want: `{"a":"x"}`, applied: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := decode(t, tc.obj)
+			applied, err := Apply(obj, tc.ops)
+			require.NoError(t, err)
+			assert.JSONEq(t, tc.want, encode(t, obj))
+			assert.Len(t, applied, tc.applied)
+			again, err := Apply(obj, tc.ops)
+			require.NoError(t, err)
+			assert.Empty(t, again, "applying twice changes nothing")
+		})
+	}
+}
+
+func TestApplyErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		obj  string
+		ops  []Op
+		want string
+	}{
+		{name: "conflicting sets", obj: `{}`, ops: []Op{
+			{Setting: "one", Op: OpSet, Path: []any{"a"}, Value: "x"},
+			{Setting: "two", Op: OpSet, Path: []any{"a"}, Value: "y"},
+		}, want: "policy conflict"},
+		{name: "index out of range", obj: `{"c":[]}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"c", 0, "x"}, Value: 1}}, want: "out of range"},
+		{name: "last index out of range", obj: `{"c":[]}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"c", 2}, Value: 1}}, want: "out of range"},
+		{name: "no array to index", obj: `{}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"c", 0}, Value: 1}}, want: "index 0 out of range"},
+		{name: "no array to index into", obj: `{}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"c", 0, "x"}, Value: 1}}, want: "no array to index"},
+		{name: "walking through a scalar", obj: `{"a":"s"}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"a", "b"}, Value: 1}}, want: "not an object or array"},
+		{name: "merge into a scalar", obj: `{"a":1}`, ops: []Op{{Setting: "m", Op: OpMerge, Path: []any{"a"}, Value: map[string]any{}}}, want: "expected an object"},
+		{name: "union into an object", obj: `{"a":{}}`, ops: []Op{{Setting: "u", Op: OpUnion, Path: []any{"a"}, Value: []any{}}}, want: "expected an array"},
+		{name: "add into an object", obj: `{"a":{}}`, ops: []Op{{Setting: "a", Op: OpAdd, Path: []any{"a"}, Key: "k", Value: map[string]any{"k": 1}}}, want: "expected an array"},
+		{name: "string key on an array", obj: `{"a":[]}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"a", "x"}, Value: 1}}, want: "index x out of range"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Apply(decode(t, tc.obj), tc.ops)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestOpCheck(t *testing.T) {
+	bad := []Op{
+		{Setting: "", Op: OpSet, Path: []any{"a"}},
+		{Setting: "m", Op: OpMerge, Path: []any{"a"}, Value: "x"},
+		{Setting: "u", Op: OpUnion, Path: []any{"a"}, Value: "x"},
+		{Setting: "a", Op: OpAdd, Path: []any{"a"}, Value: map[string]any{"k": 1}},
+		{Setting: "a", Op: OpAdd, Path: []any{"a"}, Key: "name", Value: map[string]any{"k": 1}},
+		{Setting: "x", Op: "explode", Path: []any{"a"}},
+	}
+	for _, op := range bad {
+		assert.Error(t, op.check(), "%+v", op)
+	}
+}
+
+func TestDecodeOps(t *testing.T) {
+	ops, err := decodeOps([]any{map[string]any{"setting": "s", "op": "set", "path": []any{"a", json.Number("2")}, "value": true}})
+	require.NoError(t, err)
+	assert.Equal(t, []Op{{Setting: "s", Op: "set", Path: []any{"a", 2}, Value: true}}, ops)
+
+	for _, bad := range []any{
+		"not a set",
+		[]any{"not an object"},
+		[]any{map[string]any{"setting": "s", "op": "set"}},
+		[]any{map[string]any{"setting": "s", "op": "set", "path": []any{json.Number("-1")}}},
+		[]any{map[string]any{"setting": "s", "op": "set", "path": []any{true}}},
+		[]any{map[string]any{"setting": "s", "op": "nope", "path": []any{"a"}}},
+	} {
+		_, err := decodeOps(bad)
+		assert.Error(t, err, "%v", bad)
+	}
+	_, err = decodeStrings([]any{1})
+	assert.Error(t, err)
+	_, err = decodeStrings("x")
+	assert.Error(t, err)
+	_, err = decodeViolations([]any{map[string]any{"msg": "m"}})
+	assert.ErrorContains(t, err, "lacks a msg or a field")
+	_, err = decodeViolations([]any{"x"})
+	assert.Error(t, err)
+	_, err = decodeViolations(1)
+	assert.Error(t, err)
+}
+
+func TestRenderPath(t *testing.T) {
+	assert.Equal(t, "spec.template.spec.containers[0].securityContext", renderPath([]any{"spec", "template", "spec", "containers", 0, "securityContext"}))
+}

@@ -1,0 +1,24 @@
+// Package policies loads, tests, compiles, hot-reloads and evaluates
+// FlowForge's Rego policies, and applies the hardening they decide.
+//
+// The Rego modules and their data (data.yaml) live next to this file and are
+// embedded into every FlowForge binary; a directory given with --policy-dir
+// (for example a mounted ConfigMap) replaces them. Files are loaded in OPA's
+// bundle mode: *.rego modules plus data.yaml/data.json documents. Other
+// files (samples, testdata) are ignored.
+//
+// A policy set is accepted only if it compiles in strict mode and every one
+// of its own tests (the *_test.rego files) passes. The accepted set is
+// compiled once into prepared queries and swapped in atomically; a refused
+// set leaves the previous one serving, and the refusal is logged, counted
+// and reported by Status (and so in the webhook's readiness details).
+//
+// The model follows docs/design.md: Rego decides *what* a Job must have, as
+// the declarative document data.flowforge.mutate.patch (see
+// mutate/mutate.rego for its format), and Apply writes that document into
+// the Job with explicit merge rules. Rego never writes JSON Patch itself:
+// patches for nested, possibly missing paths and for container arrays are
+// hard to keep idempotent in Rego, while a small Go applier makes a second
+// pass a no-op by construction. Validation yields data.flowforge.validate.deny
+// and .warn, sets of {msg, field}.
+package policies

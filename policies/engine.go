@@ -1,0 +1,224 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+)
+
+// reloadDebounce lets a burst of file events (an editor's save, a
+// ConfigMap's symlink swap) settle into one reload.
+const reloadDebounce = 250 * time.Millisecond
+
+// Recorder receives the engine's measurements; see internal/metrics.
+type Recorder interface {
+	PolicyReload(success bool)
+	PolicyEval(query string, d time.Duration)
+	PolicyRevision(revision string)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) PolicyReload(bool)                {}
+func (nopRecorder) PolicyEval(string, time.Duration) {}
+func (nopRecorder) PolicyRevision(string)            {}
+
+// Options configure an Engine.
+type Options struct {
+	// Dir, if set, is the policy directory to serve and watch instead of
+	// the embedded policies.
+	Dir      string
+	Log      logr.Logger
+	Recorder Recorder
+	Clock    clock.PassiveClock
+}
+
+// Status describes what the engine serves, for readiness details.
+type Status struct {
+	Source      string    `json:"source"`
+	Revision    string    `json:"revision"`
+	Tests       int       `json:"tests"`
+	LoadedAt    time.Time `json:"loadedAt"`
+	Reloads     int       `json:"reloads"`
+	LastError   string    `json:"lastError,omitempty"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+}
+
+// Engine serves the current policy and replaces it when its directory
+// changes. It is safe for concurrent use.
+type Engine struct {
+	opts    Options
+	current atomic.Pointer[Policy]
+
+	mu     sync.Mutex
+	status Status
+	// watching is closed once Watch has set up its file watches.
+	watching chan struct{}
+}
+
+// NewEngine loads the initial policy. It fails if that policy is refused:
+// a webhook must not start without a policy it trusts.
+func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Recorder == nil {
+		opts.Recorder = nopRecorder{}
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	e := &Engine{opts: opts, watching: make(chan struct{})}
+	e.status.Source = "embedded"
+	if opts.Dir != "" {
+		e.status.Source = opts.Dir
+	}
+	p, err := Load(ctx, e.fs())
+	if err != nil {
+		opts.Recorder.PolicyReload(false)
+		return nil, fmt.Errorf("policy from %s refused: %w", e.status.Source, err)
+	}
+	e.install(p, false)
+	return e, nil
+}
+
+func (e *Engine) fs() fs.FS {
+	if e.opts.Dir == "" {
+		return Embedded()
+	}
+	return os.DirFS(e.opts.Dir)
+}
+
+// Current returns the policy being served.
+func (e *Engine) Current() *Policy { return e.current.Load() }
+
+// Status returns a snapshot of the engine's state.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.status
+}
+
+// Mutate evaluates the current policy's hardening for the input.
+func (e *Engine) Mutate(ctx context.Context, in Input) (*Mutation, error) {
+	start := e.opts.Clock.Now()
+	m, err := e.Current().Mutate(ctx, in)
+	e.opts.Recorder.PolicyEval("mutate", e.opts.Clock.Since(start))
+	return m, err
+}
+
+// Validate evaluates the current policy's validation for the input.
+func (e *Engine) Validate(ctx context.Context, in Input) (*Validation, error) {
+	start := e.opts.Clock.Now()
+	v, err := e.Current().Validate(ctx, in)
+	e.opts.Recorder.PolicyEval("validate", e.opts.Clock.Since(start))
+	return v, err
+}
+
+// Reload loads the policy directory again. A refused policy leaves the
+// current one serving; the error is returned, logged, counted and kept in
+// Status until a later reload succeeds.
+func (e *Engine) Reload(ctx context.Context) error {
+	p, err := Load(ctx, e.fs())
+	if err != nil {
+		e.opts.Recorder.PolicyReload(false)
+		e.mu.Lock()
+		e.status.LastError = err.Error()
+		e.status.LastErrorAt = e.opts.Clock.Now()
+		e.mu.Unlock()
+		e.opts.Log.Error(err, "Policy refused; the previous policy keeps serving", "source", e.status.Source, "revision", e.Current().Revision)
+		return err
+	}
+	if p.Revision == e.Current().Revision {
+		return nil
+	}
+	e.install(p, true)
+	return nil
+}
+
+func (e *Engine) install(p *Policy, reload bool) {
+	e.current.Store(p)
+	e.opts.Recorder.PolicyRevision(p.Revision)
+	e.mu.Lock()
+	e.status.Revision = p.Revision
+	e.status.Tests = p.Tests
+	e.status.LoadedAt = e.opts.Clock.Now()
+	e.status.LastError, e.status.LastErrorAt = "", time.Time{}
+	if reload {
+		e.status.Reloads++
+	}
+	e.mu.Unlock()
+	if reload {
+		e.opts.Recorder.PolicyReload(true)
+	}
+	e.opts.Log.Info("Policy loaded", "source", e.status.Source, "revision", p.Revision, "tests", p.Tests)
+}
+
+// Watch reloads the policy whenever a file under the policy directory
+// changes, until ctx ends. With embedded policies it just waits.
+func (e *Engine) Watch(ctx context.Context) error {
+	if e.opts.Dir == "" {
+		<-ctx.Done()
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch policies: %w", err)
+	}
+	defer w.Close() //nolint:errcheck // nothing to do on a failed close
+	if err := watchTree(w, e.opts.Dir); err != nil {
+		return err
+	}
+	close(e.watching)
+	var pending <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("watch policies: watcher closed")
+			}
+			if ev.Has(fsnotify.Create) {
+				_ = watchTree(w, ev.Name) // new subdirectories are watched too
+			}
+			pending = time.After(reloadDebounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("watch policies: watcher closed")
+			}
+			e.opts.Log.Error(err, "Policy watch error")
+		case <-pending:
+			pending = nil
+			_ = e.Reload(ctx) // a refusal is logged and reported by Reload
+		}
+	}
+}
+
+// watchTree adds root and every directory below it to the watcher.
+func watchTree(w *fsnotify.Watcher, root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			if d.Type()&fs.ModeSymlink != 0 {
+				if info, statErr := os.Stat(path); statErr == nil && info.IsDir() {
+					return w.Add(path)
+				}
+			}
+			return nil
+		}
+		if err := w.Add(path); err != nil {
+			return fmt.Errorf("watch %s: %w", path, err)
+		}
+		return nil
+	})
+}

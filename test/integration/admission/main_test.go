@@ -1,0 +1,40 @@
+package admission
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/flowforge/flowforge/test/framework"
+	"github.com/flowforge/flowforge/test/localcluster"
+)
+
+var (
+	testCluster *localcluster.Cluster
+	clientset   kubernetes.Interface
+	hook        *framework.Webhook
+	policyDir   string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(framework.Run(m, localcluster.Options{}, func(ctx context.Context, c *localcluster.Cluster) (func(), error) {
+		testCluster = c
+		cs, err := c.Clientset()
+		if err != nil {
+			return nil, err
+		}
+		clientset = cs
+		if policyDir, err = framework.CopyPolicies(); err != nil {
+			return nil, err
+		}
+		if hook, err = framework.StartWebhook(ctx, c, framework.WebhookOptions{PolicyDir: policyDir}); err != nil {
+			return nil, err
+		}
+		return func() {
+			hook.Stop()
+			_ = os.RemoveAll(policyDir)
+		}, nil
+	}))
+}

@@ -1,0 +1,177 @@
+package validate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/internal/webhook"
+	"github.com/flowforge/flowforge/policies"
+)
+
+// Paths, following controller-runtime's conventions.
+const (
+	JobPath = "/validate-batch-v1-job"
+	PodPath = "/validate-v1-pod"
+)
+
+// Policy is the part of the policy engine the handlers use.
+type Policy interface {
+	Current() *policies.Policy
+	Validate(ctx context.Context, in policies.Input) (*policies.Validation, error)
+}
+
+// Handler validates one kind of object.
+type Handler struct {
+	// Name labels the webhook in metrics: "validate-job" or "validate-pod".
+	Name       string
+	Kind       schema.GroupVersionKind
+	Policy     Policy
+	Namespaces webhook.NamespaceLabels
+	Clock      clock.PassiveClock
+}
+
+var _ admission.Handler = &Handler{}
+
+// NewJobHandler validates batch/v1 Jobs.
+func NewJobHandler(p Policy, ns webhook.NamespaceLabels, c clock.PassiveClock) *Handler {
+	return &Handler{Name: "validate-job", Kind: batchv1.SchemeGroupVersion.WithKind("Job"), Policy: p, Namespaces: ns, Clock: c}
+}
+
+// NewPodHandler validates v1 Pods.
+func NewPodHandler(p Policy, ns webhook.NamespaceLabels, c clock.PassiveClock) *Handler {
+	return &Handler{Name: "validate-pod", Kind: corev1.SchemeGroupVersion.WithKind("Pod"), Policy: p, Namespaces: ns, Clock: c}
+}
+
+// Handle answers one admission request.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := h.Clock.Now()
+	resp := h.handle(ctx, req)
+	webhook.Observe(h.Name, start, h.Clock.Now(), resp)
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+	case admissionv1.Delete, admissionv1.Connect:
+		return admission.Allowed("FlowForge validates CREATE and UPDATE only")
+	default:
+		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
+	}
+	meta, err := h.decode(req.AdmissionRequest)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	policy := h.Policy.Current()
+	nsLabels, err := h.Namespaces(ctx, req.Namespace)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
+	}
+	if !webhook.Selected(policy, meta.Labels) && !webhook.ManagedNamespace(policy, nsLabels) {
+		if req.Operation != admissionv1.Update || !h.wasSelected(policy, req.AdmissionRequest) {
+			return admission.Allowed("not a FlowForge object")
+		}
+	}
+	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "name", name(meta), "dryRun", isDryRun(req))
+
+	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels})
+	if err != nil {
+		log.Error(err, "Denying: policy evaluation failed")
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
+	}
+	warnings := make([]string, 0, len(verdict.Warn))
+	for _, w := range verdict.Warn {
+		warnings = append(warnings, w.String())
+	}
+	if len(verdict.Deny) == 0 {
+		return admission.Allowed("").WithWarnings(warnings...)
+	}
+	if !isDryRun(req) {
+		metrics.Denials.WithLabelValues(h.Name).Add(float64(len(verdict.Deny)))
+	}
+	log.Info("Denied", "violations", len(verdict.Deny), "revision", verdict.Revision)
+	return Denial(h.Kind, name(meta), verdict.Deny).WithWarnings(warnings...)
+}
+
+// Denial builds one response listing every violation with its field path,
+// as a 422 Invalid status in the style of kubectl's field errors.
+func Denial(gvk schema.GroupVersionKind, name string, violations []policies.Violation) admission.Response {
+	errs := make(field.ErrorList, 0, len(violations))
+	for _, v := range violations {
+		errs = append(errs, field.Forbidden(field.NewPath(v.Field), v.Msg))
+	}
+	status := apierrors.NewInvalid(gvk.GroupKind(), name, errs).Status()
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
+}
+
+// decode checks the kind and that the object (and, on UPDATE, the old
+// object) decode, and returns the object's metadata.
+func (h *Handler) decode(req admissionv1.AdmissionRequest) (*metav1.ObjectMeta, error) {
+	if req.Kind.Group != h.Kind.Group || req.Kind.Version != h.Kind.Version || req.Kind.Kind != h.Kind.Kind {
+		return nil, fmt.Errorf("expected a %s, got %q", h.Kind.String(), req.Kind.String())
+	}
+	meta, err := h.decodeRaw(req.Object.Raw, "object")
+	if err != nil {
+		return nil, err
+	}
+	if req.Operation == admissionv1.Update {
+		if _, err := h.decodeRaw(req.OldObject.Raw, "oldObject"); err != nil {
+			return nil, err
+		}
+	}
+	return meta, nil
+}
+
+func (h *Handler) decodeRaw(raw []byte, what string) (*metav1.ObjectMeta, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("the request has no %s", what)
+	}
+	switch h.Kind.Kind {
+	case "Job":
+		var job batchv1.Job
+		if err := json.Unmarshal(raw, &job); err != nil {
+			return nil, fmt.Errorf("the %s is not a decodable %s: %w", what, h.Kind.String(), err)
+		}
+		return &job.ObjectMeta, nil
+	case "Pod":
+		var pod corev1.Pod
+		if err := json.Unmarshal(raw, &pod); err != nil {
+			return nil, fmt.Errorf("the %s is not a decodable %s: %w", what, h.Kind.String(), err)
+		}
+		return &pod.ObjectMeta, nil
+	}
+	return nil, fmt.Errorf("no decoder for %s", h.Kind.String())
+}
+
+// wasSelected reports whether the old object of an UPDATE carried the
+// selector label: removing the label is itself a violation to evaluate.
+func (h *Handler) wasSelected(policy *policies.Policy, req admissionv1.AdmissionRequest) bool {
+	old, err := h.decodeRaw(req.OldObject.Raw, "oldObject")
+	return err == nil && webhook.Selected(policy, old.Labels)
+}
+
+func name(meta *metav1.ObjectMeta) string {
+	if meta.Name != "" {
+		return meta.Name
+	}
+	return meta.GenerateName
+}
+
+func isDryRun(req admission.Request) bool {
+	return req.DryRun != nil && *req.DryRun
+}
