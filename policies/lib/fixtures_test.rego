@@ -75,6 +75,7 @@ hardened_job := {
 	"spec": {
 		"activeDeadlineSeconds": 3600,
 		"backoffLimit": 2,
+		"podReplacementPolicy": "Failed",
 		"ttlSecondsAfterFinished": 3600,
 		"podFailurePolicy": {"rules": [
 			{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 126, 127]}},

@@ -45,7 +45,12 @@ warn contains sprintf("spec.ttlSecondsAfterFinished: %d is above the maximum and
 	k8s.obj.spec.ttlSecondsAfterFinished > job_config.ttlSecondsAfterFinished.max
 }
 
-patch contains default_op("backoffLimit", ["spec", "backoffLimit"], job_config.backoffLimit.default) if applies
+# The API server defaults backoffLimit before admission, so its default
+# value counts as unset.
+patch contains set_op("backoffLimit", ["spec", "backoffLimit"], job_config.backoffLimit.default) if {
+	applies
+	object.get(k8s.obj, ["spec", "backoffLimit"], job_config.backoffLimit.apiServerDefault) == job_config.backoffLimit.apiServerDefault
+}
 
 pod_failure_rules := array.concat(
 	[{"action": "FailJob", "onExitCodes": {"operator": "In", "values": job_config.podFailurePolicy.failJobOnExitCodes}} |
@@ -89,3 +94,8 @@ patch contains set_op("policyRevision", array.concat(k8s.pod_meta_path, ["annota
 # Pods record the profile they were sized by, so that validating a pod
 # checks its limits against the same profile.
 patch contains merge_op("podAnnotations", array.concat(k8s.pod_meta_path, ["annotations"]), {config.annotations.profile: profile_name}) if applies
+
+# With a podFailurePolicy the Job controller requires podReplacementPolicy
+# Failed: a retry starts only once the failed pod is fully gone, so two
+# attempts never run at once.
+patch contains set_op("podReplacementPolicy", ["spec", "podReplacementPolicy"], "Failed") if applies

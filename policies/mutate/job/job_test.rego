@@ -32,7 +32,12 @@ test_ttl_default_and_clamp if {
 }
 
 test_retry_policy if {
-	ops(fixtures.job, "backoffLimit") == {mutate.default_op("backoffLimit", ["spec", "backoffLimit"], 2)}
+	ops(fixtures.job, "podReplacementPolicy") == {mutate.set_op("podReplacementPolicy", ["spec", "podReplacementPolicy"], "Failed")}
+	ops(fixtures.job, "backoffLimit") == {mutate.set_op("backoffLimit", ["spec", "backoffLimit"], 2)}
+	api_defaulted := fixtures.job_with({"spec": {"backoffLimit": 6}})
+	ops(api_defaulted, "backoffLimit") == {mutate.set_op("backoffLimit", ["spec", "backoffLimit"], 2)}
+	user_set := fixtures.job_with({"spec": {"backoffLimit": 1}})
+	count(ops(user_set, "backoffLimit")) == 0
 	some op in ops(fixtures.job, "podFailurePolicy")
 	op.value.rules[0] == {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 126, 127]}}
 	op.value.rules[1].action == "Ignore"
