@@ -20,7 +20,13 @@ patch contains default_op(sprintf("container.securityContext.%s", [field]), arra
 	applies
 	some ctr in workload_containers
 	some field, value in container_security_defaults
+	not conflicts_with_privileged(ctr, field)
 }
+
+# The API server refuses allowPrivilegeEscalation false next to privileged
+# true; leave it unset so that the validating policy can name the real
+# problem (privileged) instead.
+conflicts_with_privileged(ctr, "allowPrivilegeEscalation") if container_security_context(ctr).privileged == true
 
 patch contains set_op("container.securityContext.readOnlyRootFilesystem", array.concat(ctr.path, ["securityContext", "readOnlyRootFilesystem"]), true) if {
 	applies
@@ -46,4 +52,5 @@ patch contains set_op("container.securityContext.appArmorProfile", array.concat(
 	some ctr in workload_containers
 	profile := container_security_context(ctr).appArmorProfile
 	not unconfined(profile)
+	not legacy_apparmor
 }

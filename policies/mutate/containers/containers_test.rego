@@ -49,3 +49,13 @@ test_container_profiles_follow_the_pod if {
 test_containers_without_profiles_inherit if {
 	count(ops(fixtures.job, "container.securityContext.seccompProfile")) == 0
 }
+
+test_privileged_containers_keep_escalation_unset if {
+	job := fixtures.job_with({"spec": {"template": {"spec": {"containers": [{
+		"name": "worker",
+		"image": "ghcr.io/flowforge/claude-worker:1.0.0",
+		"securityContext": {"privileged": true},
+	}]}}}})
+	count(ops(job, "container.securityContext.allowPrivilegeEscalation")) == 0
+	count(ops(job, "container.securityContext.runAsNonRoot")) == 1
+}

@@ -26,6 +26,14 @@ seccomp_profile := config.seccomp.default if count(seccomp_overrides) == 0
 
 unconfined(profile) if profile.type == "Unconfined"
 
+# legacy_apparmor: the pod uses the deprecated AppArmor annotations. The API
+# server refuses a field that disagrees with them, so the fields are left
+# alone and validation denies the annotations instead.
+legacy_apparmor if {
+	some key, _ in object.get(k8s.obj, ["spec", "template", "metadata", "annotations"], {})
+	startswith(key, "container.apparmor.security.beta.kubernetes.io/")
+}
+
 patch contains default_op("runtimeClassName", array.concat(k8s.pod_path, ["runtimeClassName"]), config.runtimeClass.default) if applies
 
 patch contains set_op("automountServiceAccountToken", array.concat(k8s.pod_path, ["automountServiceAccountToken"]), false) if applies
@@ -51,4 +59,5 @@ patch contains set_op("podSecurityContext.seccompProfile", array.concat(k8s.pod_
 patch contains set_op("podSecurityContext.appArmorProfile", array.concat(k8s.pod_path, ["securityContext", "appArmorProfile"]), config.appArmor) if {
 	applies
 	not unconfined(object.get(pod_security_context, "appArmorProfile", {}))
+	not legacy_apparmor
 }

@@ -49,3 +49,10 @@ test_unconfined_profiles_are_left_for_validation if {
 	count(ops(job, "podSecurityContext.seccompProfile")) == 0
 	count(ops(job, "podSecurityContext.appArmorProfile")) == 0
 }
+
+test_legacy_apparmor_annotations_leave_the_fields_alone if {
+	job := fixtures.job_with({"spec": {"template": {"metadata": {"annotations": {
+		"container.apparmor.security.beta.kubernetes.io/worker": "unconfined",
+	}}}}})
+	count(ops(job, "podSecurityContext.appArmorProfile")) == 0
+}

@@ -22,10 +22,14 @@ profile_name := config.resources.defaultProfile if not config.resources.profiles
 
 profile := config.resources.profiles[profile_name]
 
+# A request above the profile's limit gets no default limit: the API server
+# would refuse a limit below the request with a message about a field the
+# user never set, while validation names the request itself.
 patch contains default_op(sprintf("resources.limits.%s", [res]), array.concat(ctr.path, ["resources", "limits", res]), profile.limits[res]) if {
 	applies
 	some ctr in workload_containers
 	some res in resource_names
+	quantity.le(object.get(ctr.container, ["resources", "requests", res], "0"), profile.limits[res])
 }
 
 # The default request never exceeds the container's own limit.

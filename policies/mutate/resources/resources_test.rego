@@ -41,3 +41,13 @@ test_resources_are_defaults if {
 		op.op == "default"
 	}
 }
+
+test_request_above_the_profile_gets_no_default_limit if {
+	job := fixtures.job_with({"spec": {"template": {"spec": {"containers": [{
+		"name": "worker",
+		"image": "ghcr.io/flowforge/claude-worker:1.0.0",
+		"resources": {"requests": {"cpu": "3"}},
+	}]}}}})
+	not resource_value(job, "resources.limits.cpu")
+	resource_value(job, "resources.limits.memory") == "4Gi"
+}
