@@ -1,0 +1,206 @@
+package jobs
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/flowforge/flowforge/templates"
+)
+
+var (
+	t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	t1 = t0.Add(time.Minute)
+	t2 = t0.Add(2 * time.Minute)
+)
+
+func cond(typ batchv1.JobConditionType, reason string, at time.Time) batchv1.JobCondition {
+	return batchv1.JobCondition{Type: typ, Status: corev1.ConditionTrue, Reason: reason, Message: reason + " message", LastTransitionTime: metav1.NewTime(at)}
+}
+
+type jobOpt func(*batchv1.Job)
+
+func withAnnotations(kv ...string) jobOpt {
+	return func(j *batchv1.Job) {
+		for i := 0; i < len(kv); i += 2 {
+			j.Annotations[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+func withConditions(cs ...batchv1.JobCondition) jobOpt {
+	return func(j *batchv1.Job) { j.Status.Conditions = cs }
+}
+
+func withCounts(active, ready, succeeded, failed int32) jobOpt {
+	return func(j *batchv1.Job) {
+		j.Status.Active, j.Status.Ready, j.Status.Succeeded, j.Status.Failed = active, &ready, succeeded, failed
+	}
+}
+
+func flowJob(id string, opts ...jobOpt) *batchv1.Job {
+	j := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "claude-job-" + id, Namespace: testNS, ResourceVersion: "7",
+			CreationTimestamp: metav1.NewTime(t0),
+			Labels:            map[string]string{"app": "flowforge", "component": "worker", "job-id": id, "user-id": "u-1"},
+			Annotations: map[string]string{
+				templates.AnnotationRepository: "acme/widgets", templates.AnnotationBranch: "main",
+				templates.AnnotationProfile: "medium", templates.AnnotationTemplate: "claude-code",
+				templates.AnnotationPolicyRevision: "2026-11-27-abc",
+			},
+		},
+	}
+	for _, o := range opts {
+		o(j)
+	}
+	return j
+}
+
+func TestStatusOfPhases(t *testing.T) {
+	cancelled := withAnnotations(templates.AnnotationCancelRequestedBy, "alice", templates.AnnotationCancelReason, "wrong branch",
+		templates.AnnotationCancelRequestedAt, t1.Format(time.RFC3339))
+	for _, tc := range []struct {
+		name    string
+		job     *batchv1.Job
+		phase   Phase
+		reason  string
+		message string
+	}{
+		{name: "new", job: flowJob("a"), phase: PhasePending},
+		{name: "pod pending", job: flowJob("a", withCounts(1, 0, 0, 0)), phase: PhasePending},
+		{name: "suspended", job: flowJob("a", withConditions(cond(batchv1.JobSuspended, "JobSuspended", t1))), phase: PhasePending, reason: "JobSuspended"},
+		{name: "pod ready", job: flowJob("a", withCounts(1, 1, 0, 0)), phase: PhaseRunning},
+		{name: "started on a server without ready counts", job: flowJob("a", func(j *batchv1.Job) {
+			j.Status.Active, j.Status.StartTime = 1, ptr.To(metav1.NewTime(t1))
+		}), phase: PhaseRunning},
+		{name: "retrying after a failure", job: flowJob("a", withCounts(1, 1, 0, 1)), phase: PhaseRunning},
+		{name: "complete", job: flowJob("a", withCounts(0, 0, 1, 0), withConditions(cond(batchv1.JobSuccessCriteriaMet, "CompletionsReached", t1), cond(batchv1.JobComplete, "CompletionsReached", t2))),
+			phase: PhaseSucceeded, reason: "CompletionsReached"},
+		{name: "backoff limit", job: flowJob("a", withCounts(0, 0, 0, 3), withConditions(cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded, t2))),
+			phase: PhaseFailed, reason: "BackoffLimitExceeded"},
+		{name: "pod failure policy", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonPodFailurePolicy, t2))), phase: PhaseFailed, reason: "PodFailurePolicy"},
+		{name: "deadline", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseTimedOut, reason: "DeadlineExceeded"},
+		{name: "pending timeout", job: flowJob("a", withAnnotations(templates.AnnotationTerminationReason, templates.TerminationPendingTimeout),
+			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseTimedOut, reason: "PendingTimeout"},
+		{name: "cancel requested", job: flowJob("a", withCounts(1, 1, 0, 0), cancelled), phase: PhaseCancelling, reason: "CancelRequested", message: "cancelled by alice: wrong branch"},
+		{name: "cancelled by the controller", job: flowJob("a", cancelled, withAnnotations(templates.AnnotationTerminationReason, templates.TerminationCancelled),
+			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseCancelled, reason: "Cancelled", message: "cancelled by alice: wrong branch"},
+		{name: "failed after the cancel request", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded, t2))),
+			phase: PhaseCancelled, reason: "Cancelled"},
+		{name: "failed before the cancel request", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t0))),
+			phase: PhaseTimedOut, reason: "DeadlineExceeded"},
+		{name: "cancelled by the controller without a request", job: flowJob("a", withAnnotations(templates.AnnotationTerminationReason, templates.TerminationCancelled),
+			withConditions(cond(batchv1.JobFailed, "Terminated", t2))), phase: PhaseCancelled, reason: "Cancelled", message: "Terminated message"},
+		{name: "completed although a cancel was requested", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2))), phase: PhaseSucceeded, reason: "CompletionsReached"},
+		{name: "a condition that is not true", job: flowJob("a", withConditions(batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse})), phase: PhasePending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := StatusOf(tc.job)
+			assert.Equal(t, tc.phase, s.Phase)
+			assert.Equal(t, tc.reason, s.Reason)
+			if tc.message != "" {
+				assert.Equal(t, tc.message, s.Message)
+			}
+			assert.Equal(t, tc.phase.Terminal(), s.Finished != nil, "Finished is set exactly for terminal phases")
+		})
+	}
+}
+
+func TestStatusOfFields(t *testing.T) {
+	job := flowJob("abc", withCounts(1, 1, 1, 2), func(j *batchv1.Job) {
+		j.Status.Terminating = ptr.To[int32](1)
+		j.Status.StartTime = ptr.To(metav1.NewTime(t1))
+		j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
+		j.Annotations[templates.AnnotationCancelRequestedAt] = t2.Format(time.RFC3339)
+	})
+	assert.Equal(t, Status{
+		ID: "abc", UserID: "u-1", Name: "claude-job-abc", Namespace: testNS,
+		Repository: "acme/widgets", Branch: "main", Profile: "medium", Template: "claude-code",
+		Phase: PhaseCancelling, Reason: "CancelRequested", Message: "cancelled by alice",
+		Created: &t0, Started: &t1,
+		Attempts: 5, Active: 1, Ready: 1, Succeeded: 1, Failed: 2,
+		CancelRequestedBy: "alice", CancelRequestedAt: &t2,
+		PolicyRevision: "2026-11-27-abc", ResourceVersion: "7",
+	}, StatusOf(job))
+
+	done := flowJob("abc", withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2)), func(j *batchv1.Job) {
+		j.Status.CompletionTime = ptr.To(metav1.NewTime(t1))
+	})
+	assert.Equal(t, &t1, StatusOf(done).Finished, "the completion time when the Job has one")
+}
+
+func TestPhaseTerminal(t *testing.T) {
+	for p, want := range map[Phase]bool{
+		PhasePending: false, PhaseRunning: false, PhaseCancelling: false,
+		PhaseSucceeded: true, PhaseFailed: true, PhaseCancelled: true, PhaseTimedOut: true,
+	} {
+		assert.Equal(t, want, p.Terminal(), p)
+	}
+}
+
+func TestStatusAndList(t *testing.T) {
+	other := flowJob("c", withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2)))
+	other.Labels["user-id"] = "u-2"
+	older := flowJob("b", withCounts(1, 1, 0, 0))
+	older.CreationTimestamp = metav1.NewTime(t0.Add(-time.Hour))
+	notOurs := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: testNS, Labels: map[string]string{"app": "backup"}}}
+	cs := fake.NewClientset(flowJob("a"), older, other, notOurs)
+	c := newTestClient(t, cs)
+
+	st, err := c.Status(context.Background(), "b")
+	require.NoError(t, err)
+	assert.Equal(t, PhaseRunning, st.Phase)
+	_, err = c.Status(context.Background(), "zzz")
+	require.ErrorIs(t, err, ErrNotFound)
+
+	ids := func(list []Status) []string {
+		var out []string
+		for _, s := range list {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	all, err := c.List(context.Background(), ListOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b", "a", "c"}, ids(all), "oldest first, then by name; other Jobs are not listed")
+
+	mine, err := c.List(context.Background(), ListOptions{UserID: "u-1"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b", "a"}, ids(mine))
+
+	running, err := c.List(context.Background(), ListOptions{Phase: PhaseRunning})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b"}, ids(running))
+
+	_, err = c.List(context.Background(), ListOptions{UserID: "not a label"})
+	require.ErrorContains(t, err, "not a valid label value")
+}
+
+func TestListFollowsPages(t *testing.T) {
+	cs := fake.NewClientset()
+	var continues []string
+	cs.PrependReactor("list", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		opts := a.(k8stesting.ListActionImpl).ListOptions
+		continues = append(continues, opts.Continue)
+		assert.Equal(t, int64(listPageSize), opts.Limit)
+		if opts.Continue == "" {
+			return true, &batchv1.JobList{ListMeta: metav1.ListMeta{Continue: "page-2"}, Items: []batchv1.Job{*flowJob("a")}}, nil
+		}
+		return true, &batchv1.JobList{Items: []batchv1.Job{*flowJob("b")}}, nil
+	})
+	list, err := newTestClient(t, cs).List(context.Background(), ListOptions{})
+	require.NoError(t, err)
+	assert.Len(t, list, 2)
+	assert.Equal(t, []string{"", "page-2"}, continues)
+}
