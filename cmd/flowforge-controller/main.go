@@ -1,0 +1,50 @@
+// Command flowforge-controller runs FlowForge's companion controller: job
+// history, cancellation, pending timeouts, export before TTL cleanup, log
+// shipping, events and metrics. See package controller.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flowforge/flowforge/controller"
+)
+
+func main() {
+	var opts controller.Options
+	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of /metrics (\"0\" disables it)")
+	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&opts.HistoryAddr, "history-bind-address", ":8082", "address of the read-only history API (\"0\" disables it)")
+	flag.StringVar(&opts.Database, "database", "/var/lib/flowforge/history.db", "SQLite file of the execution history")
+	flag.StringVar(&opts.PolicyDir, "policy-dir", "", "read policy data (pending timeout, finalizer names) from this directory instead of the embedded policies")
+	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "use leader election, so that one replica is active")
+	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	flag.StringVar(&opts.LeaderElectionID, "leader-election-id", "flowforge-controller", "name of the leader election lease")
+	flag.Int64Var(&opts.LogArchiveLimit, "log-archive-max-bytes", 10<<20, "cap on each container's archived log; longer logs are truncated and marked")
+	flag.DurationVar(&opts.ExportGrace, "export-grace", 2*time.Minute, "how long to wait for a finished Job's terminating pods before exporting without them")
+	shipStdout := flag.Bool("ship-logs-to-stdout", true, "ship job pod log lines as JSON to stdout, where cluster log agents collect them")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	// The controller's own logs go to stderr; stdout carries shipped job logs.
+	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(os.Stderr))
+	ctrl.SetLogger(log)
+	if *shipStdout {
+		opts.LogSink = os.Stdout
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flowforge-controller: %v\n", err)
+		os.Exit(1)
+	}
+	if err := controller.Run(ctrl.SetupSignalHandler(), cfg, opts, log); err != nil {
+		log.Error(err, "Controller failed")
+		os.Exit(1)
+	}
+}

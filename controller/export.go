@@ -1,0 +1,278 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/templates/jobs"
+)
+
+// EventLister lists the Kubernetes events about an object, uncached.
+type EventLister interface {
+	List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error
+}
+
+// export stores a finished Job's final status, attempts, events and logs,
+// then removes the export finalizers so that TTL cleanup can proceed.
+func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) (res reconcile.Result, err error) {
+	log := logr.FromContextOrDiscard(ctx)
+	settings := r.Settings()
+	done := finishedAt(job)
+	if done.IsZero() {
+		done = r.Clock.Now().UTC()
+	}
+	if !podsSettled(job, pods) && r.Clock.Since(done) < settings.ExportGrace {
+		// The Job controller is still stopping a pod, or the cache has not
+		// caught up with the pods the Job counted.
+		return reconcile.Result{RequeueAfter: 500 * time.Millisecond}, nil
+	}
+	defer func() {
+		if apierrors.IsConflict(err) {
+			// A stale copy of the Job or a pod: try again with a fresh one.
+			res, err = reconcile.Result{Requeue: true}, nil
+		}
+		if err != nil {
+			metrics.ExportFailures.Inc()
+			log.Error(err, "Export failed; the Job is kept and the export retried")
+		}
+	}()
+	status := jobs.StatusOf(job)
+	if first, err := r.Store.Mark(ctx, string(job.UID), "finished"); err != nil {
+		return reconcile.Result{}, err
+	} else if first {
+		r.finishedEvent(job, status)
+	}
+	for i := range pods {
+		if err := r.archive(ctx, job, &pods[i], i+1, settings.LogArchiveLimit); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if err := r.step("archived"); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.exportEvents(ctx, job, pods); err != nil {
+		return reconcile.Result{}, err
+	}
+	rec := record(job, status)
+	if rec.Finished == nil {
+		rec.Finished = &done
+	}
+	if err := r.Store.UpsertJob(ctx, rec); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.step("recorded"); err != nil {
+		return reconcile.Result{}, err
+	}
+	first, err := r.Store.MarkExported(ctx, string(job.UID), r.Clock.Now())
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if first {
+		r.observeFinished(job, rec, done)
+		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, "Exported", "Export", "status, events and logs of %d attempt(s) saved to the execution history", len(pods))
+		log.Info("Exported Job", "status", rec.Status, "attempts", len(pods))
+	}
+	if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, nil
+}
+
+// podsSettled reports whether every pod has ended and the cache holds at
+// least as many ended pods as the Job counted.
+func podsSettled(job *batchv1.Job, pods []corev1.Pod) bool {
+	ended := int32(0)
+	for i := range pods {
+		// A pod deleted before it was scheduled never runs: no kubelet will
+		// ever end it, so it is as ended as it gets.
+		unscheduledGone := pods[i].DeletionTimestamp != nil && pods[i].Spec.NodeName == ""
+		if !podTerminal(&pods[i]) && !unscheduledGone {
+			return false
+		}
+		ended++
+	}
+	return ended >= job.Status.Succeeded+job.Status.Failed
+}
+
+func (r *Reconciler) step(name string) error {
+	if r.hook == nil {
+		return nil
+	}
+	return r.hook(name)
+}
+
+func (r *Reconciler) finishedEvent(job *batchv1.Job, st jobs.Status) {
+	eventType, reason := corev1.EventTypeWarning, string(st.Phase)
+	if st.Phase == jobs.PhaseSucceeded {
+		eventType = corev1.EventTypeNormal
+	}
+	msg := st.Message
+	if msg == "" {
+		msg = st.Reason
+	}
+	r.Recorder.Eventf(job, nil, eventType, reason, "Finish", "job %s: %s", strings.ToLower(reason), msg)
+}
+
+// observeFinished records the metrics of a Job's end; the caller makes
+// sure it runs once per Job.
+func (r *Reconciler) observeFinished(job *batchv1.Job, rec history.Job, done time.Time) {
+	if rec.Started != nil {
+		metrics.JobDuration.WithLabelValues(rec.Status).Observe(done.Sub(*rec.Started).Seconds())
+	}
+	metrics.ExportLag.Observe(r.Clock.Since(done).Seconds())
+	switch rec.Status {
+	case history.StatusCancelled:
+		metrics.Cancellations.Inc()
+	case history.StatusTimedOut:
+		kind := "deadline"
+		if job.Annotations[templates.AnnotationTerminationReason] == templates.TerminationPendingTimeout {
+			kind = "pending"
+		}
+		metrics.Timeouts.WithLabelValues(kind).Inc()
+	}
+}
+
+// archive stores the logs of every container of one attempt that ran, and
+// ships whatever the live follower had not shipped.
+func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, attempt int, limit int64) error {
+	if r.Shipper != nil {
+		r.Shipper.Stop(pod.UID)
+	}
+	tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: attempt}
+	for _, c := range containerNames(pod) {
+		if !containerRan(pod, c) {
+			continue
+		}
+		has, err := r.Store.HasLogArchive(ctx, string(pod.UID), c)
+		if err != nil {
+			return err
+		}
+		if has {
+			continue
+		}
+		stream, err := r.Logs.Stream(ctx, pod.Namespace, pod.Name, &corev1.PodLogOptions{Container: c, Timestamps: true, LimitBytes: ptr.To(limit*2 + 1)})
+		if err != nil {
+			return fmt.Errorf("read logs of %s/%s: %w", pod.Name, c, err)
+		}
+		raw, err := io.ReadAll(stream)
+		_ = stream.Close()
+		if err != nil {
+			return fmt.Errorf("read logs of %s/%s: %w", pod.Name, c, err)
+		}
+		if r.Shipper != nil {
+			if err := r.Shipper.CatchUp(ctx, pod, c, tags, bytes.NewReader(raw)); err != nil {
+				return fmt.Errorf("ship logs of %s/%s: %w", pod.Name, c, err)
+			}
+		}
+		gz, size, truncated, err := history.Compress(stripTimestamps(raw), limit)
+		if err != nil {
+			return err
+		}
+		if err := r.Store.PutLogArchive(ctx, history.LogArchive{
+			PodUID: string(pod.UID), JobUID: string(job.UID), Attempt: attempt, Pod: pod.Name, Container: c,
+			Gzip: gz, Size: size, Truncated: truncated,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerRan reports whether a container started, so it may have output.
+func containerRan(pod *corev1.Pod, name string) bool {
+	for _, cs := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+		if cs.Name == name {
+			return cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil
+		}
+	}
+	return false
+}
+
+// stripTimestamps turns a timestamped log back into the container's text.
+func stripTimestamps(raw []byte) io.Reader {
+	var out bytes.Buffer
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if _, msg, ok := splitTimestamp(strings.TrimRight(string(line), "\n")); ok {
+			out.WriteString(msg)
+			out.WriteByte('\n')
+			continue
+		}
+		out.Write(line)
+	}
+	return &out
+}
+
+// exportEvents copies the Kubernetes events about the Job and its pods.
+func (r *Reconciler) exportEvents(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
+	uids := []types.UID{job.UID}
+	for _, p := range pods {
+		uids = append(uids, p.UID)
+	}
+	var out []history.Event
+	for _, uid := range uids {
+		var list corev1.EventList
+		if err := r.Events.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingFields{"involvedObject.uid": string(uid)}); err != nil {
+			return fmt.Errorf("list events of %s: %w", job.Name, err)
+		}
+		for _, e := range list.Items {
+			t := e.LastTimestamp.Time
+			if t.IsZero() {
+				t = e.EventTime.Time
+			}
+			if t.IsZero() {
+				t = e.CreationTimestamp.Time
+			}
+			out = append(out, history.Event{
+				Time: t.UTC(), Type: e.Type, Reason: e.Reason, Message: e.Message,
+				Object: strings.ToLower(e.InvolvedObject.Kind) + "/" + e.InvolvedObject.Name,
+			})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return r.Store.SetEvents(ctx, string(job.UID), out)
+}
+
+// releaseFinalizers lets the pods and then the Job go.
+func (r *Reconciler) releaseFinalizers(ctx context.Context, job *batchv1.Job, pods []corev1.Pod, settings Settings) error {
+	for i := range pods {
+		pod := &pods[i]
+		if !controllerutil.ContainsFinalizer(pod, settings.PodFinalizer) {
+			continue
+		}
+		patch := client.MergeFromWithOptions(pod.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.RemoveFinalizer(pod, settings.PodFinalizer)
+		if err := r.Client.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("release pod %s: %w", pod.Name, err)
+		}
+	}
+	if !controllerutil.ContainsFinalizer(job, settings.JobFinalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(job.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(job, settings.JobFinalizer)
+	if err := r.Client.Patch(ctx, job, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("release job %s: %w", job.Name, err)
+	}
+	return nil
+}

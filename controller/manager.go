@@ -1,0 +1,208 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/templates"
+)
+
+// Options configure the controller program.
+type Options struct {
+	MetricsAddr string
+	ProbeAddr   string
+	// HistoryAddr serves the read-only history API ("0" disables it).
+	HistoryAddr string
+	// Database is the SQLite file of the execution history.
+	Database string
+	// PolicyDir replaces the embedded policies (for the pending timeout and
+	// finalizer names) and is watched for changes.
+	PolicyDir string
+	// LeaderElection and its namespace and lease name.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	// LogArchiveLimit caps each container's archived log (bytes).
+	LogArchiveLimit int64
+	// ExportGrace: see Settings.
+	ExportGrace time.Duration
+	// LogSink receives shipped log lines as JSON (default: discard).
+	LogSink io.Writer
+	// ExportHook, if set, is called between export steps ("archived",
+	// "recorded"); an error aborts the export there. Tests use it to stop
+	// the controller mid-export.
+	ExportHook func(step string) error
+}
+
+// Run starts the controller and blocks until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
+	engine, err := policies.NewEngine(ctx, policies.Options{Dir: opts.PolicyDir, Log: log.WithName("policy"), Recorder: metrics.PolicyRecorder{}})
+	if err != nil {
+		return err
+	}
+	store, err := history.OpenSQLite(ctx, opts.Database)
+	if err != nil {
+		return err
+	}
+	defer store.Close() //nolint:errcheck // closing on the way out
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
+	selector := labels.SelectorFromSet(labels.Set{templates.LabelApp: templates.AppName})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  log,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		LeaderElectionID:        opts.LeaderElectionID,
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{
+				&batchv1.Job{}: {Label: selector},
+				&corev1.Pod{}:  {Label: selector},
+			},
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("create clientset: %w", err)
+	}
+	clk := clock.RealClock{}
+	settings := SettingsFrom(engine, opts)
+	if err := metrics.RegisterController(crmetrics.Registry, NewStateCollector(mgr.GetCache(), clk, settings().JobFinalizer)); err != nil {
+		return err
+	}
+	sink := opts.LogSink
+	if sink == nil {
+		sink = io.Discard
+	}
+	logs := ClientsetLogs{Clientset: clientset}
+	shipper := &Shipper{Logs: logs, Sink: NewJSONSink(sink), Store: store, Clock: clk, Log: log.WithName("logs")}
+	r := &Reconciler{
+		Client:   mgr.GetClient(),
+		Events:   mgr.GetAPIReader(),
+		Store:    store,
+		Recorder: mgr.GetEventRecorder("flowforge-controller"),
+		Clock:    clk,
+		Logs:     logs,
+		Shipper:  shipper,
+		Settings: settings,
+		hook:     opts.ExportHook,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up reconciler: %w", err)
+	}
+	for _, runnable := range []manager.Runnable{shipper, manager.RunnableFunc(engine.Watch)} {
+		if err := mgr.Add(runnable); err != nil {
+			return fmt.Errorf("add runnable: %w", err)
+		}
+	}
+	if opts.HistoryAddr != "" && opts.HistoryAddr != "0" {
+		api := &history.API{Store: store, Clock: clk, Log: log.WithName("history")}
+		if err := mgr.Add(httpRunnable(opts.HistoryAddr, api.Handler(), log)); err != nil {
+			return fmt.Errorf("add history API: %w", err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("add healthz: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("cache", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("cache not synced")
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("add readyz: %w", err)
+	}
+	log.Info("Starting FlowForge controller", "database", opts.Database, "history", opts.HistoryAddr, "policy", engine.Status().Revision)
+	return mgr.Start(ctx)
+}
+
+// SettingsFrom reads the controller's settings from the current policy
+// data on every call, so that policy edits apply without a restart.
+func SettingsFrom(engine *policies.Engine, opts Options) func() Settings {
+	return func() Settings {
+		p := engine.Current()
+		s := Settings{LogArchiveLimit: opts.LogArchiveLimit, ExportGrace: opts.ExportGrace}
+		if s.LogArchiveLimit <= 0 {
+			s.LogArchiveLimit = 10 << 20
+		}
+		if s.ExportGrace <= 0 {
+			s.ExportGrace = 2 * time.Minute
+		}
+		if v, ok := p.Config("export", "pendingTimeoutSeconds").(float64); ok {
+			s.PendingTimeout = time.Duration(v * float64(time.Second))
+		} else if n, ok := p.Config("export", "pendingTimeoutSeconds").(interface{ Float64() (float64, error) }); ok {
+			if f, err := n.Float64(); err == nil {
+				s.PendingTimeout = time.Duration(f * float64(time.Second))
+			}
+		}
+		s.JobFinalizer, _ = p.Config("export", "jobFinalizer").(string)
+		s.PodFinalizer, _ = p.Config("export", "podFinalizer").(string)
+		return s
+	}
+}
+
+// httpRunnable serves handler on addr on every replica (not only the leader).
+type httpServer struct {
+	addr    string
+	handler http.Handler
+	log     logr.Logger
+}
+
+func httpRunnable(addr string, h http.Handler, log logr.Logger) manager.Runnable {
+	return &httpServer{addr: addr, handler: h, log: log}
+}
+
+func (s *httpServer) NeedLeaderElection() bool { return false }
+
+func (s *httpServer) Start(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("history API: %w", err)
+	}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	s.log.Info("Serving the history API", "addr", l.Addr().String())
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

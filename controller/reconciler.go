@@ -1,0 +1,333 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/templates/jobs"
+)
+
+// Settings come from policy data and flags.
+type Settings struct {
+	// PendingTimeout ends a Job whose pod stays Pending longer (0: never).
+	PendingTimeout time.Duration
+	// LogArchiveLimit caps each container's archived log, in bytes.
+	LogArchiveLimit int64
+	// JobFinalizer and PodFinalizer are the export finalizers.
+	JobFinalizer, PodFinalizer string
+	// ExportGrace is how long after a Job finished the export waits for
+	// pods that are still terminating before exporting without them.
+	ExportGrace time.Duration
+}
+
+// Reconciler reconciles labelled Jobs. See the package documentation.
+type Reconciler struct {
+	Client   client.Client
+	Events   EventLister
+	Store    history.Store
+	Recorder events.EventRecorder
+	Clock    clock.Clock
+	Logs     LogSource
+	Shipper  *Shipper
+	Settings func() Settings
+	// hook, if set, is called between export steps (tests use it to stop
+	// the controller mid-export).
+	hook func(step string) error
+}
+
+// SetupWithManager registers the reconciler: Jobs, and the Pods they own.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("flowforge-job").
+		For(&batchv1.Job{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &batchv1.Job{}, handler.OnlyControllerOwner())).
+		Complete(r)
+}
+
+// Reconcile brings the history, the Job's lifecycle and its export up to date.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	var job batchv1.Job
+	if err := r.Client.Get(ctx, req.NamespacedName, &job); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if job.Labels[templates.LabelApp] != templates.AppName {
+		return reconcile.Result{}, nil
+	}
+	pods, err := r.pods(ctx, &job)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	status := jobs.StatusOf(&job)
+	log = log.WithValues("jobID", status.ID, "phase", status.Phase)
+	if err := r.Store.UpsertJob(ctx, record(&job, status)); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.recordAttempts(ctx, &job, pods); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.lifecycleEvents(ctx, &job, pods); err != nil {
+		return reconcile.Result{}, err
+	}
+	r.shipLogs(&job, pods)
+
+	if finished(&job) {
+		return r.export(ctx, &job, pods)
+	}
+	if job.DeletionTimestamp != nil {
+		// Deleted before it finished: export what there is.
+		return r.export(ctx, &job, pods)
+	}
+	if job.Annotations[templates.AnnotationCancelRequestedAt] != "" {
+		log.Info("Cancelling Job", "by", job.Annotations[templates.AnnotationCancelRequestedBy])
+		return r.terminate(ctx, &job, templates.TerminationCancelled,
+			fmt.Sprintf("cancelled by %s: %s", job.Annotations[templates.AnnotationCancelRequestedBy], job.Annotations[templates.AnnotationCancelReason]))
+	}
+	return r.checkPending(ctx, &job, pods)
+}
+
+func (r *Reconciler) pods(ctx context.Context, job *batchv1.Job) ([]corev1.Pod, error) {
+	var list corev1.PodList
+	if err := r.Client.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(job.UID)}); err != nil {
+		return nil, fmt.Errorf("list pods of %s: %w", job.Name, err)
+	}
+	sortPods(list.Items)
+	return list.Items, nil
+}
+
+func finished(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func finishedAt(job *batchv1.Job) time.Time {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.UTC()
+		}
+	}
+	if job.Status.CompletionTime != nil {
+		return job.Status.CompletionTime.UTC()
+	}
+	return time.Time{}
+}
+
+// record builds the history record of a Job.
+func record(job *batchv1.Job, st jobs.Status) history.Job {
+	rec := history.Job{
+		UID:            string(job.UID),
+		ID:             st.ID,
+		Namespace:      job.Namespace,
+		Name:           job.Name,
+		User:           st.UserID,
+		Repository:     st.Repository,
+		Branch:         st.Branch,
+		Template:       job.Annotations[templates.AnnotationTemplate],
+		Profile:        st.Profile,
+		PolicyRevision: st.PolicyRevision,
+		Status:         historyStatus(st.Phase),
+		Reason:         st.Reason,
+		Message:        st.Message,
+		CancelledBy:    job.Annotations[templates.AnnotationCancelRequestedBy],
+		Created:        job.CreationTimestamp.UTC(),
+		Started:        st.Started,
+		Finished:       st.Finished,
+	}
+	if rec.ID == "" {
+		rec.ID = job.Name
+	}
+	if msg := job.Annotations[AnnotationTerminationMessage]; msg != "" && (rec.Status == history.StatusCancelled || rec.Status == history.StatusTimedOut) {
+		rec.Message = msg
+	}
+	return rec
+}
+
+func historyStatus(p jobs.Phase) string {
+	switch p {
+	case jobs.PhaseSucceeded:
+		return history.StatusSucceeded
+	case jobs.PhaseFailed:
+		return history.StatusFailed
+	case jobs.PhaseTimedOut:
+		return history.StatusTimedOut
+	case jobs.PhaseCancelled:
+		return history.StatusCancelled
+	case jobs.PhaseRunning, jobs.PhaseCancelling:
+		return history.StatusRunning
+	default:
+		return history.StatusPending
+	}
+}
+
+// recordAttempts stores every pod as an attempt and, the first time a
+// counted failure is seen while the Job goes on, reports the retry.
+func (r *Reconciler) recordAttempts(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
+	for i := range pods {
+		pod := &pods[i]
+		a := attemptOf(job, pod, i+1)
+		if _, err := r.Store.UpsertAttempt(ctx, a); err != nil {
+			return err
+		}
+		if pod.Status.Phase != corev1.PodFailed || i == len(pods)-1 {
+			continue
+		}
+		// A later attempt exists: this failure was retried.
+		first, err := r.Store.Mark(ctx, string(pod.UID), "retried")
+		if err != nil {
+			return err
+		}
+		if !first {
+			continue
+		}
+		reason := failureReason(pod)
+		metrics.Retries.WithLabelValues(reason).Inc()
+		msg := fmt.Sprintf("attempt %d (pod %s) failed: %s", a.Number, pod.Name, reason)
+		if a.ExitCode != nil {
+			msg += fmt.Sprintf(", exit code %d", *a.ExitCode)
+		}
+		if a.Counted != nil && !*a.Counted {
+			msg += "; not counted towards the retry limit (podFailurePolicy)"
+		}
+		r.Recorder.Eventf(job, pod, corev1.EventTypeWarning, "Retried", "Retry", "%s; attempt %d started", msg, a.Number+1)
+	}
+	return nil
+}
+
+// lifecycleEvents reports the start of a Job and its queue wait, once.
+func (r *Reconciler) lifecycleEvents(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
+	for i := range pods {
+		start := pods[i].Status.StartTime
+		if start == nil || pods[i].Spec.NodeName == "" || pods[i].Status.Phase == corev1.PodPending {
+			continue
+		}
+		first, err := r.Store.Mark(ctx, string(job.UID), "started")
+		if err != nil || !first {
+			return err
+		}
+		metrics.QueueWait.Observe(math.Max(0, start.Sub(job.CreationTimestamp.Time).Seconds()))
+		r.Recorder.Eventf(job, &pods[i], corev1.EventTypeNormal, "Started", "Start", "attempt 1 started on node %s", pods[i].Spec.NodeName)
+		return nil
+	}
+	return nil
+}
+
+// shipLogs follows running pods and stops following ended ones.
+func (r *Reconciler) shipLogs(job *batchv1.Job, pods []corev1.Pod) {
+	if r.Shipper == nil {
+		return
+	}
+	for i := range pods {
+		pod := &pods[i]
+		tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: i + 1}
+		switch {
+		case podTerminal(pod) || pod.DeletionTimestamp != nil:
+			if r.Shipper.Following(pod.UID) {
+				go r.Shipper.Stop(pod.UID)
+			}
+		case pod.Status.Phase == corev1.PodRunning:
+			r.Shipper.Follow(pod, tags)
+		}
+	}
+}
+
+// terminate ends a running Job by lowering its deadline to the time it has
+// already run: the Job controller then stops its pods gracefully and
+// marks it Failed. The reason is recorded on the Job.
+func (r *Reconciler) terminate(ctx context.Context, job *batchv1.Job, reason, message string) (reconcile.Result, error) {
+	if job.Status.StartTime == nil {
+		// The Job controller has not started it yet; it will shortly.
+		return reconcile.Result{RequeueAfter: 500 * time.Millisecond}, nil
+	}
+	elapsed := int64(math.Ceil(r.Clock.Since(job.Status.StartTime.Time).Seconds()))
+	if elapsed < 1 {
+		elapsed = 1
+	}
+	patch := client.MergeFrom(job.DeepCopy())
+	changed := false
+	if job.Spec.ActiveDeadlineSeconds == nil || *job.Spec.ActiveDeadlineSeconds > elapsed {
+		job.Spec.ActiveDeadlineSeconds = &elapsed
+		changed = true
+	}
+	if job.Annotations[templates.AnnotationTerminationReason] != reason {
+		if job.Annotations == nil {
+			job.Annotations = map[string]string{}
+		}
+		job.Annotations[templates.AnnotationTerminationReason] = reason
+		job.Annotations[AnnotationTerminationMessage] = message
+		changed = true
+	}
+	if changed {
+		if err := r.Client.Patch(ctx, job, patch); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return reconcile.Result{Requeue: true}, nil
+			}
+			return reconcile.Result{}, fmt.Errorf("terminate %s: %w", job.Name, err)
+		}
+	}
+	first, err := r.Store.Mark(ctx, string(job.UID), "terminated")
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if first {
+		r.Recorder.Eventf(job, nil, corev1.EventTypeWarning, "Terminating", "Terminate", "stopping the Job: %s", message)
+	}
+	return reconcile.Result{RequeueAfter: time.Second}, nil
+}
+
+// checkPending ends a Job whose newest pod has been Pending too long, and
+// otherwise asks to be called again when it would be.
+func (r *Reconciler) checkPending(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) (reconcile.Result, error) {
+	limit := r.Settings().PendingTimeout
+	if limit <= 0 || len(pods) == 0 {
+		return reconcile.Result{}, nil
+	}
+	pod := &pods[len(pods)-1]
+	if pod.Status.Phase != corev1.PodPending || pod.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil
+	}
+	waited := r.Clock.Since(pod.CreationTimestamp.Time)
+	if waited < limit {
+		return reconcile.Result{RequeueAfter: limit - waited}, nil
+	}
+	return r.terminate(ctx, job, templates.TerminationPendingTimeout,
+		fmt.Sprintf("pod %s stayed Pending for more than %s: %s", pod.Name, limit, pendingReason(pod)))
+}
+
+// pendingReason says why a pod is Pending.
+func pendingReason(pod *corev1.Pod) string {
+	for _, cs := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
+			return fmt.Sprintf("container %s is waiting: %s", cs.Name, w.Reason)
+		}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return fmt.Sprintf("unschedulable: %s", c.Message)
+		}
+	}
+	return "not started"
+}
+
+// AnnotationTerminationMessage says, next to templates.AnnotationTerminationReason,
+// why the controller ended a Job.
+const AnnotationTerminationMessage = "flowforge.io/termination-message"

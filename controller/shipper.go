@@ -1,0 +1,332 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/internal/metrics"
+)
+
+const (
+	// drainDelay lets a follower read the last lines of a container that
+	// has ended before it is stopped (a simulated kubelet, like some real
+	// ones, never closes a follow stream on its own).
+	drainDelay = time.Second
+	// checkpointEvery bounds how many shipped lines a crash can repeat.
+	checkpointEvery = 250 * time.Millisecond
+	retryStream     = time.Second
+)
+
+// LogSource streams container logs; the API server's pods/log in production.
+type LogSource interface {
+	Stream(ctx context.Context, namespace, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error)
+}
+
+// ClientsetLogs reads logs through the API server.
+type ClientsetLogs struct{ Clientset kubernetes.Interface }
+
+// Stream opens a log stream.
+func (c ClientsetLogs) Stream(ctx context.Context, namespace, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
+	return c.Clientset.CoreV1().Pods(namespace).GetLogs(pod, opts).Stream(ctx)
+}
+
+// Line is one shipped log line.
+type Line struct {
+	Time      time.Time `json:"ts"`
+	JobID     string    `json:"job_id"`
+	UserID    string    `json:"user_id"`
+	Namespace string    `json:"namespace"`
+	Pod       string    `json:"pod"`
+	Container string    `json:"container"`
+	Attempt   int       `json:"attempt"`
+	Message   string    `json:"msg"`
+}
+
+// Sink receives shipped lines.
+type Sink interface {
+	Ship(Line) error
+}
+
+// JSONSink writes one JSON object per line, the format cluster log agents
+// collect from a container's stdout.
+type JSONSink struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+// NewJSONSink writes to w.
+func NewJSONSink(w io.Writer) *JSONSink { return &JSONSink{enc: json.NewEncoder(w)} }
+
+// Ship writes a line.
+func (s *JSONSink) Ship(l Line) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enc.Encode(l); err != nil {
+		return fmt.Errorf("ship log line: %w", err)
+	}
+	return nil
+}
+
+// Tags identify the lines of one attempt.
+type Tags struct {
+	JobID, UserID string
+	Attempt       int
+}
+
+// Shipper follows the logs of running pods and ships each line once (at
+// least once across a crash: the store's checkpoint is at most
+// checkpointEvery behind, and lines at or before it are skipped).
+type Shipper struct {
+	Logs  LogSource
+	Sink  Sink
+	Store history.Store
+	Clock clock.WithDelayedExecution
+	Log   logr.Logger
+
+	mu        sync.Mutex
+	ctx       context.Context
+	followers map[types.UID]*follower
+}
+
+type follower struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start runs until ctx ends; it is a manager Runnable that needs the leader.
+func (s *Shipper) Start(ctx context.Context) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	fs := s.followers
+	s.followers = nil
+	s.mu.Unlock()
+	for _, f := range fs {
+		f.cancel()
+		<-f.done
+	}
+	return nil
+}
+
+// NeedLeaderElection makes the shipper run on the leader only.
+func (s *Shipper) NeedLeaderElection() bool { return true }
+
+// Follow starts following a running pod's containers, once.
+func (s *Shipper) Follow(pod *corev1.Pod, tags Tags) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil || s.ctx.Err() != nil {
+		return
+	}
+	if _, ok := s.followers[pod.UID]; ok {
+		return
+	}
+	if s.followers == nil {
+		s.followers = map[types.UID]*follower{}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	f := &follower{cancel: cancel, done: make(chan struct{})}
+	s.followers[pod.UID] = f
+	containers := containerNames(pod)
+	go func() {
+		defer close(f.done)
+		var wg sync.WaitGroup
+		for _, c := range containers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.follow(ctx, pod, c, tags)
+			}()
+		}
+		wg.Wait()
+	}()
+}
+
+// Stop stops following a pod after a short drain and waits for it.
+func (s *Shipper) Stop(podUID types.UID) {
+	s.mu.Lock()
+	f, ok := s.followers[podUID]
+	delete(s.followers, podUID)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case <-f.done:
+	case <-s.Clock.After(drainDelay):
+	}
+	f.cancel()
+	<-f.done
+}
+
+// Following reports whether a pod is being followed.
+func (s *Shipper) Following(podUID types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.followers[podUID]
+	return ok
+}
+
+func containerNames(pod *corev1.Pod) []string {
+	var out []string
+	for _, c := range pod.Spec.InitContainers {
+		out = append(out, c.Name)
+	}
+	for _, c := range pod.Spec.Containers {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// follow ships one container's log until ctx ends, reconnecting from the
+// checkpoint when the stream breaks.
+func (s *Shipper) follow(ctx context.Context, pod *corev1.Pod, container string, tags Tags) {
+	log := s.Log.WithValues("pod", pod.Name, "namespace", pod.Namespace, "container", container)
+	for ctx.Err() == nil {
+		until, shipped, err := s.Store.Shipped(ctx, string(pod.UID), container)
+		if err != nil {
+			log.Error(err, "Reading the log checkpoint")
+		} else {
+			opts := &corev1.PodLogOptions{Container: container, Follow: true, Timestamps: true}
+			if !until.IsZero() {
+				since := metav1.NewTime(until)
+				opts.SinceTime = &since
+			}
+			stream, err := s.Logs.Stream(ctx, pod.Namespace, pod.Name, opts)
+			if err == nil {
+				_, _, err = s.ship(ctx, stream, pod, container, tags, until, shipped)
+				_ = stream.Close()
+			}
+			if err != nil && ctx.Err() == nil {
+				log.V(1).Info("Log stream interrupted; resuming", "error", err.Error())
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.Clock.After(retryStream):
+		}
+	}
+}
+
+// CatchUp ships the lines of a finished container that are after its
+// checkpoint, from a complete timestamped log.
+func (s *Shipper) CatchUp(ctx context.Context, pod *corev1.Pod, container string, tags Tags, timestamped io.Reader) error {
+	until, shipped, err := s.Store.Shipped(ctx, string(pod.UID), container)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.ship(ctx, timestamped, pod, container, tags, until, shipped)
+	return err
+}
+
+// ship reads timestamped lines from r, ships those after `after`, and
+// checkpoints at most checkpointEvery after a line was shipped (also while
+// the stream is idle) and at the end.
+func (s *Shipper) ship(ctx context.Context, r io.Reader, pod *corev1.Pod, container string, tags Tags, after time.Time, shipped int64) (time.Time, int64, error) {
+	cp := &checkpointer{store: s.Store, clock: s.Clock, podUID: string(pod.UID), container: container, last: after, bytes: shipped}
+	defer cp.stopTimer()
+	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+	for scanner.Scan() {
+		ts, msg, ok := splitTimestamp(scanner.Text())
+		if !ok || !ts.After(cp.position()) {
+			continue
+		}
+		if err := s.Sink.Ship(Line{Time: ts, JobID: tags.JobID, UserID: tags.UserID, Namespace: pod.Namespace, Pod: pod.Name, Container: container, Attempt: tags.Attempt, Message: msg}); err != nil {
+			return cp.flush(ctx)
+		}
+		metrics.LogLinesShipped.Inc()
+		metrics.LogBytesShipped.Add(float64(len(msg) + 1))
+		cp.advance(ctx, ts, int64(len(msg))+1)
+	}
+	last, bytes, err := cp.flush(ctx)
+	if err != nil {
+		return last, bytes, err
+	}
+	if err := scanner.Err(); err != nil && ctx.Err() == nil {
+		return last, bytes, fmt.Errorf("read log stream: %w", err)
+	}
+	return last, bytes, nil
+}
+
+// checkpointer persists how far a container's log has been shipped, at
+// most checkpointEvery behind.
+type checkpointer struct {
+	store     history.Store
+	clock     clock.WithDelayedExecution
+	podUID    string
+	container string
+
+	mu    sync.Mutex
+	last  time.Time
+	bytes int64
+	dirty bool
+	timer clock.Timer
+}
+
+func (c *checkpointer) position() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// advance records a shipped line and arms a flush.
+func (c *checkpointer) advance(ctx context.Context, ts time.Time, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last, c.bytes, c.dirty = ts, c.bytes+n, true
+	if c.timer == nil {
+		c.timer = c.clock.AfterFunc(checkpointEvery, func() { _, _, _ = c.flush(ctx) })
+	}
+}
+
+// flush writes the checkpoint if it moved.
+func (c *checkpointer) flush(ctx context.Context) (time.Time, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer = nil
+	if !c.dirty {
+		return c.last, c.bytes, nil
+	}
+	c.dirty = false
+	return c.last, c.bytes, c.store.Checkpoint(context.WithoutCancel(ctx), c.podUID, c.container, c.last, c.bytes)
+}
+
+func (c *checkpointer) stopTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}
+
+// splitTimestamp splits "<RFC3339Nano> <text>", the format of pods/log
+// with timestamps=true.
+func splitTimestamp(line string) (time.Time, string, bool) {
+	stamp, msg, found := strings.Cut(line, " ")
+	if !found {
+		stamp, msg = line, ""
+	}
+	ts, err := time.Parse(time.RFC3339Nano, stamp)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return ts, msg, true
+}

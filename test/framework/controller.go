@@ -1,0 +1,168 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flowforge/flowforge/controller"
+	"github.com/flowforge/flowforge/test/localcluster"
+)
+
+// Controller is FlowForge's controller running in the test process.
+type Controller struct {
+	HistoryURL string
+	MetricsURL string
+	Database   string
+	// Shipped collects the log lines the controller ships.
+	Shipped *SyncBuffer
+	stop    context.CancelFunc
+	done    chan error
+}
+
+// ControllerOptions configure StartController.
+type ControllerOptions struct {
+	// Database is the SQLite file; default a new file in a temp dir.
+	Database   string
+	PolicyDir  string
+	ExportHook func(step string) error
+	Log        *logr.Logger
+}
+
+// StartController runs the controller (the same code as
+// cmd/flowforge-controller, with leader election) against the cluster and
+// waits until its history API answers.
+func StartController(ctx context.Context, c *localcluster.Cluster, opts ControllerOptions) (*Controller, error) {
+	if opts.Database == "" {
+		dir, err := os.MkdirTemp("", "flowforge-history-")
+		if err != nil {
+			return nil, err
+		}
+		opts.Database = filepath.Join(dir, "history.db")
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	log := zap.New(zap.WriteTo(os.Stderr))
+	if opts.Log != nil {
+		log = *opts.Log
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	ctl := &Controller{
+		HistoryURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
+		Database:   opts.Database,
+		Shipped:    &SyncBuffer{},
+		stop:       cancel,
+		done:       make(chan error, 1),
+	}
+	go func() {
+		ctl.done <- controller.Run(runCtx, c.RESTConfig, controller.Options{
+			HistoryAddr:             fmt.Sprintf("127.0.0.1:%d", ports[0]),
+			MetricsAddr:             fmt.Sprintf("127.0.0.1:%d", ports[1]),
+			ProbeAddr:               fmt.Sprintf("127.0.0.1:%d", ports[2]),
+			Database:                opts.Database,
+			PolicyDir:               opts.PolicyDir,
+			LeaderElection:          true,
+			LeaderElectionNamespace: "default",
+			LeaderElectionID:        "flowforge-controller-test",
+			ExportGrace:             30 * time.Second,
+			LogSink:                 ctl.Shipped,
+			ExportHook:              opts.ExportHook,
+		}, log)
+	}()
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-ctl.done:
+			return false, fmt.Errorf("controller exited: %w", err)
+		default:
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ctl.HistoryURL+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		ctl.Stop()
+		return nil, err
+	}
+	return ctl, nil
+}
+
+// Stop stops the controller and waits for it.
+func (c *Controller) Stop() {
+	c.stop()
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+	}
+}
+
+// Done is closed with the controller's exit error when it stops.
+func (c *Controller) Done() <-chan error { return c.done }
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Lines returns the lines written so far.
+func (b *SyncBuffer) Lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := strings.TrimSpace(b.buf.String())
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// ScrapeMetric returns the value of one sample of a metrics endpoint, by
+// its exact text before the value (name and labels), or an error.
+func ScrapeMetric(ctx context.Context, url, sample string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(body.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			var v float64
+			if _, err := fmt.Sscanf(rest, "%g", &v); err != nil {
+				return 0, fmt.Errorf("sample %s: %w", sample, err)
+			}
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("sample %s not found at %s", sample, url)
+}
