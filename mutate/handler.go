@@ -118,9 +118,11 @@ func Apply(raw []byte, ops []policies.Op) ([]byte, []policies.Op, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode hardened Job: %w", err)
 	}
-	var check batchv1.Job
-	if err := json.Unmarshal(mutated, &check); err != nil {
-		return nil, nil, fmt.Errorf("policy produced an invalid Job: %w", err)
+	if len(applied) > 0 {
+		var check batchv1.Job
+		if err := json.Unmarshal(mutated, &check); err != nil {
+			return nil, nil, fmt.Errorf("policy produced an invalid Job: %w", err)
+		}
 	}
 	return mutated, applied, nil
 }

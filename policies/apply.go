@@ -53,39 +53,47 @@ func (o Op) check() error {
 // different values are a policy error. Applying the same ops to the result
 // changes nothing.
 func Apply(obj map[string]any, ops []Op) ([]Op, error) {
-	sorted := append([]Op(nil), ops...)
+	sorted := make([]keyedOp, len(ops))
+	for i, op := range ops {
+		sorted[i] = keyedOp{Op: op, key: renderPath(op.Path)}
+	}
 	sort.SliceStable(sorted, func(i, j int) bool {
-		pi, pj := renderPath(sorted[i].Path), renderPath(sorted[j].Path)
-		if pi != pj {
-			return pi < pj
+		if sorted[i].key != sorted[j].key {
+			return sorted[i].key < sorted[j].key
 		}
-		return sorted[i].Op < sorted[j].Op
+		return sorted[i].Op.Op < sorted[j].Op.Op
 	})
 	if err := checkConflicts(sorted); err != nil {
 		return nil, err
 	}
 	var applied []Op
 	for _, op := range sorted {
-		changed, err := applyOne(obj, op)
+		changed, err := applyOne(obj, op.Op)
 		if err != nil {
-			return nil, fmt.Errorf("setting %q at %s: %w", op.Setting, renderPath(op.Path), err)
+			return nil, fmt.Errorf("setting %q at %s: %w", op.Setting, op.key, err)
 		}
 		if changed {
-			applied = append(applied, op)
+			applied = append(applied, op.Op)
 		}
 	}
 	return applied, nil
 }
 
+// keyedOp is an op with its rendered path, computed once for sorting.
+type keyedOp struct {
+	Op
+	key string
+}
+
 // checkConflicts refuses two enforcing ops on one path with different values.
-func checkConflicts(sorted []Op) error {
+func checkConflicts(sorted []keyedOp) error {
 	for i := 1; i < len(sorted); i++ {
 		a, b := sorted[i-1], sorted[i]
-		if a.Op != b.Op || (a.Op != OpSet && a.Op != OpDefault) {
+		if a.Op.Op != b.Op.Op || (a.Op.Op != OpSet && a.Op.Op != OpDefault) {
 			continue
 		}
-		if renderPath(a.Path) == renderPath(b.Path) && !jsonEqual(a.Value, b.Value) {
-			return fmt.Errorf("policy conflict: settings %q and %q both %s %s to different values", a.Setting, b.Setting, a.Op, renderPath(a.Path))
+		if a.key == b.key && !jsonEqual(a.Value, b.Value) {
+			return fmt.Errorf("policy conflict: settings %q and %q both %s %s to different values", a.Setting, b.Setting, a.Op.Op, a.key)
 		}
 	}
 	return nil
