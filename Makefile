@@ -41,12 +41,31 @@ test-unit: ## Unit tests with coverage (fails under $(COVER_MIN)%).
 	$(GO) test -count=1 -coverprofile=coverage/unit.out -covermode=atomic $(UNIT_PKGS)
 	@hack/coverage.sh coverage/unit.out $(COVER_MIN)
 
+.PHONY: test-policy
+test-policy: tools ## opa check --strict, opa fmt --fail and opa test (coverage >= 90%) on policies/.
+	@mkdir -p coverage
+	$(BIN)/opa check --strict --bundle policies
+	$(BIN)/opa fmt --fail --list policies
+	$(BIN)/opa test --bundle policies
+	$(BIN)/opa test --bundle --coverage --threshold 90 policies > coverage/policy.json || \
+	  { echo "FAIL: policy coverage is below 90% (coverage/policy.json)"; exit 1; }
+	@awk -F'"coverage": ' '/"coverage": / {c=$$2} END {sub(/[,}].*/, "", c); printf "policy coverage: %.1f%%\n", c}' coverage/policy.json
+
+# Each fuzz target runs for FUZZTIME; what it finds is kept in testdata/fuzz.
+FUZZ_TARGETS = FuzzDecode:./internal/webhook FuzzHandle:./mutate FuzzHandle:./validate
+.PHONY: test-fuzz
+test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} in $${t##*:} for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
+	done
+
 .PHONY: test-integration
 test-integration: tools ## Integration tests on the local cluster (never skipped).
-	$(GO) test -count=1 -p 2 -timeout 20m $(INT_PKGS)
+	$(GO) test -count=1 -p 2 -timeout 25m $(INT_PKGS)
 
 .PHONY: test
-test: tools vet test-unit test-integration ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
+test: tools vet test-unit test-policy test-fuzz test-integration ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
 
 .PHONY: up
 up: tools build ## Start the local stack in the background; kubeconfig in .local/kubeconfig.

@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	// GetWebhookServer adds the server to the manager's runnables.
 	server = mgr.GetWebhookServer()
 	for path, h := range Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache()), clock.RealClock{}) {
-		server.Register(path, &admission.Webhook{Handler: h, LogConstructor: logConstructor(log)})
+		server.Register(path, webhook.Guard(webhook.DefaultMaxRequestBytes, &admission.Webhook{Handler: h, LogConstructor: logConstructor(log)}))
 	}
 	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {
 		return fmt.Errorf("add policy watcher: %w", err)

@@ -50,7 +50,7 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 		}
 		opts.Database = filepath.Join(dir, "history.db")
 	}
-	ports, err := freePorts(3)
+	ports, err := localcluster.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}

@@ -2,13 +2,10 @@ package framework
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -58,7 +55,7 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	ports, err := localcluster.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -135,28 +132,6 @@ func (w *Webhook) Stop() {
 	case <-time.After(10 * time.Second):
 	}
 	_ = os.RemoveAll(w.CertDir)
-}
-
-// freePorts reserves n distinct loopback ports.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	out := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, errors.Join(errors.New("free port"), err)
-		}
-		ls = append(ls, l)
-		_, port, _ := net.SplitHostPort(l.Addr().String())
-		p, _ := strconv.Atoi(port)
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // CopyPolicies copies the repository's policies/ into a temporary

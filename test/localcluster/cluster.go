@@ -328,27 +328,33 @@ rm -rf "$dir"`
 }
 
 func (c *Cluster) allocatePorts() error {
+	ps, err := FreePorts(6)
+	if err != nil {
+		return err
+	}
+	c.ports = ports{etcdClient: ps[0], etcdPeer: ps[1], apiserver: ps[2], kcm: ps[3], scheduler: ps[4], kwok: ps[5]}
+	return nil
+}
+
+// FreePorts reserves n distinct free loopback ports and releases them for
+// the caller to use.
+func FreePorts(n int) ([]int, error) {
 	var listeners []net.Listener
 	defer func() {
 		for _, l := range listeners {
 			_ = l.Close()
 		}
 	}()
-	port := func() (int, error) {
+	out := make([]int, 0, n)
+	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, fmt.Errorf("local cluster: free port: %w", err)
+			return nil, fmt.Errorf("local cluster: free port: %w", err)
 		}
 		listeners = append(listeners, l)
-		return l.Addr().(*net.TCPAddr).Port, nil
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, p := range []*int{&c.ports.etcdClient, &c.ports.etcdPeer, &c.ports.apiserver, &c.ports.kcm, &c.ports.scheduler, &c.ports.kwok} {
-		var err error
-		if *p, err = port(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return out, nil
 }
 
 // writeConfigs writes kubeconfigs and component configuration files and
@@ -501,8 +507,14 @@ spec:
 
 // launch starts a component from its recorded spec.
 func (c *Cluster) launch(name string) error {
+	c.mu.Lock()
 	spec := c.specs[name]
-	p, err := startProcess(name, filepath.Join(c.opts.BinDir, spec.bin), spec.args, c.Dir, nil)
+	c.mu.Unlock()
+	bin := spec.bin
+	if !filepath.IsAbs(bin) {
+		bin = filepath.Join(c.opts.BinDir, bin)
+	}
+	p, err := startProcess(name, bin, spec.args, c.Dir, nil)
 	if err != nil {
 		return fmt.Errorf("local cluster: %w", err)
 	}
@@ -586,4 +598,28 @@ func httpOK(ctx context.Context, client *http.Client, url, want string) error {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(body.String()))
 	}
 	return nil
+}
+
+// Run starts another program as part of the cluster (FlowForge's webhook or
+// controller, for `make up`): it logs to <Dir>/<name>.log, dies with this
+// process, and is stopped by Stop before the control plane.
+func (c *Cluster) Run(ctx context.Context, name, bin string, args []string, ready func(context.Context) error) error {
+	c.mu.Lock()
+	c.specs[name] = componentSpec{bin: bin, args: args}
+	c.mu.Unlock()
+	if err := c.launch(name); err != nil {
+		return err
+	}
+	if ready == nil {
+		return nil
+	}
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	return p.waitFor(ctx, "ready", ready)
+}
+
+// HTTPReady is a readiness check for Run: GET url answers 200.
+func HTTPReady(url string) func(context.Context) error {
+	return func(ctx context.Context) error { return httpOK(ctx, http.DefaultClient, url, "") }
 }

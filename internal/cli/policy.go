@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/spf13/cobra"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"sigs.k8s.io/yaml"
+
+	"github.com/flowforge/flowforge/mutate"
+	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/validate"
+)
+
+func newPolicyCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Check admission policies offline, without a cluster",
+	}
+	cmd.AddCommand(newPolicyApplyCommand(o), newPolicyTestCommand(o))
+	return cmd
+}
+
+func newPolicyApplyCommand(o *options) *cobra.Command {
+	var file, policyDir, namespace string
+	var nsLabels []string
+	cmd := &cobra.Command{
+		Use:   "apply -f job.yaml",
+		Short: "Print a Job as the webhook would harden it, and what validation says",
+		Long: `apply runs a Job through the same mutating and validating handlers as the
+webhook, with the embedded policies or those of --policy-dir: it prints the
+hardened Job on stdout and the validation verdict (every violation with its
+field, and warnings) on stderr. It exits 6 when validation denies the Job.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return withCode(ExitUsage, fmt.Errorf("-f job.yaml is required"))
+			}
+			data, err := readInput(file, o)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			raw, err := yaml.YAMLToJSON(data)
+			if err != nil {
+				return withCode(ExitUsage, fmt.Errorf("%s: %w", file, err))
+			}
+			labels, err := mergePairs(map[string]string{"kubernetes.io/metadata.name": namespace}, nsLabels, "--namespace-label")
+			if err != nil {
+				return err
+			}
+			return o.policyApply(cmd.Context(), raw, policyDir, namespace, labels)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "the Job, YAML or JSON (- for stdin)")
+	cmd.Flags().StringVar(&policyDir, "policy-dir", "", "policy directory (default: the embedded policies)")
+	cmd.Flags().StringVar(&namespace, "job-namespace", "default", "namespace the Job would be created in")
+	cmd.Flags().StringArrayVar(&nsLabels, "namespace-label", nil, "a label of that namespace, key=value (repeatable)")
+	return cmd
+}
+
+func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namespace string, nsLabels map[string]string) error {
+	engine, err := policies.NewEngine(ctx, policies.Options{Dir: policyDir})
+	if err != nil {
+		return err
+	}
+	labels := func(context.Context, string) (map[string]string, error) { return nsLabels, nil }
+	hardened, resp, err := mutate.Review(ctx, &mutate.Handler{Policy: engine, Namespaces: labels, Clock: clock.RealClock{}}, namespace, job)
+	if err != nil {
+		return withCode(ExitDenied, err)
+	}
+	out, err := yaml.JSONToYAML(hardened)
+	if err != nil {
+		return err
+	}
+	if _, err := o.streams.Out.Write(out); err != nil {
+		return err
+	}
+	for _, w := range resp.Warnings {
+		fmt.Fprintf(o.streams.Err, "Warning (mutation): %s\n", w)
+	}
+	verdict := validate.NewJobHandler(engine, labels, clock.RealClock{}).Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "offline", Kind: metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"},
+		Namespace: namespace, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: hardened},
+	}})
+	for _, w := range verdict.Warnings {
+		fmt.Fprintf(o.streams.Err, "Warning: %s\n", w)
+	}
+	if !verdict.Allowed {
+		msg := "denied"
+		if verdict.Result != nil {
+			msg = verdict.Result.Message
+		}
+		fmt.Fprintf(o.streams.Err, "Denied (policy %s): %s\n", engine.Current().Revision, msg)
+		return withCode(ExitDenied, nil)
+	}
+	fmt.Fprintf(o.streams.Err, "Admitted (policy %s; the webhook's patch has %d operations)\n", engine.Current().Revision, len(resp.Patches))
+	return nil
+}
+
+func newPolicyTestCommand(o *options) *cobra.Command {
+	var policyDir string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "test",
+		Short: "Run the policies' own tests (the *_test.rego files), as the webhook does before it accepts a policy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var fsys fs.FS = policies.Embedded()
+			source := "embedded policies"
+			if policyDir != "" {
+				fsys, source = os.DirFS(policyDir), policyDir
+			}
+			b, err := loader.NewFileLoader().WithFS(fsys).WithRegoVersion(ast.RegoV1).AsBundle(".")
+			if err != nil {
+				return fmt.Errorf("load %s: %w", source, err)
+			}
+			passed, err := policies.RunTests(cmd.Context(), b, func(r *tester.Result) {
+				status := "PASS"
+				if r.Fail || r.Error != nil {
+					status = "FAIL"
+				}
+				if verbose || status == "FAIL" {
+					fmt.Fprintf(o.streams.Out, "%s  %s.%s (%s)\n", status, strings.TrimPrefix(r.Package, "data."), r.Name, r.Duration.Round(1000))
+				}
+			})
+			if err != nil {
+				return withCode(ExitFailed, fmt.Errorf("%s: %w", source, err))
+			}
+			fmt.Fprintf(o.streams.Out, "PASS: %d/%d tests of %s\n", passed, passed, source)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&policyDir, "policy-dir", "", "policy directory (default: the embedded policies)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every test")
+	return cmd
+}

@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/templates/jobs"
+)
+
+func newStatusCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status <job-id>",
+		Short: "Show a job's status (from the history once the cluster has deleted it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(ctx, args[0])
+			if errors.Is(err, jobs.ErrNotFound) {
+				return o.historyStatus(ctx, args[0])
+			}
+			if err != nil {
+				return err
+			}
+			if done, err := printStructured(o.streams.Out, o.output, st); done {
+				return err
+			}
+			now := time.Now()
+			return table(o.streams.Out,
+				[]string{"ID", "USER", "PHASE", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
+				[][]string{{st.ID, st.UserID, string(st.Phase), strconv.Itoa(int(st.Attempts)), since(now, st.Created), span(st.Started, st.Finished, now), orDash(st.Repository), orDash(st.Branch), orDash(st.Message)}})
+		},
+	}
+}
+
+// historyStatus shows the history record of a job the cluster no longer has.
+func (o *options) historyStatus(ctx context.Context, id string) error {
+	hc, err := o.history(ctx)
+	if err != nil {
+		return fmt.Errorf("job %s is not in the cluster, and its history is unavailable: %w", id, err)
+	}
+	rec, err := hc.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	if done, err := printStructured(o.streams.Out, o.output, rec); done {
+		return err
+	}
+	now := time.Now()
+	if err := table(o.streams.Out,
+		[]string{"ID", "USER", "STATUS", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
+		[][]string{{rec.ID, rec.User, rec.Status, strconv.Itoa(len(rec.Attempts)), since(now, &rec.Created), span(rec.Started, rec.Finished, now), orDash(rec.Repository), orDash(rec.Branch), orDash(rec.Message)}}); err != nil {
+		return err
+	}
+	fmt.Fprintln(o.streams.Out)
+	rows := make([][]string, 0, len(rec.Attempts))
+	for _, a := range rec.Attempts {
+		exit := "-"
+		if a.ExitCode != nil {
+			exit = strconv.Itoa(int(*a.ExitCode))
+		}
+		counted := "-"
+		if a.Counted != nil {
+			counted = strconv.FormatBool(*a.Counted)
+		}
+		rows = append(rows, []string{strconv.Itoa(a.Number), a.Pod, orDash(a.Node), a.Phase, exit, orDash(a.Reason), counted, span(a.Started, a.Finished, now)})
+	}
+	return table(o.streams.Out, []string{"ATTEMPT", "POD", "NODE", "PHASE", "EXIT", "REASON", "COUNTED", "DURATION"}, rows)
+}
+
+func newWatchCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch <job-id>",
+		Short: "Follow a job's status until it ends; the exit code is its outcome",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			return o.follow(cmd.Context(), c, args[0])
+		},
+	}
+}
+
+func newListCommand(o *options) *cobra.Command {
+	var user, phase string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the agent jobs in the cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.List(cmd.Context(), jobs.ListOptions{UserID: user, Phase: jobs.Phase(phase)})
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				list = []jobs.Status{}
+			}
+			if done, err := printStructured(o.streams.Out, o.output, list); done {
+				return err
+			}
+			now := time.Now()
+			rows := make([][]string, 0, len(list))
+			for _, s := range list {
+				rows = append(rows, []string{s.ID, s.UserID, string(s.Phase), strconv.Itoa(int(s.Attempts)), since(now, s.Created), span(s.Started, s.Finished, now), orDash(s.Repository), orDash(s.Branch)})
+			}
+			return table(o.streams.Out, []string{"ID", "USER", "PHASE", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH"}, rows)
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "only this user's jobs")
+	cmd.Flags().StringVar(&phase, "status", "", "only jobs in this phase (Pending, Running, Succeeded, Failed, TimedOut, Cancelled)")
+	return cmd
+}
+
+func newHistoryCommand(o *options) *cobra.Command {
+	var user, status, sinceFlag string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List finished and running jobs from the execution history",
+		Long: `history reads the controller's execution history, which keeps every job's
+record after the cluster has deleted the Job.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			hc, err := o.history(ctx)
+			if err != nil {
+				return err
+			}
+			list, err := hc.Jobs(ctx, user, status, sinceFlag, limit)
+			if err != nil {
+				return err
+			}
+			if list == nil {
+				list = []history.Job{}
+			}
+			if done, err := printStructured(o.streams.Out, o.output, list); done {
+				return err
+			}
+			now := time.Now()
+			rows := make([][]string, 0, len(list))
+			for _, j := range list {
+				gone := "no"
+				if j.Exported != nil {
+					gone = "exported"
+				}
+				rows = append(rows, []string{j.ID, j.User, j.Status, since(now, &j.Created), span(j.Started, j.Finished, now), orDash(j.Repository), orDash(j.Branch), gone})
+			}
+			return table(o.streams.Out, []string{"ID", "USER", "STATUS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "EXPORT"}, rows)
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "only this user's jobs")
+	cmd.Flags().StringVar(&status, "status", "", "only jobs with this status (Pending, Running, Succeeded, Failed, TimedOut, Cancelled)")
+	cmd.Flags().StringVar(&sinceFlag, "since", "", "only jobs created since: a duration (24h) or an RFC3339 time")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many jobs (default: the server's, 500)")
+	return cmd
+}
+
+func newCancelCommand(o *options) *cobra.Command {
+	var by, reason string
+	cmd := &cobra.Command{
+		Use:   "cancel <job-id>",
+		Short: "Cancel a job: its pods get SIGTERM, then the grace period",
+		Long: `cancel records a cancellation request on the Job (who and why). The
+FlowForge controller then stops it gracefully; the job ends Cancelled and is
+cleaned up like any finished job. Cancelling twice keeps the first request.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			job, err := c.Cancel(cmd.Context(), args[0], by, reason)
+			if errors.Is(err, jobs.ErrFinished) {
+				fmt.Fprintf(o.streams.Out, "job %s has already finished: %v\n", args[0], err)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			st := jobs.StatusOf(job)
+			fmt.Fprintf(o.streams.Out, "job %s: cancel requested by %s (%s)\n", args[0], st.CancelRequestedBy, st.Phase)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&by, "by", defaultUser(), "who is cancelling")
+	cmd.Flags().StringVar(&reason, "reason", "cancelled from the flowforge CLI", "why")
+	return cmd
+}
