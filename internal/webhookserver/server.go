@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -137,8 +138,10 @@ func logConstructor(base logr.Logger) func(logr.Logger, *admission.Request) logr
 // policy keeps serving.
 type probeServer struct {
 	engine *policies.Engine
-	server crwebhook.Server
-	cache  cache.Cache
+	server interface{ StartedChecker() healthz.Checker }
+	cache  interface {
+		WaitForCacheSync(ctx context.Context) bool
+	}
 }
 
 func (p *probeServer) runnable(addr string, log logr.Logger) manager.Runnable {
@@ -186,7 +189,7 @@ func (p *probeServer) checks(r *http.Request) []check {
 	return out
 }
 
-func cacheSynced(ctx context.Context, c cache.Cache) error {
+func cacheSynced(ctx context.Context, c interface{ WaitForCacheSync(context.Context) bool }) error {
 	ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	if !c.WaitForCacheSync(ctx) {

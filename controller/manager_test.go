@@ -1,0 +1,66 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/flowforge/flowforge/policies"
+)
+
+func TestSettingsComeFromPolicyData(t *testing.T) {
+	engine, err := policies.NewEngine(context.Background(), policies.Options{})
+	require.NoError(t, err)
+	s := SettingsFrom(engine, Options{})()
+	assert.Equal(t, 300*time.Second, s.PendingTimeout)
+	assert.Equal(t, "flowforge.io/export", s.JobFinalizer)
+	assert.Equal(t, "flowforge.io/log-export", s.PodFinalizer)
+	assert.EqualValues(t, 10<<20, s.LogArchiveLimit, "default cap")
+	assert.Equal(t, 2*time.Minute, s.ExportGrace)
+
+	s = SettingsFrom(engine, Options{LogArchiveLimit: 1024, ExportGrace: time.Second})()
+	assert.EqualValues(t, 1024, s.LogArchiveLimit)
+	assert.Equal(t, time.Second, s.ExportGrace)
+}
+
+func TestHTTPRunnableServesUntilStopped(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := free.Addr().String()
+	require.NoError(t, free.Close())
+	r := httpRunnable(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("hi")) }), logr.Discard())
+	assert.False(t, r.(*httpServer).NeedLeaderElection(), "the history API serves on every replica")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Start(ctx) }()
+	var body string
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		resp, err := http.Get("http://" + addr)
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close() //nolint:errcheck // test
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return true, nil
+	}))
+	assert.Equal(t, "hi", body)
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestHTTPRunnableReportsABusyAddress(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close() //nolint:errcheck // test
+	err = httpRunnable(l.Addr().String(), http.NotFoundHandler(), logr.Discard()).Start(context.Background())
+	assert.ErrorContains(t, err, "history API")
+}
