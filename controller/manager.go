@@ -21,6 +21,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -53,6 +54,10 @@ type Options struct {
 	ExportGrace time.Duration
 	// LogSink receives shipped log lines as JSON (default: discard).
 	LogSink io.Writer
+	// SkipNameValidation lets one process run the controller more than
+	// once (tests that restart it); controller-runtime otherwise refuses
+	// a second controller of the same name.
+	SkipNameValidation bool
 	// ExportHook, if set, is called between export steps ("archived",
 	// "recorded"); an error aborts the export there. Tests use it to stop
 	// the controller mid-export.
@@ -84,6 +89,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		LeaderElectionID:        opts.LeaderElectionID,
+		// Run returns once the manager has stopped, so handing the lease
+		// over at once is safe and makes a rolling update quick.
+		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: &opts.SkipNameValidation},
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				&batchv1.Job{}: {Label: selector},

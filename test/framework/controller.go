@@ -80,6 +80,7 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 			ExportGrace:             30 * time.Second,
 			LogSink:                 ctl.Shipped,
 			ExportHook:              opts.ExportHook,
+			SkipNameValidation:      true,
 		}, log)
 	}()
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {
