@@ -56,20 +56,36 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 	default:
 		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
 	}
-	job, err := Decode(req.AdmissionRequest)
+	obj, err := decodeObject(req.AdmissionRequest)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	policy := h.Policy.Current()
-	if !webhook.Selected(policy, job.Labels) {
+	meta := objectMeta(obj)
+	if !webhook.Selected(policy, meta.labels) {
+		// Not ours (the webhook configuration selects labelled Jobs, so
+		// this is rare): check it decodes, and let it through unchanged.
+		if _, err := Decode(req.AdmissionRequest); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
 		return admission.Allowed("not a FlowForge Job")
 	}
-	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "job", jobName(job), "jobID", job.Labels["job-id"], "dryRun", isDryRun(req))
+	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "job", meta.name, "jobID", meta.labels["job-id"], "dryRun", isDryRun(req))
 
-	mutated, mutation, applied, err := h.harden(ctx, req.AdmissionRequest)
+	nsLabels, err := h.Namespaces(ctx, req.Namespace)
 	if err != nil {
-		log.Error(err, "Denying Job: hardening failed")
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this Job, so it is denied: %w", err))
+		return h.failClosed(log, err)
+	}
+	mutation, err := h.Policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj})
+	if err != nil {
+		return h.failClosed(log, err)
+	}
+	mutated, applied, err := applyTo(obj, mutation.Ops)
+	if err != nil {
+		if _, decodeErr := Decode(req.AdmissionRequest); decodeErr != nil {
+			return admission.Errored(http.StatusBadRequest, decodeErr)
+		}
+		return h.failClosed(log, err)
 	}
 	resp := admission.PatchResponseFromRaw(req.Object.Raw, mutated)
 	if len(mutation.Warnings) > 0 {
@@ -84,32 +100,24 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 	return resp
 }
 
-// harden evaluates the policy for the request and applies it to the object.
-func (h *Handler) harden(ctx context.Context, req admissionv1.AdmissionRequest) ([]byte, *policies.Mutation, []policies.Op, error) {
-	labels, err := h.Namespaces(ctx, req.Namespace)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	mutation, err := h.Policy.Mutate(ctx, policies.Input{Request: &req, NamespaceLabels: labels})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	mutated, applied, err := Apply(req.Object.Raw, mutation.Ops)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return mutated, mutation, applied, nil
+// failClosed denies a labelled Job that could not be hardened.
+func (h *Handler) failClosed(log logr.Logger, err error) admission.Response {
+	log.Error(err, "Denying Job: hardening failed")
+	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this Job, so it is denied: %w", err))
 }
 
 // Apply applies policy settings to a raw Job and returns the hardened Job,
 // with the settings that changed it. The result must still be a valid Job.
 func Apply(raw []byte, ops []policies.Op) ([]byte, []policies.Op, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
+	obj, err := decodeJSON(raw)
+	if err != nil {
 		return nil, nil, fmt.Errorf("decode Job: %w", err)
 	}
+	return applyTo(obj, ops)
+}
+
+// applyTo applies ops to a decoded Job, then checks and encodes the result.
+func applyTo(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op, error) {
 	applied, err := policies.Apply(obj, ops)
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply policy: %w", err)
@@ -118,19 +126,17 @@ func Apply(raw []byte, ops []policies.Op) ([]byte, []policies.Op, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode hardened Job: %w", err)
 	}
-	if len(applied) > 0 {
-		var check batchv1.Job
-		if err := json.Unmarshal(mutated, &check); err != nil {
-			return nil, nil, fmt.Errorf("policy produced an invalid Job: %w", err)
-		}
+	var check batchv1.Job
+	if err := json.Unmarshal(mutated, &check); err != nil {
+		return nil, nil, fmt.Errorf("policy produced an invalid Job: %w", err)
 	}
 	return mutated, applied, nil
 }
 
 // Decode checks that the request carries a batch/v1 Job and decodes it.
 func Decode(req admissionv1.AdmissionRequest) (*batchv1.Job, error) {
-	if req.Kind.Group != batchv1.GroupName || req.Kind.Version != "v1" || req.Kind.Kind != "Job" {
-		return nil, fmt.Errorf("expected a batch/v1 Job, got %q", req.Kind.String())
+	if err := checkKind(req); err != nil {
+		return nil, err
 	}
 	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
 		return nil, fmt.Errorf("the request has no object")
@@ -142,11 +148,63 @@ func Decode(req admissionv1.AdmissionRequest) (*batchv1.Job, error) {
 	return &job, nil
 }
 
-func jobName(job *batchv1.Job) string {
-	if job.Name != "" {
-		return job.Name
+func checkKind(req admissionv1.AdmissionRequest) error {
+	if req.Kind.Group != batchv1.GroupName || req.Kind.Version != "v1" || req.Kind.Kind != "Job" {
+		return fmt.Errorf("expected a batch/v1 Job, got %q", req.Kind.String())
 	}
-	return job.GenerateName
+	return nil
+}
+
+// decodeObject decodes the request's object once, keeping numbers exact;
+// the policy input and the applier both work on the result. Fields of the
+// wrong type are caught by the typed check of the hardened Job.
+func decodeObject(req admissionv1.AdmissionRequest) (map[string]any, error) {
+	if err := checkKind(req); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
+		return nil, fmt.Errorf("the request has no object")
+	}
+	obj, err := decodeJSON(req.Object.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("the object is not a decodable batch/v1 Job: %w", err)
+	}
+	return obj, nil
+}
+
+func decodeJSON(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	return obj, nil
+}
+
+type objMeta struct {
+	name   string
+	labels map[string]string
+}
+
+// objectMeta reads the name and labels of a decoded object.
+func objectMeta(obj map[string]any) objMeta {
+	m, _ := obj["metadata"].(map[string]any)
+	out := objMeta{labels: map[string]string{}}
+	out.name, _ = m["name"].(string)
+	if out.name == "" {
+		out.name, _ = m["generateName"].(string)
+	}
+	labels, _ := m["labels"].(map[string]any)
+	for k, v := range labels {
+		if s, ok := v.(string); ok {
+			out.labels[k] = s
+		}
+	}
+	return out
 }
 
 func isDryRun(req admission.Request) bool {

@@ -127,6 +127,8 @@ func TestHandlerDecisions(t *testing.T) {
 		{name: "missing object", req: request(admissionv1.Create, nil), code: http.StatusBadRequest, msgContains: "no object"},
 		{name: "not JSON", req: request(admissionv1.Create, []byte(`{"metadata":`)), code: http.StatusBadRequest, msgContains: "not a decodable batch/v1 Job"},
 		{name: "wrongly typed Job", req: request(admissionv1.Create, []byte(`{"spec":{"template":"nope"}}`)), code: http.StatusBadRequest, msgContains: "not a decodable"},
+		{name: "wrongly typed labelled Job", req: request(admissionv1.Create, []byte(`{"metadata":{"labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":7}]}}}}`)), code: http.StatusBadRequest, msgContains: "not a decodable"},
+		{name: "not an object", req: request(admissionv1.Create, []byte(`[1,2]`)), code: http.StatusBadRequest, msgContains: "not a decodable"},
 		{name: "wrong kind", req: func() admission.Request {
 			r := request(admissionv1.Create, []byte(labelledJob))
 			r.Kind = metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -163,8 +165,22 @@ func TestOpCheck(t *testing.T) {
 	}
 }
 
+// asTerm turns a Go value into the AST term a query would bind.
+func asTerm(t *testing.T, v any) *ast.Term {
+	t.Helper()
+	val, err := ast.InterfaceToValue(v)
+	require.NoError(t, err)
+	if arr, ok := val.(*ast.Array); ok {
+		// Rego sets arrive as sets.
+		set := ast.NewSet()
+		arr.Foreach(func(x *ast.Term) { set.Add(x) })
+		return ast.NewTerm(set)
+	}
+	return ast.NewTerm(val)
+}
+
 func TestDecodeOps(t *testing.T) {
-	ops, err := decodeOps([]any{map[string]any{"setting": "s", "op": "set", "path": []any{"a", json.Number("2")}, "value": true}})
+	ops, err := decodeOps(asTerm(t, []any{map[string]any{"setting": "s", "op": "set", "path": []any{"a", json.Number("2")}, "value": true}}))
 	require.NoError(t, err)
 	assert.Equal(t, []Op{{Setting: "s", Op: "set", Path: []any{"a", 2}, Value: true}}, ops)
 
@@ -176,16 +192,20 @@ func TestDecodeOps(t *testing.T) {
 		[]any{map[string]any{"setting": "s", "op": "set", "path": []any{true}}},
 		[]any{map[string]any{"setting": "s", "op": "nope", "path": []any{"a"}}},
 	} {
-		_, err := decodeOps(bad)
+		_, err := decodeOps(asTerm(t, bad))
 		assert.Error(t, err, "%v", bad)
 	}
-	_, err = decodeStrings([]any{1})
+	_, err = decodeOps("not a term")
 	assert.Error(t, err)
-	_, err = decodeStrings("x")
+	_, err = decodeStrings(asTerm(t, []any{json.Number("1")}))
 	assert.Error(t, err)
-	_, err = decodeViolations([]any{map[string]any{"msg": "m"}})
+	_, err = decodeStrings(asTerm(t, "x"))
+	assert.Error(t, err)
+	_, err = decodeViolations(asTerm(t, []any{map[string]any{"msg": "m"}}))
 	assert.ErrorContains(t, err, "lacks a msg or a field")
-	_, err = decodeViolations([]any{"x"})
+	_, err = decodeViolations(asTerm(t, []any{"x"}))
+	assert.Error(t, err)
+	_, err = decodeViolations(asTerm(t, json.Number("1")))
 	assert.Error(t, err)
 	_, err = decodeViolations(1)
 	assert.Error(t, err)

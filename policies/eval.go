@@ -3,7 +3,6 @@ package policies
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,6 +17,9 @@ import (
 type Input struct {
 	Request         *admissionv1.AdmissionRequest
 	NamespaceLabels map[string]string
+	// Object, if set, is Request.Object already decoded (with
+	// json.Decoder.UseNumber); the engine then does not parse it again.
+	Object map[string]any
 }
 
 // Op is one setting of the hardening document (see mutate/mutate.rego).
@@ -108,7 +110,13 @@ func (p *Policy) inputValue(in Input) (ast.Value, error) {
 	if req == nil {
 		return nil, errors.New("policy input: no admission request")
 	}
-	object, err := rawValue(req.Object.Raw)
+	var object ast.Value
+	var err error
+	if in.Object != nil {
+		object, err = ast.InterfaceToValue(in.Object)
+	} else {
+		object, err = rawValue(req.Object.Raw)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("policy input: object: %w", err)
 	}
@@ -164,81 +172,158 @@ func rawValue(raw []byte) (ast.Value, error) {
 	return ast.ValueFromReader(bytes.NewReader(raw))
 }
 
-func decodeOps(v any) ([]Op, error) {
-	items, ok := v.([]any)
+// term returns the AST term of a result binding.
+func term(v any) (*ast.Term, error) {
+	t, ok := v.(*ast.Term)
 	if !ok {
-		return nil, fmt.Errorf("policy mutate.patch: expected a set, got %T", v)
+		return nil, fmt.Errorf("unexpected result type %T", v)
 	}
-	ops := make([]Op, 0, len(items))
-	for _, item := range items {
-		m, ok := item.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("policy mutate.patch: expected objects, got %T", item)
+	return t, nil
+}
+
+func decodeOps(v any) ([]Op, error) {
+	t, err := term(v)
+	if err != nil {
+		return nil, fmt.Errorf("policy mutate.patch: %w", err)
+	}
+	set, ok := t.Value.(ast.Set)
+	if !ok {
+		return nil, fmt.Errorf("policy mutate.patch: expected a set, got %v", ast.ValueName(t.Value))
+	}
+	ops := make([]Op, 0, set.Len())
+	var decodeErr error
+	set.Foreach(func(item *ast.Term) {
+		if decodeErr != nil {
+			return
 		}
-		op := Op{Value: m["value"]}
-		op.Setting, _ = m["setting"].(string)
-		op.Op, _ = m["op"].(string)
-		op.Key, _ = m["key"].(string)
-		path, ok := m["path"].([]any)
-		if !ok || len(path) == 0 {
-			return nil, fmt.Errorf("policy mutate.patch: setting %q has no path", op.Setting)
-		}
-		for _, seg := range path {
-			switch s := seg.(type) {
-			case string:
-				op.Path = append(op.Path, s)
-			case json.Number:
-				i, err := s.Int64()
-				if err != nil || i < 0 {
-					return nil, fmt.Errorf("policy mutate.patch: setting %q: bad index %v", op.Setting, s)
-				}
-				op.Path = append(op.Path, int(i))
-			default:
-				return nil, fmt.Errorf("policy mutate.patch: setting %q: path segment %v is neither a key nor an index", op.Setting, seg)
-			}
-		}
-		if err := op.check(); err != nil {
-			return nil, fmt.Errorf("policy mutate.patch: %w", err)
+		op, err := decodeOp(item)
+		if err != nil {
+			decodeErr = fmt.Errorf("policy mutate.patch: %w", err)
+			return
 		}
 		ops = append(ops, op)
+	})
+	return ops, decodeErr
+}
+
+func decodeOp(item *ast.Term) (Op, error) {
+	obj, ok := item.Value.(ast.Object)
+	if !ok {
+		return Op{}, fmt.Errorf("expected objects, got %v", ast.ValueName(item.Value))
 	}
-	return ops, nil
+	str := func(key string) string {
+		if t := obj.Get(ast.InternedTerm(key)); t != nil {
+			if s, ok := t.Value.(ast.String); ok {
+				return string(s)
+			}
+		}
+		return ""
+	}
+	op := Op{Setting: str("setting"), Op: str("op"), Key: str("key")}
+	if t := obj.Get(ast.InternedTerm("value")); t != nil {
+		v, err := ast.JSONWithOpt(t.Value, ast.JSONOpt{})
+		if err != nil {
+			return Op{}, fmt.Errorf("setting %q: value: %w", op.Setting, err)
+		}
+		op.Value = v
+	}
+	path, ok := objectArray(obj, "path")
+	if !ok || path.Len() == 0 {
+		return Op{}, fmt.Errorf("setting %q has no path", op.Setting)
+	}
+	var pathErr error
+	path.Foreach(func(seg *ast.Term) {
+		switch s := seg.Value.(type) {
+		case ast.String:
+			op.Path = append(op.Path, string(s))
+		case ast.Number:
+			i, ok := s.Int()
+			if !ok || i < 0 {
+				pathErr = fmt.Errorf("setting %q: bad index %v", op.Setting, s)
+				return
+			}
+			op.Path = append(op.Path, i)
+		default:
+			pathErr = fmt.Errorf("setting %q: path segment %v is neither a key nor an index", op.Setting, seg)
+		}
+	})
+	if pathErr != nil {
+		return Op{}, pathErr
+	}
+	if err := op.check(); err != nil {
+		return Op{}, err
+	}
+	return op, nil
+}
+
+func objectArray(obj ast.Object, key string) (*ast.Array, bool) {
+	t := obj.Get(ast.InternedTerm(key))
+	if t == nil {
+		return nil, false
+	}
+	a, ok := t.Value.(*ast.Array)
+	return a, ok
 }
 
 func decodeStrings(v any) ([]string, error) {
-	items, ok := v.([]any)
+	t, err := term(v)
+	if err != nil {
+		return nil, err
+	}
+	set, ok := t.Value.(ast.Set)
 	if !ok {
-		return nil, fmt.Errorf("expected a set of strings, got %T", v)
+		return nil, fmt.Errorf("expected a set of strings, got %v", ast.ValueName(t.Value))
 	}
-	out := make([]string, 0, len(items))
-	for _, item := range items {
-		s, ok := item.(string)
+	out := make([]string, 0, set.Len())
+	var bad error
+	set.Foreach(func(item *ast.Term) {
+		s, ok := item.Value.(ast.String)
 		if !ok {
-			return nil, fmt.Errorf("expected strings, got %T", item)
+			bad = fmt.Errorf("expected strings, got %v", ast.ValueName(item.Value))
+			return
 		}
-		out = append(out, s)
-	}
+		out = append(out, string(s))
+	})
 	sort.Strings(out)
-	return out, nil
+	return out, bad
 }
 
 func decodeViolations(v any) ([]Violation, error) {
-	items, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("expected a set of {msg, field}, got %T", v)
+	t, err := term(v)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]Violation, 0, len(items))
-	for _, item := range items {
-		m, ok := item.(map[string]any)
+	set, ok := t.Value.(ast.Set)
+	if !ok {
+		return nil, fmt.Errorf("expected a set of {msg, field}, got %v", ast.ValueName(t.Value))
+	}
+	out := make([]Violation, 0, set.Len())
+	var bad error
+	set.Foreach(func(item *ast.Term) {
+		obj, ok := item.Value.(ast.Object)
 		if !ok {
-			return nil, fmt.Errorf("expected {msg, field} objects, got %T", item)
+			bad = fmt.Errorf("expected {msg, field} objects, got %v", ast.ValueName(item.Value))
+			return
 		}
-		msg, _ := m["msg"].(string)
-		field, _ := m["field"].(string)
+		var msg, field string
+		if t := obj.Get(ast.InternedTerm("msg")); t != nil {
+			if s, ok := t.Value.(ast.String); ok {
+				msg = string(s)
+			}
+		}
+		if t := obj.Get(ast.InternedTerm("field")); t != nil {
+			if s, ok := t.Value.(ast.String); ok {
+				field = string(s)
+			}
+		}
 		if msg == "" || field == "" {
-			return nil, fmt.Errorf("violation %v lacks a msg or a field", m)
+			bad = fmt.Errorf("violation %v lacks a msg or a field", item)
+			return
 		}
 		out = append(out, Violation{Msg: msg, Field: field})
+	})
+	if bad != nil {
+		return nil, bad
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Field != out[j].Field {

@@ -156,6 +156,9 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 			rego.Query(query),
 			rego.Compiler(compiler),
 			rego.Store(store),
+			// Results stay AST terms: decodeOps and decodeViolations read
+			// them directly instead of converting every value to Go first.
+			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
 		).PrepareForEval(ctx)
 	}
 	p := &Policy{Tests: tests, data: b.Data}
