@@ -82,3 +82,17 @@ demo: up ## Run the main job on the local cluster and show what happened.
 .PHONY: clean
 clean: down ## Remove build output and local state (keeps the Go caches).
 	rm -rf $(BIN) $(LOCAL) coverage
+
+.PHONY: policy-configmap
+policy-configmap: tools ## Print policies/ as a ConfigMap (flat keys) for --policy-dir in a real cluster.
+	@args=""; for f in $$(cd policies && find . -name '*.rego' -o -name data.yaml | sort); do \
+	  key=$$(echo "$${f#./}" | tr '/' '.'); args="$$args --from-file=$$key=policies/$${f#./}"; done; \
+	$(BIN)/kubectl create configmap flowforge-policies -n flowforge-system $$args --dry-run=client -o yaml
+
+.PHONY: load
+load: up ## Load-test the webhook of `make up` over TLS (32 clients, 1000 req/s, 30s).
+	@set -a; . $(LOCAL)/endpoints.env; set +a; $(BIN)/webhookload -ca $(LOCAL)/webhook-certs/ca.crt
+
+.PHONY: bench
+bench: ## Go benchmarks of the admission path.
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mutate ./policies

@@ -36,14 +36,14 @@ for entry in "${programs[@]}"; do
   want=$(go list -m -f '{{.Version}}' "$mod")
   have=$(embedded_version "$bin/$name" "$mod" || true)
   if [[ "$have" == "$want" ]]; then
-    echo "[$i/$total] $name $want: up to date"
+    echo "[$i/$total] $name $want: up to date" >&2
     continue
   fi
-  echo "[$i/$total] $name $want: building (was: ${have:-missing}) ..."
+  echo "[$i/$total] $name $want: building (was: ${have:-missing}) ..." >&2
   start=$(date +%s)
   ldflags="-s -w"
   [[ "$mod" == "k8s.io/kubernetes" ]] && ldflags=$k8s_ldflags
   go build -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg"
   mv "$bin/$name.tmp" "$bin/$name"
-  echo "[$i/$total] $name $want: built in $(( $(date +%s) - start ))s"
+  echo "[$i/$total] $name $want: built in $(( $(date +%s) - start ))s" >&2
 done
