@@ -46,7 +46,9 @@ func TestDeployManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	withoutCRD := map[string]bool{"Issuer": true, "Certificate": true, "PrometheusRule": true}
 	checked := 0
 	// The namespace first: the namespaced objects need it.
-	sort.SliceStable(files, func(i, j int) bool { return filepath.Base(files[i]) == "namespace.yaml" && filepath.Base(files[j]) != "namespace.yaml" })
+	sort.SliceStable(files, func(i, j int) bool {
+		return filepath.Base(files[i]) == "namespace.yaml" && filepath.Base(files[j]) != "namespace.yaml"
+	})
 	for _, f := range append(files, more...) {
 		if filepath.Base(f) == "kustomization.yaml" {
 			continue
