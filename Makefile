@@ -96,3 +96,7 @@ load: up ## Load-test the webhook of `make up` over TLS (32 clients, 1000 req/s,
 .PHONY: bench
 bench: ## Go benchmarks of the admission path.
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mutate ./policies
+
+.PHONY: burst
+burst: up ## Submit 500 Jobs at once to `make up`'s stack; report recording, export lag and controller RSS/CPU.
+	@set -a; . $(LOCAL)/endpoints.env; set +a; $(BIN)/burst -kubeconfig $(KUBECONFIG_LOCAL) -jobs $${JOBS:-500}

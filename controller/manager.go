@@ -48,6 +48,11 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// QPS and Burst limit the controller's API requests (defaults 50, 100).
+	QPS   float32
+	Burst int
+	// ConcurrentReconciles is how many Jobs are reconciled at once (default 8).
+	ConcurrentReconciles int
 	// LogArchiveLimit caps each container's archived log (bytes).
 	LogArchiveLimit int64
 	// ExportGrace: see Settings.
@@ -66,6 +71,17 @@ type Options struct {
 
 // Run starts the controller and blocks until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	if cfg.QPS <= 0 {
+		cfg.QPS = 50
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 100
+	}
+	if opts.ConcurrentReconciles <= 0 {
+		opts.ConcurrentReconciles = 8
+	}
 	engine, err := policies.NewEngine(ctx, policies.Options{Dir: opts.PolicyDir, Log: log.WithName("policy"), Recorder: metrics.PolicyRecorder{}})
 	if err != nil {
 		return err
@@ -130,7 +146,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		Settings: settings,
 		hook:     opts.ExportHook,
 	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := r.SetupWithManager(mgr, opts.ConcurrentReconciles); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)
 	}
 	for _, runnable := range []manager.Runnable{shipper, manager.RunnableFunc(engine.Watch)} {

@@ -100,6 +100,9 @@ type Shipper struct {
 	mu        sync.Mutex
 	ctx       context.Context
 	followers map[types.UID]*follower
+	// stopping holds followers being stopped, so that a second Stop (the
+	// export's) waits for the first (the reconciler's) to finish.
+	stopping map[types.UID]chan struct{}
 }
 
 type follower struct {
@@ -158,21 +161,37 @@ func (s *Shipper) Follow(pod *corev1.Pod, tags Tags) {
 	}()
 }
 
-// Stop stops following a pod after a short drain and waits for it.
+// Stop stops following a pod after a short drain and waits for it, also
+// when another Stop of the same pod is already under way.
 func (s *Shipper) Stop(podUID types.UID) {
 	s.mu.Lock()
 	f, ok := s.followers[podUID]
-	delete(s.followers, podUID)
-	s.mu.Unlock()
 	if !ok {
+		wait := s.stopping[podUID]
+		s.mu.Unlock()
+		if wait != nil {
+			<-wait
+		}
 		return
 	}
+	delete(s.followers, podUID)
+	if s.stopping == nil {
+		s.stopping = map[types.UID]chan struct{}{}
+	}
+	stopped := make(chan struct{})
+	s.stopping[podUID] = stopped
+	s.mu.Unlock()
+
 	select {
 	case <-f.done:
 	case <-s.Clock.After(drainDelay):
 	}
 	f.cancel()
 	<-f.done
+	s.mu.Lock()
+	delete(s.stopping, podUID)
+	s.mu.Unlock()
+	close(stopped)
 }
 
 // Following reports whether a pod is being followed.

@@ -1,0 +1,213 @@
+// Command burst measures the controller under load: it creates N agent
+// Jobs at once on the stack `make up` started (kwok plays the pods), waits
+// until the execution history has exported every one, and reports how many
+// were recorded, the export lag (finished → exported) at p50 and p99, and
+// the controller's resident memory and CPU. `make burst` runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/test/localcluster"
+)
+
+func main() {
+	kubeconfig := flag.String("kubeconfig", ".local/kubeconfig", "kubeconfig of the stack")
+	historyURL := flag.String("history-url", os.Getenv("FLOWFORGE_HISTORY_URL"), "history API")
+	namespace := flag.String("namespace", "flowforge-jobs", "namespace for the Jobs")
+	n := flag.Int("jobs", 500, "number of Jobs")
+	timeout := flag.Duration("timeout", 15*time.Minute, "give up after")
+	flag.Parse()
+	if err := run(*kubeconfig, *historyURL, *namespace, *n, *timeout); err != nil {
+		fmt.Fprintf(os.Stderr, "burst: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error {
+	if historyURL == "" {
+		return fmt.Errorf("no --history-url (or $FLOWFORGE_HISTORY_URL); source .local/endpoints.env")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pid, err := controllerPID()
+	if err != nil {
+		return err
+	}
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	run := strconv.FormatInt(time.Now().Unix()%100000, 10)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id := fmt.Sprintf("burst-%s-%d", run, i)
+			if _, err := cs.BatchV1().Jobs(ns).Create(ctx, job(id), metav1.CreateOptions{}); err != nil {
+				errs <- fmt.Errorf("create %s: %w", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	created := time.Since(start)
+	fmt.Printf("created %d Jobs in %s\n", n, created.Round(time.Millisecond))
+
+	hc := &history.Client{BaseURL: historyURL}
+	var recs []history.Job
+	peakRSS := 0
+	for {
+		if rss, err := rssKiB(pid); err == nil && rss > peakRSS {
+			peakRSS = rss
+		}
+		all, err := hc.Jobs(ctx, "burst", "", "", 100000)
+		if err != nil {
+			return err
+		}
+		recs = recs[:0]
+		exported := 0
+		for _, r := range all {
+			if strings.HasPrefix(r.ID, "burst-"+run+"-") {
+				recs = append(recs, r)
+				if r.Exported != nil {
+					exported++
+				}
+			}
+		}
+		if exported == n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %s: %d of %d Jobs recorded, %d exported", timeout, len(recs), n, exported)
+		case <-time.After(time.Second):
+		}
+	}
+	total := time.Since(start)
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	hwm, _ := peakKiB(pid)
+	var lags []time.Duration
+	statuses := map[string]int{}
+	for _, r := range recs {
+		statuses[r.Status]++
+		if r.Finished != nil && r.Exported != nil {
+			lags = append(lags, r.Exported.Sub(*r.Finished))
+		}
+	}
+	slices.Sort(lags)
+	pct := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
+	fmt.Printf("all %d Jobs recorded and exported in %s; statuses %v\n", len(recs), total.Round(time.Second), statuses)
+	fmt.Printf("export lag (finished -> exported; finish times have 1s resolution): p50 %s  p99 %s  max %s\n",
+		pct(0.5).Round(10*time.Millisecond), pct(0.99).Round(10*time.Millisecond), pct(1).Round(10*time.Millisecond))
+	fmt.Printf("controller: peak RSS %d MiB (sampled %d MiB), CPU %.1fs over %s (%.2f cores on average)\n",
+		max(hwm, peakRSS)/1024, peakRSS/1024, cpu1-cpu0, total.Round(time.Second), (cpu1-cpu0)/total.Seconds())
+	return nil
+}
+
+// job is a plain labelled agent Job that runs briefly and prints a few lines.
+func job(id string) *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        templates.JobName(id),
+			Labels:      map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: id, templates.LabelUserID: "burst"},
+			Annotations: map[string]string{templates.AnnotationRepository: "acme/widgets"},
+		},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+				localcluster.AnnotationDuration:    "2s",
+				localcluster.AnnotationLogs:        "cloning\nworking\ndone",
+				localcluster.AnnotationLogInterval: "300ms",
+			}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "worker", Image: "ghcr.io/flowforge/claude-worker:1.4.0"}}},
+		}},
+	}
+}
+
+// controllerPID finds the flowforge-controller process of `make up`.
+func controllerPID() (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(strings.SplitN(string(cmd), "\x00", 2)[0], "flowforge-controller") {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no flowforge-controller process: run make up")
+}
+
+func statusKiB(pid int, field string) (int, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() //nolint:errcheck // read-only
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), field+":"); ok {
+			return strconv.Atoi(strings.Fields(rest)[0])
+		}
+	}
+	return 0, fmt.Errorf("%s not found", field)
+}
+
+func rssKiB(pid int) (int, error)  { return statusKiB(pid, "VmRSS") }
+func peakKiB(pid int) (int, error) { return statusKiB(pid, "VmHWM") }
+
+// cpuSeconds is the process's user plus system time.
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+}
