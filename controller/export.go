@@ -54,6 +54,16 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 			log.Error(err, "Export failed; the Job is kept and the export retried")
 		}
 	}()
+	if r.Shipper != nil {
+		// Let the followers drain and stop without holding a worker.
+		for i := range pods {
+			select {
+			case <-r.Shipper.StopAsync(pods[i].UID):
+			default:
+				return reconcile.Result{RequeueAfter: 250 * time.Millisecond}, nil
+			}
+		}
+	}
 	status := jobs.StatusOf(job)
 	if first, err := r.Store.Mark(ctx, string(job.UID), "finished"); err != nil {
 		return reconcile.Result{}, err
@@ -153,9 +163,6 @@ func (r *Reconciler) observeFinished(job *batchv1.Job, rec history.Job, done tim
 // archive stores the logs of every container of one attempt that ran, and
 // ships whatever the live follower had not shipped.
 func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, attempt int, limit int64) error {
-	if r.Shipper != nil {
-		r.Shipper.Stop(pod.UID)
-	}
 	tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: attempt}
 	for _, c := range containerNames(pod) {
 		if !containerRan(pod, c) {

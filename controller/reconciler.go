@@ -243,9 +243,7 @@ func (r *Reconciler) shipLogs(job *batchv1.Job, pods []corev1.Pod) {
 		tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: i + 1}
 		switch {
 		case podTerminal(pod) || pod.DeletionTimestamp != nil:
-			if r.Shipper.Following(pod.UID) {
-				go r.Shipper.Stop(pod.UID)
-			}
+			r.Shipper.StopAsync(pod.UID)
 		case pod.Status.Phase == corev1.PodRunning:
 			r.Shipper.Follow(pod, tags)
 		}

@@ -164,15 +164,23 @@ func (s *Shipper) Follow(pod *corev1.Pod, tags Tags) {
 // Stop stops following a pod after a short drain and waits for it, also
 // when another Stop of the same pod is already under way.
 func (s *Shipper) Stop(podUID types.UID) {
+	<-s.StopAsync(podUID)
+}
+
+// StopAsync starts stopping a pod's follower (a short drain, then cancel)
+// and returns a channel closed once it has stopped; it is closed already if
+// the pod was not followed.
+func (s *Shipper) StopAsync(podUID types.UID) <-chan struct{} {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if wait, ok := s.stopping[podUID]; ok {
+		return wait
+	}
 	f, ok := s.followers[podUID]
 	if !ok {
-		wait := s.stopping[podUID]
-		s.mu.Unlock()
-		if wait != nil {
-			<-wait
-		}
-		return
+		closed := make(chan struct{})
+		close(closed)
+		return closed
 	}
 	delete(s.followers, podUID)
 	if s.stopping == nil {
@@ -180,18 +188,19 @@ func (s *Shipper) Stop(podUID types.UID) {
 	}
 	stopped := make(chan struct{})
 	s.stopping[podUID] = stopped
-	s.mu.Unlock()
-
-	select {
-	case <-f.done:
-	case <-s.Clock.After(drainDelay):
-	}
-	f.cancel()
-	<-f.done
-	s.mu.Lock()
-	delete(s.stopping, podUID)
-	s.mu.Unlock()
-	close(stopped)
+	go func() {
+		select {
+		case <-f.done:
+		case <-s.Clock.After(drainDelay):
+		}
+		f.cancel()
+		<-f.done
+		s.mu.Lock()
+		delete(s.stopping, podUID)
+		s.mu.Unlock()
+		close(stopped)
+	}()
+	return stopped
 }
 
 // Following reports whether a pod is being followed.

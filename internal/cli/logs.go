@@ -63,13 +63,9 @@ func (o *options) history(ctx context.Context) (*history.Client, error) {
 	if o.historyURL != "" {
 		return &history.Client{BaseURL: o.historyURL, HTTP: httpClient}, nil
 	}
-	cfg, err := jobs.LoadConfig(o.kubeconfig)
+	cs, err := o.deps.clientset(o)
 	if err != nil {
 		return nil, err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -84,6 +80,19 @@ func (o *options) history(ctx context.Context) (*history.Client, error) {
 	return &history.Client{BaseURL: url, HTTP: httpClient}, nil
 }
 
+// clusterClientset builds a clientset for the cluster of the kubeconfig.
+func clusterClientset(o *options) (kubernetes.Interface, error) {
+	cfg, err := jobs.LoadConfig(o.kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return cs, nil
+}
+
 // defaultUser names who runs the CLI.
 func defaultUser() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
@@ -94,4 +103,3 @@ func defaultUser() string {
 	}
 	return "flowforge-cli"
 }
-

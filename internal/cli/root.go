@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"
@@ -60,11 +61,35 @@ type options struct {
 	historyURL string
 	timeout    time.Duration
 	streams    Streams
+	deps       deps
+}
+
+// deps are what the commands take from the outside world: the cluster and
+// the clock. NewRootCommand uses the real ones (defaultDeps); tests give
+// fakes to newRootCommandWith.
+type deps struct {
+	// newClient builds the Jobs client for the flags' kubeconfig,
+	// namespace and request timeout.
+	newClient func(o *options) (*jobs.Client, error)
+	// clientset builds a clientset for the flags' kubeconfig; history uses
+	// it to read the ConfigMap that publishes the history API's address.
+	clientset func(o *options) (kubernetes.Interface, error)
+	// now is the time that ages, durations and progress are measured from.
+	now func() time.Time
+}
+
+func defaultDeps() deps {
+	return deps{newClient: clusterClient, clientset: clusterClientset, now: time.Now}
 }
 
 // Execute runs the command line and returns the process exit code.
 func Execute(ctx context.Context, args []string, streams Streams) int {
-	root := NewRootCommand(streams)
+	return run(ctx, NewRootCommand(streams), args, streams)
+}
+
+// run executes a command tree and maps its error to an exit code,
+// explaining it on streams.Err.
+func run(ctx context.Context, root *cobra.Command, args []string, streams Streams) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -87,7 +112,12 @@ func Execute(ctx context.Context, args []string, streams Streams) int {
 
 // NewRootCommand builds the flowforge command tree.
 func NewRootCommand(streams Streams) *cobra.Command {
-	o := &options{streams: streams}
+	return newRootCommandWith(streams, defaultDeps())
+}
+
+// newRootCommandWith builds the command tree on the given dependencies.
+func newRootCommandWith(streams Streams, d deps) *cobra.Command {
+	o := &options{streams: streams, deps: d}
 	root := &cobra.Command{
 		Use:   "flowforge",
 		Short: "Run AI coding agents as hardened Kubernetes Jobs",
@@ -120,7 +150,13 @@ It also checks admission policy changes offline.`,
 }
 
 // client builds a Jobs client for the cluster.
-func (o *options) client() (*jobs.Client, error) {
+func (o *options) client() (*jobs.Client, error) { return o.deps.newClient(o) }
+
+// now is the current time of the command's clock.
+func (o *options) now() time.Time { return o.deps.now() }
+
+// clusterClient builds a Jobs client for the cluster of the kubeconfig.
+func clusterClient(o *options) (*jobs.Client, error) {
 	cfg, err := jobs.LoadConfig(o.kubeconfig)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,7 +33,7 @@ func newStatusCommand(o *options) *cobra.Command {
 			if done, err := printStructured(o.streams.Out, o.output, st); done {
 				return err
 			}
-			now := time.Now()
+			now := o.now()
 			return table(o.streams.Out,
 				[]string{"ID", "USER", "PHASE", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
 				[][]string{{st.ID, st.UserID, string(st.Phase), strconv.Itoa(int(st.Attempts)), since(now, st.Created), span(st.Started, st.Finished, now), orDash(st.Repository), orDash(st.Branch), orDash(st.Message)}})
@@ -55,7 +54,7 @@ func (o *options) historyStatus(ctx context.Context, id string) error {
 	if done, err := printStructured(o.streams.Out, o.output, rec); done {
 		return err
 	}
-	now := time.Now()
+	now := o.now()
 	if err := table(o.streams.Out,
 		[]string{"ID", "USER", "STATUS", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
 		[][]string{{rec.ID, rec.User, rec.Status, strconv.Itoa(len(rec.Attempts)), since(now, &rec.Created), span(rec.Started, rec.Finished, now), orDash(rec.Repository), orDash(rec.Branch), orDash(rec.Message)}}); err != nil {
@@ -113,7 +112,7 @@ func newListCommand(o *options) *cobra.Command {
 			if done, err := printStructured(o.streams.Out, o.output, list); done {
 				return err
 			}
-			now := time.Now()
+			now := o.now()
 			rows := make([][]string, 0, len(list))
 			for _, s := range list {
 				rows = append(rows, []string{s.ID, s.UserID, string(s.Phase), strconv.Itoa(int(s.Attempts)), since(now, s.Created), span(s.Started, s.Finished, now), orDash(s.Repository), orDash(s.Branch)})
@@ -151,7 +150,7 @@ record after the cluster has deleted the Job.`,
 			if done, err := printStructured(o.streams.Out, o.output, list); done {
 				return err
 			}
-			now := time.Now()
+			now := o.now()
 			rows := make([][]string, 0, len(list))
 			for _, j := range list {
 				gone := "no"

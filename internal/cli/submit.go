@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
@@ -158,7 +157,7 @@ func webhookDiff(rendered, stored *batchv1.Job) (string, error) {
 // follow waits for the job to end, showing its progress, and turns its
 // outcome into the exit code.
 func (o *options) follow(ctx context.Context, c *jobs.Client, id string) error {
-	p := newProgress(o.streams, time.Now)
+	p := newProgress(o.streams, o.now)
 	final, err := c.Watch(ctx, id, func(s jobs.Status) error {
 		p.update(s)
 		return nil
