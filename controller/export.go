@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,13 +56,10 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 		}
 	}()
 	if r.Shipper != nil {
-		// Let the followers drain and stop without holding a worker.
+		// Stop following: the archive read below ships whatever the
+		// followers had not, after their checkpoints.
 		for i := range pods {
-			select {
-			case <-r.Shipper.StopAsync(pods[i].UID):
-			default:
-				return reconcile.Result{RequeueAfter: 250 * time.Millisecond}, nil
-			}
+			r.Shipper.StopNow(pods[i].UID)
 		}
 	}
 	status := jobs.StatusOf(job)
@@ -85,7 +83,7 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	if rec.Finished == nil {
 		rec.Finished = &done
 	}
-	if err := r.Store.UpsertJob(ctx, rec); err != nil {
+	if err := r.upsertJob(ctx, rec); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := r.step("recorded"); err != nil {
@@ -230,18 +228,33 @@ func stripTimestamps(raw []byte) io.Reader {
 	return &out
 }
 
-// exportEvents copies the Kubernetes events about the Job and its pods.
+// exportEvents copies the Kubernetes events about the Job, and about its
+// pods that did not succeed (a succeeded attempt's events — scheduled,
+// pulled, started — say nothing its attempt record does not). The lists
+// (one per object, by UID) run in parallel: each is a scan of the
+// namespace's events on the API server.
 func (r *Reconciler) exportEvents(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
 	uids := []types.UID{job.UID}
 	for _, p := range pods {
-		uids = append(uids, p.UID)
+		if p.Status.Phase != corev1.PodSucceeded {
+			uids = append(uids, p.UID)
+		}
+	}
+	lists := make([]corev1.EventList, len(uids))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, uid := range uids {
+		g.Go(func() error {
+			if err := r.Events.List(gctx, &lists[i], client.InNamespace(job.Namespace), client.MatchingFields{"involvedObject.uid": string(uid)}); err != nil {
+				return fmt.Errorf("list events of %s: %w", job.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	var out []history.Event
-	for _, uid := range uids {
-		var list corev1.EventList
-		if err := r.Events.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingFields{"involvedObject.uid": string(uid)}); err != nil {
-			return fmt.Errorf("list events of %s: %w", job.Name, err)
-		}
+	for _, list := range lists {
 		for _, e := range list.Items {
 			t := e.LastTimestamp.Time
 			if t.IsZero() {

@@ -48,10 +48,10 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
-	// QPS and Burst limit the controller's API requests (defaults 50, 100).
+	// QPS and Burst limit the controller's API requests (defaults 200, 400).
 	QPS   float32
 	Burst int
-	// ConcurrentReconciles is how many Jobs are reconciled at once (default 8).
+	// ConcurrentReconciles is how many Jobs are reconciled at once (default 32).
 	ConcurrentReconciles int
 	// LogArchiveLimit caps each container's archived log (bytes).
 	LogArchiveLimit int64
@@ -74,13 +74,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	if cfg.QPS <= 0 {
-		cfg.QPS = 50
+		cfg.QPS = 200
 	}
 	if cfg.Burst <= 0 {
-		cfg.Burst = 100
+		cfg.Burst = 400
 	}
 	if opts.ConcurrentReconciles <= 0 {
-		opts.ConcurrentReconciles = 8
+		opts.ConcurrentReconciles = 32
 	}
 	engine, err := policies.NewEngine(ctx, policies.Options{Dir: opts.PolicyDir, Log: log.WithName("policy"), Recorder: metrics.PolicyRecorder{}})
 	if err != nil {

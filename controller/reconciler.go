@@ -50,6 +50,8 @@ type Reconciler struct {
 	// hook, if set, is called between export steps (tests use it to stop
 	// the controller mid-export).
 	hook func(step string) error
+	// memo skips store writes that would change nothing.
+	memo writeMemo
 }
 
 // SetupWithManager registers the reconciler: Jobs, and the Pods they own.
@@ -78,7 +80,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	status := jobs.StatusOf(&job)
 	log = log.WithValues("jobID", status.ID, "phase", status.Phase)
-	if err := r.Store.UpsertJob(ctx, record(&job, status)); err != nil {
+	if err := r.upsertJob(ctx, record(&job, status)); err != nil {
 		return reconcile.Result{}, err
 	}
 	if err := r.recordAttempts(ctx, &job, pods); err != nil {
@@ -181,14 +183,30 @@ func historyStatus(p jobs.Phase) string {
 	}
 }
 
+// upsertJob writes a record unless it is what was last written.
+func (r *Reconciler) upsertJob(ctx context.Context, rec history.Job) error {
+	same, sum := r.memo.unchanged("job/"+rec.UID, rec)
+	if same {
+		return nil
+	}
+	if err := r.Store.UpsertJob(ctx, rec); err != nil {
+		return err
+	}
+	r.memo.remember("job/"+rec.UID, sum)
+	return nil
+}
+
 // recordAttempts stores every pod as an attempt and, the first time a
 // counted failure is seen while the Job goes on, reports the retry.
 func (r *Reconciler) recordAttempts(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
 	for i := range pods {
 		pod := &pods[i]
 		a := attemptOf(job, pod, i+1)
-		if _, err := r.Store.UpsertAttempt(ctx, a); err != nil {
-			return err
+		if same, sum := r.memo.unchanged("attempt/"+a.PodUID, a); !same {
+			if _, err := r.Store.UpsertAttempt(ctx, a); err != nil {
+				return err
+			}
+			r.memo.remember("attempt/"+a.PodUID, sum)
 		}
 		if pod.Status.Phase != corev1.PodFailed || i == len(pods)-1 {
 			continue

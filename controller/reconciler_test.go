@@ -272,6 +272,7 @@ func TestExportStoresEverythingThenReleasesTheJob(t *testing.T) {
 	e := newEnv(t, job, pod)
 	e.logs.logs["done1-a/worker"] = "2026-11-27T11:59:30.000000001Z cloning\n2026-11-27T11:59:31.000000001Z done\n"
 	e.r.Events = fakeEvents{byUID: map[string][]corev1.Event{
+		string(job.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: job.Name}, Type: "Normal", Reason: "Completed", Message: "Job completed", LastTimestamp: metav1.NewTime(now.Add(-10 * time.Second))}},
 		string(pod.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: pod.Name}, Type: "Normal", Reason: "Started", Message: "Started container", LastTimestamp: metav1.NewTime(now.Add(-38 * time.Second))}},
 	}}
 	lag := testutil.CollectAndCount(metrics.ExportLag)
@@ -282,8 +283,8 @@ func TestExportStoresEverythingThenReleasesTheJob(t *testing.T) {
 	assert.Equal(t, history.StatusSucceeded, rec.Status)
 	require.NotNil(t, rec.Exported)
 	require.NotNil(t, rec.Finished)
-	require.Len(t, rec.Events, 1)
-	assert.Equal(t, "pod/done1-a", rec.Events[0].Object)
+	require.Len(t, rec.Events, 1, "a succeeded attempt's pod events are not copied")
+	assert.Equal(t, "job/claude-job-done1", rec.Events[0].Object)
 	archives, err := e.store.LogArchives(context.Background(), string(job.UID))
 	require.NoError(t, err)
 	require.Len(t, archives, 1)
@@ -315,6 +316,20 @@ func countPrefix(evs []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+func TestExportCopiesTheEventsOfFailedAttempts(t *testing.T) {
+	job := newJob("evs", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), func(j *batchv1.Job) { j.Status.Failed = 1 })
+	pod := newPod(job, "evs-a", corev1.PodFailed, ptr.To[int32](1), now.Add(-40*time.Second))
+	e := newEnv(t, job, pod)
+	e.r.Events = fakeEvents{byUID: map[string][]corev1.Event{
+		string(pod.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: pod.Name}, Type: "Warning", Reason: "BackOff", Message: "back-off", LastTimestamp: metav1.NewTime(now.Add(-30 * time.Second))}},
+	}}
+	e.reconcile(t, job.Name)
+	rec, err := e.store.Job(context.Background(), "evs")
+	require.NoError(t, err)
+	require.Len(t, rec.Events, 1)
+	assert.Equal(t, "pod/evs-a", rec.Events[0].Object)
 }
 
 func TestExportWaitsForTerminatingPodsThenGivesUp(t *testing.T) {

@@ -26,8 +26,9 @@ const (
 	// has ended before it is stopped (a simulated kubelet, like some real
 	// ones, never closes a follow stream on its own).
 	drainDelay = time.Second
-	// checkpointEvery bounds how many shipped lines a crash can repeat.
-	checkpointEvery = 250 * time.Millisecond
+	// checkpointEvery bounds how many shipped lines a crash can repeat,
+	// and how often each followed container writes to the store.
+	checkpointEvery = time.Second
 	retryStream     = time.Second
 )
 
@@ -100,9 +101,9 @@ type Shipper struct {
 	mu        sync.Mutex
 	ctx       context.Context
 	followers map[types.UID]*follower
-	// stopping holds followers being stopped, so that a second Stop (the
+	// stopping holds followers being stopped, so that a second stop (the
 	// export's) waits for the first (the reconciler's) to finish.
-	stopping map[types.UID]chan struct{}
+	stopping map[types.UID]*stopping
 }
 
 type follower struct {
@@ -171,10 +172,23 @@ func (s *Shipper) Stop(podUID types.UID) {
 // and returns a channel closed once it has stopped; it is closed already if
 // the pod was not followed.
 func (s *Shipper) StopAsync(podUID types.UID) <-chan struct{} {
+	return s.stop(podUID, false)
+}
+
+// StopNow stops a pod's follower without draining (the export then ships
+// the rest from the complete log) and waits for it.
+func (s *Shipper) StopNow(podUID types.UID) {
+	<-s.stop(podUID, true)
+}
+
+func (s *Shipper) stop(podUID types.UID, now bool) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if wait, ok := s.stopping[podUID]; ok {
-		return wait
+	if st, ok := s.stopping[podUID]; ok {
+		if now {
+			st.hurry()
+		}
+		return st.done
 	}
 	f, ok := s.followers[podUID]
 	if !ok {
@@ -184,13 +198,17 @@ func (s *Shipper) StopAsync(podUID types.UID) <-chan struct{} {
 	}
 	delete(s.followers, podUID)
 	if s.stopping == nil {
-		s.stopping = map[types.UID]chan struct{}{}
+		s.stopping = map[types.UID]*stopping{}
 	}
-	stopped := make(chan struct{})
-	s.stopping[podUID] = stopped
+	st := &stopping{done: make(chan struct{}), skip: make(chan struct{})}
+	s.stopping[podUID] = st
+	if now {
+		st.hurry()
+	}
 	go func() {
 		select {
 		case <-f.done:
+		case <-st.skip:
 		case <-s.Clock.After(drainDelay):
 		}
 		f.cancel()
@@ -198,10 +216,19 @@ func (s *Shipper) StopAsync(podUID types.UID) <-chan struct{} {
 		s.mu.Lock()
 		delete(s.stopping, podUID)
 		s.mu.Unlock()
-		close(stopped)
+		close(st.done)
 	}()
-	return stopped
+	return st.done
 }
+
+// stopping is a follower being stopped.
+type stopping struct {
+	done     chan struct{}
+	skip     chan struct{}
+	hurrying sync.Once
+}
+
+func (st *stopping) hurry() { st.hurrying.Do(func() { close(st.skip) }) }
 
 // Following reports whether a pod is being followed.
 func (s *Shipper) Following(podUID types.UID) bool {

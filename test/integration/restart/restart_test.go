@@ -141,7 +141,7 @@ func TestControllerStoppedMidExportAndRestarted(t *testing.T) {
 	assert.Equal(t, 1.0, duration, "the job's duration is observed once across both controllers")
 
 	// Every line reached the log sink (at least once: a line shipped in the
-	// last quarter second before a crash may be shipped again).
+	// last second before a crash may be shipped again).
 	shipped := map[string]bool{}
 	for _, c := range []*framework.Controller{first, second} {
 		for _, l := range c.Shipped.Lines() {
