@@ -30,9 +30,11 @@ func benchInput(b *testing.B) Input {
 	}, NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "agents"}}
 }
 
+// benchEngine loads the embedded policies, or $FLOWFORGE_BENCH_POLICY_DIR
+// to compare a policy change.
 func benchEngine(b *testing.B) *Engine {
 	b.Helper()
-	e, err := NewEngine(context.Background(), Options{})
+	e, err := NewEngine(context.Background(), Options{Dir: os.Getenv("FLOWFORGE_BENCH_POLICY_DIR")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	admissionv1 "k8s.io/api/admission/v1"
 )
 
@@ -93,7 +94,12 @@ func (p *Policy) eval(ctx context.Context, q rego.PreparedEvalQuery, in Input) (
 	if err != nil {
 		return nil, err
 	}
-	rs, err := q.Eval(ctx, rego.EvalParsedInput(value))
+	// Cancellation without rego's per-evaluation watcher goroutine: a
+	// Cancel that the context triggers when it ends.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	rs, err := q.Eval(ctx, rego.EvalParsedInput(value), rego.EvalExternalCancel(cancel))
 	if err != nil {
 		return nil, fmt.Errorf("evaluate policy %s: %w", p.Revision, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -48,6 +49,8 @@ type Options struct {
 	ProbeAddr string
 	// PolicyDir replaces the embedded policies and is watched for changes.
 	PolicyDir string
+	// Profiling serves net/http/pprof on the probe address.
+	Profiling bool
 }
 
 // Handlers returns FlowForge's admission handlers by path.
@@ -112,7 +115,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {
 		return fmt.Errorf("add policy watcher: %w", err)
 	}
-	probes := &probeServer{engine: engine, server: server, cache: mgr.GetCache()}
+	probes := &probeServer{engine: engine, server: server, cache: mgr.GetCache(), profiling: opts.Profiling}
 	if opts.ProbeAddr != "" && opts.ProbeAddr != "0" {
 		if err := mgr.Add(probes.runnable(opts.ProbeAddr, log)); err != nil {
 			return fmt.Errorf("add probe server: %w", err)
@@ -137,9 +140,10 @@ func logConstructor(base logr.Logger) func(logr.Logger, *admission.Request) logr
 // any refused reload, which does not make the server unready: the previous
 // policy keeps serving.
 type probeServer struct {
-	engine *policies.Engine
-	server interface{ StartedChecker() healthz.Checker }
-	cache  interface {
+	profiling bool
+	engine    *policies.Engine
+	server    interface{ StartedChecker() healthz.Checker }
+	cache     interface {
 		WaitForCacheSync(ctx context.Context) bool
 	}
 }
@@ -150,6 +154,11 @@ func (p *probeServer) runnable(addr string, log logr.Logger) manager.Runnable {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 		mux.HandleFunc("/readyz", p.readyz)
 		mux.HandleFunc("/readyz/policy", p.policyStatus)
+		if p.profiling {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {

@@ -126,6 +126,7 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, ku
 		"--cert-dir=" + certDir,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[1]),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[2]),
+		"--enable-profiling",
 	}
 	if policyDir != "" {
 		webhookArgs = append(webhookArgs, "--policy-dir="+policyDir)

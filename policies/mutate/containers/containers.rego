@@ -16,7 +16,7 @@ container_security_defaults := {
 
 container_security_context(ctr) := object.get(ctr.container, "securityContext", {})
 
-patch contains default_op(sprintf("container.securityContext.%s", [field]), array.concat(ctr.path, ["securityContext", field]), value) if {
+patch contains {"setting": sprintf("container.securityContext.%s", [field]), "op": "default", "path": array.concat(ctr.path, ["securityContext", field]), "value": value} if {
 	applies
 	some ctr in workload_containers
 	some field, value in container_security_defaults
@@ -28,26 +28,26 @@ patch contains default_op(sprintf("container.securityContext.%s", [field]), arra
 # problem (privileged) instead.
 conflicts_with_privileged(ctr, "allowPrivilegeEscalation") if container_security_context(ctr).privileged == true
 
-patch contains set_op("container.securityContext.readOnlyRootFilesystem", array.concat(ctr.path, ["securityContext", "readOnlyRootFilesystem"]), true) if {
+patch contains {"setting": "container.securityContext.readOnlyRootFilesystem", "op": "set", "path": array.concat(ctr.path, ["securityContext", "readOnlyRootFilesystem"]), "value": true} if {
 	applies
 	some ctr in workload_containers
 }
 
-patch contains union_op("container.securityContext.capabilities.drop", array.concat(ctr.path, ["securityContext", "capabilities", "drop"]), ["ALL"]) if {
+patch contains {"setting": "container.securityContext.capabilities.drop", "op": "union", "path": array.concat(ctr.path, ["securityContext", "capabilities", "drop"]), "value": ["ALL"]} if {
 	applies
 	some ctr in workload_containers
 }
 
 # A container's own profile, where it sets one, becomes the pod's profile,
 # unless it is Unconfined (denied by validation).
-patch contains set_op("container.securityContext.seccompProfile", array.concat(ctr.path, ["securityContext", "seccompProfile"]), seccomp_profile) if {
+patch contains {"setting": "container.securityContext.seccompProfile", "op": "set", "path": array.concat(ctr.path, ["securityContext", "seccompProfile"]), "value": seccomp_profile} if {
 	applies
 	some ctr in workload_containers
 	profile := container_security_context(ctr).seccompProfile
 	not unconfined(profile)
 }
 
-patch contains set_op("container.securityContext.appArmorProfile", array.concat(ctr.path, ["securityContext", "appArmorProfile"]), config.appArmor) if {
+patch contains {"setting": "container.securityContext.appArmorProfile", "op": "set", "path": array.concat(ctr.path, ["securityContext", "appArmorProfile"]), "value": config.appArmor} if {
 	applies
 	some ctr in workload_containers
 	profile := container_security_context(ctr).appArmorProfile

@@ -23,19 +23,19 @@ timeout_seconds := round(time.parse_duration_ns(raw) / 1000000000) if {
 	not regex.match(`^[0-9]+$`, raw)
 }
 
-patch contains set_op("activeDeadlineSeconds", ["spec", "activeDeadlineSeconds"], timeout_seconds) if {
+patch contains {"setting": "activeDeadlineSeconds", "op": "set", "path": ["spec", "activeDeadlineSeconds"], "value": timeout_seconds} if {
 	applies
 	timeout_seconds > 0
 }
 
-patch contains default_op("activeDeadlineSeconds", ["spec", "activeDeadlineSeconds"], job_config.activeDeadlineSeconds.default) if {
+patch contains {"setting": "activeDeadlineSeconds", "op": "default", "path": ["spec", "activeDeadlineSeconds"], "value": job_config.activeDeadlineSeconds.default} if {
 	applies
 	not timeout_seconds
 }
 
-patch contains default_op("ttlSecondsAfterFinished", ["spec", "ttlSecondsAfterFinished"], job_config.ttlSecondsAfterFinished.default) if applies
+patch contains {"setting": "ttlSecondsAfterFinished", "op": "default", "path": ["spec", "ttlSecondsAfterFinished"], "value": job_config.ttlSecondsAfterFinished.default} if applies
 
-patch contains set_op("ttlSecondsAfterFinished", ["spec", "ttlSecondsAfterFinished"], job_config.ttlSecondsAfterFinished.max) if {
+patch contains {"setting": "ttlSecondsAfterFinished", "op": "set", "path": ["spec", "ttlSecondsAfterFinished"], "value": job_config.ttlSecondsAfterFinished.max} if {
 	applies
 	k8s.obj.spec.ttlSecondsAfterFinished > job_config.ttlSecondsAfterFinished.max
 }
@@ -47,7 +47,7 @@ warn contains sprintf("spec.ttlSecondsAfterFinished: %d is above the maximum and
 
 # The API server defaults backoffLimit before admission, so its default
 # value counts as unset.
-patch contains set_op("backoffLimit", ["spec", "backoffLimit"], job_config.backoffLimit.default) if {
+patch contains {"setting": "backoffLimit", "op": "set", "path": ["spec", "backoffLimit"], "value": job_config.backoffLimit.default} if {
 	applies
 	object.get(k8s.obj, ["spec", "backoffLimit"], job_config.backoffLimit.apiServerDefault) == job_config.backoffLimit.apiServerDefault
 }
@@ -61,7 +61,7 @@ pod_failure_rules := array.concat(
 	],
 )
 
-patch contains default_op("podFailurePolicy", ["spec", "podFailurePolicy"], {"rules": pod_failure_rules}) if {
+patch contains {"setting": "podFailurePolicy", "op": "default", "path": ["spec", "podFailurePolicy"], "value": {"rules": pod_failure_rules}} if {
 	applies
 	count(pod_failure_rules) > 0
 }
@@ -73,29 +73,29 @@ propagated_labels := {key: value |
 	value := k8s.labels[key]
 }
 
-patch contains merge_op("podLabels", array.concat(k8s.pod_meta_path, ["labels"]), propagated_labels) if applies
+patch contains {"setting": "podLabels", "op": "merge", "path": array.concat(k8s.pod_meta_path, ["labels"]), "value": propagated_labels} if applies
 
-patch contains union_op("finalizers", ["metadata", "finalizers"], [config.export.jobFinalizer]) if {
+patch contains {"setting": "finalizers", "op": "union", "path": ["metadata", "finalizers"], "value": [config.export.jobFinalizer]} if {
 	applies
 	config.export.enabled
 }
 
-patch contains union_op("podFinalizers", array.concat(k8s.pod_meta_path, ["finalizers"]), [config.export.podFinalizer]) if {
+patch contains {"setting": "podFinalizers", "op": "union", "path": array.concat(k8s.pod_meta_path, ["finalizers"]), "value": [config.export.podFinalizer]} if {
 	applies
 	config.export.enabled
 }
 
 revision := object.get(input, ["policy", "revision"], config.release)
 
-patch contains set_op("policyRevision", ["metadata", "annotations", config.annotations.policyRevision], revision) if applies
+patch contains {"setting": "policyRevision", "op": "set", "path": ["metadata", "annotations", config.annotations.policyRevision], "value": revision} if applies
 
-patch contains set_op("policyRevision", array.concat(k8s.pod_meta_path, ["annotations", config.annotations.policyRevision]), revision) if applies
+patch contains {"setting": "policyRevision", "op": "set", "path": array.concat(k8s.pod_meta_path, ["annotations", config.annotations.policyRevision]), "value": revision} if applies
 
 # Pods record the profile they were sized by, so that validating a pod
 # checks its limits against the same profile.
-patch contains merge_op("podAnnotations", array.concat(k8s.pod_meta_path, ["annotations"]), {config.annotations.profile: profile_name}) if applies
+patch contains {"setting": "podAnnotations", "op": "merge", "path": array.concat(k8s.pod_meta_path, ["annotations"]), "value": {config.annotations.profile: profile_name}} if applies
 
 # With a podFailurePolicy the Job controller requires podReplacementPolicy
 # Failed: a retry starts only once the failed pod is fully gone, so two
 # attempts never run at once.
-patch contains set_op("podReplacementPolicy", ["spec", "podReplacementPolicy"], "Failed") if applies
+patch contains {"setting": "podReplacementPolicy", "op": "set", "path": ["spec", "podReplacementPolicy"], "value": "Failed"} if applies

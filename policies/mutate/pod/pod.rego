@@ -34,29 +34,29 @@ legacy_apparmor if {
 	startswith(key, "container.apparmor.security.beta.kubernetes.io/")
 }
 
-patch contains default_op("runtimeClassName", array.concat(k8s.pod_path, ["runtimeClassName"]), config.runtimeClass.default) if applies
+patch contains {"setting": "runtimeClassName", "op": "default", "path": array.concat(k8s.pod_path, ["runtimeClassName"]), "value": config.runtimeClass.default} if applies
 
-patch contains set_op("automountServiceAccountToken", array.concat(k8s.pod_path, ["automountServiceAccountToken"]), false) if applies
+patch contains {"setting": "automountServiceAccountToken", "op": "set", "path": array.concat(k8s.pod_path, ["automountServiceAccountToken"]), "value": false} if applies
 
-patch contains set_op("enableServiceLinks", array.concat(k8s.pod_path, ["enableServiceLinks"]), false) if applies
+patch contains {"setting": "enableServiceLinks", "op": "set", "path": array.concat(k8s.pod_path, ["enableServiceLinks"]), "value": false} if applies
 
-patch contains set_op("priorityClassName", array.concat(k8s.pod_path, ["priorityClassName"]), config.priorityClassName) if applies
+patch contains {"setting": "priorityClassName", "op": "set", "path": array.concat(k8s.pod_path, ["priorityClassName"]), "value": config.priorityClassName} if applies
 
-patch contains set_op("restartPolicy", array.concat(k8s.pod_path, ["restartPolicy"]), "Never") if applies
+patch contains {"setting": "restartPolicy", "op": "set", "path": array.concat(k8s.pod_path, ["restartPolicy"]), "value": "Never"} if applies
 
-patch contains default_op("podSecurityContext.runAsNonRoot", array.concat(k8s.pod_path, ["securityContext", "runAsNonRoot"]), true) if applies
+patch contains {"setting": "podSecurityContext.runAsNonRoot", "op": "default", "path": array.concat(k8s.pod_path, ["securityContext", "runAsNonRoot"]), "value": true} if applies
 
-patch contains default_op(sprintf("podSecurityContext.%s", [field]), array.concat(k8s.pod_path, ["securityContext", field]), value) if {
+patch contains {"setting": sprintf("podSecurityContext.%s", [field]), "op": "default", "path": array.concat(k8s.pod_path, ["securityContext", field]), "value": value} if {
 	applies
 	some field, value in config.podSecurityContext
 }
 
-patch contains set_op("podSecurityContext.seccompProfile", array.concat(k8s.pod_path, ["securityContext", "seccompProfile"]), seccomp_profile) if {
+patch contains {"setting": "podSecurityContext.seccompProfile", "op": "set", "path": array.concat(k8s.pod_path, ["securityContext", "seccompProfile"]), "value": seccomp_profile} if {
 	applies
 	not unconfined(object.get(pod_security_context, "seccompProfile", {}))
 }
 
-patch contains set_op("podSecurityContext.appArmorProfile", array.concat(k8s.pod_path, ["securityContext", "appArmorProfile"]), config.appArmor) if {
+patch contains {"setting": "podSecurityContext.appArmorProfile", "op": "set", "path": array.concat(k8s.pod_path, ["securityContext", "appArmorProfile"]), "value": config.appArmor} if {
 	applies
 	not unconfined(object.get(pod_security_context, "appArmorProfile", {}))
 	not legacy_apparmor

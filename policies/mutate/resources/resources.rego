@@ -25,18 +25,32 @@ profile := config.resources.profiles[profile_name]
 # A request above the profile's limit gets no default limit: the API server
 # would refuse a limit below the request with a message about a field the
 # user never set, while validation names the request itself.
-patch contains default_op(sprintf("resources.limits.%s", [res]), array.concat(ctr.path, ["resources", "limits", res]), profile.limits[res]) if {
+patch contains {"setting": sprintf("resources.limits.%s", [res]), "op": "default", "path": array.concat(ctr.path, ["resources", "limits", res]), "value": profile.limits[res]} if {
 	applies
 	some ctr in workload_containers
 	some res in resource_names
-	quantity.le(object.get(ctr.container, ["resources", "requests", res], "0"), profile.limits[res])
+	not ctr.container.resources.requests[res]
 }
 
-# The default request never exceeds the container's own limit.
-patch contains default_op(sprintf("resources.requests.%s", [res]), array.concat(ctr.path, ["resources", "requests", res]), request) if {
+patch contains {"setting": sprintf("resources.limits.%s", [res]), "op": "default", "path": array.concat(ctr.path, ["resources", "limits", res]), "value": profile.limits[res]} if {
 	applies
 	some ctr in workload_containers
 	some res in resource_names
-	limit := object.get(ctr.container, ["resources", "limits", res], profile.limits[res])
-	request := quantity.min(profile.requests[res], limit)
+	units.parse(ctr.container.resources.requests[res]) <= units.parse(profile.limits[res])
+}
+
+# The default request is the profile's, and never more than the
+# container's own limit.
+patch contains {"setting": sprintf("resources.requests.%s", [res]), "op": "default", "path": array.concat(ctr.path, ["resources", "requests", res]), "value": profile.requests[res]} if {
+	applies
+	some ctr in workload_containers
+	some res in resource_names
+	not ctr.container.resources.limits[res]
+}
+
+patch contains {"setting": sprintf("resources.requests.%s", [res]), "op": "default", "path": array.concat(ctr.path, ["resources", "requests", res]), "value": quantity.min(profile.requests[res], limit)} if {
+	applies
+	some ctr in workload_containers
+	some res in resource_names
+	limit := ctr.container.resources.limits[res]
 }

@@ -8,6 +8,6 @@ package flowforge.mutate
 import data.flowforge.config
 import data.flowforge.lib.k8s
 
-patch contains merge_op("nodeSelector", array.concat(k8s.pod_path, ["nodeSelector"]), config.scheduling.nodeSelector) if applies
+patch contains {"setting": "nodeSelector", "op": "merge", "path": array.concat(k8s.pod_path, ["nodeSelector"]), "value": config.scheduling.nodeSelector} if applies
 
-patch contains union_op("tolerations", array.concat(k8s.pod_path, ["tolerations"]), config.scheduling.tolerations) if applies
+patch contains {"setting": "tolerations", "op": "union", "path": array.concat(k8s.pod_path, ["tolerations"]), "value": config.scheduling.tolerations} if applies

@@ -9,33 +9,35 @@ package flowforge.mutate
 import data.flowforge.config
 import data.flowforge.lib.k8s
 
-mounts_at(ctr, mount_path) := [m |
-	some m in object.get(ctr.container, "volumeMounts", [])
-	m.mountPath == mount_path
-]
-
-needs_mount(ctr, spec) if count(mounts_at(ctr, spec.mountPath)) == 0
-
-patch contains add_op(sprintf("volumeMount.%s", [spec.name]), array.concat(ctr.path, ["volumeMounts"]), "mountPath", {"name": spec.name, "mountPath": spec.mountPath}) if {
-	applies
+# missing_mounts: the scratch volumes each container lacks, computed once.
+missing_mounts contains {"ctr": ctr, "spec": spec} if {
 	some ctr in workload_containers
 	some spec in config.volumes
-	needs_mount(ctr, spec)
+	not has_mount_at(ctr.container, spec.mountPath)
 }
 
-patch contains add_op(sprintf("volume.%s", [spec.name]), array.concat(k8s.pod_path, ["volumes"]), "name", {"name": spec.name, "emptyDir": {"sizeLimit": spec.sizeLimit}}) if {
+has_mount_at(container, mount_path) if {
+	some m in object.get(container, "volumeMounts", [])
+	m.mountPath == mount_path
+}
+
+patch contains {"setting": sprintf("volumeMount.%s", [miss.spec.name]), "op": "add", "path": array.concat(miss.ctr.path, ["volumeMounts"]), "key": "mountPath", "value": {"name": miss.spec.name, "mountPath": miss.spec.mountPath}} if {
 	applies
-	some spec in config.volumes
-	some ctr in workload_containers
-	needs_mount(ctr, spec)
+	some miss in missing_mounts
+}
+
+patch contains {"setting": sprintf("volume.%s", [miss.spec.name]), "op": "add", "path": array.concat(k8s.pod_path, ["volumes"]), "key": "name", "value": {"name": miss.spec.name, "emptyDir": {"sizeLimit": miss.spec.sizeLimit}}} if {
+	applies
+	some miss in missing_mounts
 }
 
 # A user's emptyDir mounted at a scratch path gets the size limit it lacks.
-patch contains default_op(sprintf("volume.%s.sizeLimit", [spec.name]), array.concat(k8s.pod_path, ["volumes", vol.index, "emptyDir", "sizeLimit"]), spec.sizeLimit) if {
+patch contains {"setting": sprintf("volume.%s.sizeLimit", [spec.name]), "op": "default", "path": array.concat(k8s.pod_path, ["volumes", vol.index, "emptyDir", "sizeLimit"]), "value": spec.sizeLimit} if {
 	applies
-	some spec in config.volumes
 	some ctr in workload_containers
-	some m in mounts_at(ctr, spec.mountPath)
+	some m in object.get(ctr.container, "volumeMounts", [])
+	some spec in config.volumes
+	m.mountPath == spec.mountPath
 	some vol in k8s.volumes
 	vol.volume.name == m.name
 	is_object(vol.volume.emptyDir)
