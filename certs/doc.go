@@ -8,8 +8,8 @@
 // file, then rename) so that a process watching the directory, such as the
 // webhook server's certificate watcher, never reads a half-written pair.
 //
-// For a real cluster, the webhook's serving certificate normally comes from
-// cert-manager or from the rotator in this package (see Rotator), which keeps
-// the certificate in a Secret, writes it to the serving directory, and injects
-// the CA bundle into the webhook configurations.
+// In a real cluster the webhook's serving certificate comes from cert-manager
+// (deploy/certificates.yaml), which rotates it and injects the CA bundle into
+// the webhook configurations; the webhook server reloads a rotated
+// certificate from its directory without a restart.
 package certs

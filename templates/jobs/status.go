@@ -94,7 +94,8 @@ type Status struct {
 //     DeadlineExceeded; Failed otherwise.
 //   - Not finished: Cancelling when a cancel was requested; Running when a
 //     pod is active and ready (or, on API servers that do not report ready
-//     pods, active and the Job started); Pending otherwise.
+//     pods, active and the Job started), or when an attempt has ended and
+//     the Job goes on; Pending otherwise.
 func StatusOf(job *batchv1.Job) Status {
 	ann := job.Annotations
 	s := Status{
@@ -157,6 +158,10 @@ func StatusOf(job *batchv1.Job) Status {
 	case cancelRequested:
 		s.Phase, s.Reason, s.Message = PhaseCancelling, "CancelRequested", cancelMessage(ann, "")
 	case s.Active > 0 && (s.Ready > 0 || job.Status.Ready == nil && s.Started != nil):
+		s.Phase = PhaseRunning
+	case s.Active == 0 && s.Succeeded+s.Failed > 0:
+		// Between attempts (a retry's back-off), or between the last pod's
+		// end and the Job's terminal condition: still under way.
 		s.Phase = PhaseRunning
 	default:
 		s.Phase = PhasePending

@@ -79,6 +79,8 @@ func TestStatusOfPhases(t *testing.T) {
 	}{
 		{name: "new", job: flowJob("a"), phase: PhasePending},
 		{name: "pod pending", job: flowJob("a", withCounts(1, 0, 0, 0)), phase: PhasePending},
+		{name: "between attempts", job: flowJob("a", withCounts(0, 0, 0, 1)), phase: PhaseRunning},
+		{name: "last pod done, condition not yet set", job: flowJob("a", withCounts(0, 0, 1, 0)), phase: PhaseRunning},
 		{name: "suspended", job: flowJob("a", withConditions(cond(batchv1.JobSuspended, "JobSuspended", t1))), phase: PhasePending, reason: "JobSuspended"},
 		{name: "pod ready", job: flowJob("a", withCounts(1, 1, 0, 0)), phase: PhaseRunning},
 		{name: "started on a server without ready counts", job: flowJob("a", func(j *batchv1.Job) {
