@@ -15,7 +15,7 @@ COVER_MIN ?= 80
 # Packages whose unit tests count towards coverage: the product, not the
 # test harness or the thin mains.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /tools)
-INT_PKGS   = ./test/integration/...
+INT_PKGS   = ./test/...
 FUZZTIME  ?= 10s
 
 .PHONY: help
