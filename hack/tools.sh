@@ -2,6 +2,7 @@
 # Builds the pinned control-plane and policy programs from tools/go.mod into
 # bin/. Idempotent: a program is rebuilt only when it is missing or when the
 # module version embedded in the binary differs from the pinned one.
+# Arguments, if any, name the programs to check (default: all of them).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +29,13 @@ embedded_version() { # binary module
   go version -m "$1" 2>/dev/null | awk -v m="$2" '($1=="dep" || $1=="mod") && $2==m {print $3; exit}'
 }
 
+if [[ $# -gt 0 ]]; then
+  selected=()
+  for entry in "${programs[@]}"; do
+    for want in "$@"; do [[ "${entry%%|*}" == "$want" ]] && selected+=("$entry"); done
+  done
+  programs=("${selected[@]}")
+fi
 total=${#programs[@]}
 i=0
 for entry in "${programs[@]}"; do
