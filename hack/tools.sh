@@ -37,7 +37,39 @@ if [[ $# -gt 0 ]]; then
   programs=("${selected[@]}")
 fi
 total=${#programs[@]}
+
+# Prints a line every 30s while a long build runs, so a cold build (about
+# 15 minutes on two cores) never looks hung.
+heartbeat() { # label
+  local label=$1 t0
+  t0=$(date +%s)
+  while sleep 30; do echo "    ... still building $label ($(( $(date +%s) - t0 ))s)" >&2; done
+}
+
+# build_group builds several programs in one `go build`, so that linking one
+# overlaps compiling the next and shared packages are compiled once.
+build_group() { # ldflags name|pkg ...
+  local ldflags=$1; shift
+  local names=() pkgs=() tmp start hb
+  for e in "$@"; do names+=("${e%%|*}"); pkgs+=("${e#*|}"); done
+  tmp=$(mktemp -d "$bin/.build.XXXXXX")
+  start=$(date +%s)
+  heartbeat "${names[*]}" & hb=$!
+  # One program gets its own name (etcd's package would be named "v3"); several
+  # are named after their package directories, which match their names.
+  local out="$tmp/"
+  [[ ${#names[@]} -eq 1 ]] && out="$tmp/${names[0]}"
+  if ! go build -ldflags "$ldflags" -o "$out" "${pkgs[@]}"; then
+    kill "$hb" 2>/dev/null || true; rm -rf "$tmp"; return 1
+  fi
+  kill "$hb" 2>/dev/null || true; wait "$hb" 2>/dev/null || true
+  for n in "${names[@]}"; do mv "$tmp/$n" "$bin/$n"; done
+  rm -rf "$tmp"
+  echo "    built ${names[*]} in $(( $(date +%s) - start ))s" >&2
+}
+
 i=0
+k8s_group=()
 for entry in "${programs[@]}"; do
   i=$((i + 1))
   IFS='|' read -r name pkg mod <<<"$entry"
@@ -48,10 +80,14 @@ for entry in "${programs[@]}"; do
     continue
   fi
   echo "[$i/$total] $name $want: building (was: ${have:-missing}) ..." >&2
-  start=$(date +%s)
-  ldflags="-s -w"
-  [[ "$mod" == "k8s.io/kubernetes" ]] && ldflags=$k8s_ldflags
-  go build -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg"
-  mv "$bin/$name.tmp" "$bin/$name"
-  echo "[$i/$total] $name $want: built in $(( $(date +%s) - start ))s" >&2
+  if [[ "$mod" == "k8s.io/kubernetes" ]]; then
+    # Built together once every Kubernetes program has been seen.
+    k8s_group+=("$name|$pkg")
+    continue
+  fi
+  build_group "-s -w" "$name|$pkg"
 done
+if [[ ${#k8s_group[@]} -gt 0 ]]; then
+  echo "building the Kubernetes programs together (the longest step on a cold machine) ..." >&2
+  build_group "$k8s_ldflags" "${k8s_group[@]}"
+fi
