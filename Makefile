@@ -69,19 +69,8 @@ test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).
 test-integration: tools-test ## Integration tests on the local cluster (never skipped).
 	$(GO) test -count=1 -p 2 -timeout 25m $(INT_PKGS)
 
-# test runs two lanes side by side, then the integration tests: building
-# the control plane (long, with single-threaded link steps) leaves a core
-# idle that vet, the unit tests and the fuzz build use meanwhile. On a cold
-# 2-core machine this takes minutes off a run of about half an hour.
 .PHONY: test
-test: ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
-	@$(MAKE) --no-print-directory -j2 --output-sync=line test-policy test-go
-	@$(MAKE) --no-print-directory test-integration
-
-# test-go: the checks that need no cluster and no tools, one after another.
-.PHONY: test-go
-test-go:
-	@$(MAKE) --no-print-directory -j1 vet test-unit test-fuzz
+test: tools-test vet test-unit test-policy test-fuzz test-integration ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
 
 .PHONY: up
 up: tools build ## Start the local stack in the background; kubeconfig in .local/kubeconfig.
