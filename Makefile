@@ -57,12 +57,17 @@ test-policy: tools-test ## opa check --strict, opa fmt --fail and opa test (cove
 	@awk -F'"coverage": ' '/"coverage": / {c=$$2} END {sub(/[,}].*/, "", c); printf "policy coverage: %.1f%%\n", c}' coverage/policy.json
 
 # Each fuzz target runs for FUZZTIME; what it finds is kept in testdata/fuzz.
+# -fuzz recompiles the standard library and every dependency with coverage
+# instrumentation, which no other build shares. Without optimisation that
+# build takes half the time (measured cold: 287 s instead of 543 s), and a
+# run of a few seconds does not need optimised code.
 FUZZ_TARGETS = FuzzDecode:./internal/webhook FuzzHandle:./mutate FuzzHandle:./validate
+FUZZ_GCFLAGS ?= all=-N -l
 .PHONY: test-fuzz
 test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t%%:*} in $${t##*:} for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
+	  $(GO) test -gcflags '$(FUZZ_GCFLAGS)' -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
 	done
 
 .PHONY: test-integration
