@@ -58,7 +58,7 @@ test-policy: tools-test ## opa check --strict, opa fmt --fail and opa test (cove
 
 # Each fuzz target runs for FUZZTIME. A failing input is written to the
 # package's testdata/fuzz/<Target>; the interesting inputs found so far are
-# kept there too (copied from $$(go env GOCACHE)/fuzz), so every plain
+# kept there too (copied from $(go env GOCACHE)/fuzz), so every plain
 # `go test` replays them.
 # -fuzz recompiles the standard library and every dependency with coverage
 # instrumentation, which no other build shares. Without optimisation that
