@@ -17,6 +17,13 @@ COVER_MIN ?= 80
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /tools)
 INT_PKGS   = ./test/...
 FUZZTIME  ?= 10s
+# The Go compiler spends much of its CPU collecting garbage. With a GC target
+# of 400% a cold build does the same work with about a quarter less CPU
+# (opa from empty caches: 140 s instead of 188 s), and the largest compile
+# stays under 700 MB. Builds and tests get it; benchmarks and the programs
+# `make up` starts do not.
+BUILD_GOGC ?= 400
+BUILD_ENV  := GOGC=$(BUILD_GOGC)
 
 .PHONY: help
 help: ## Show this help.
@@ -24,26 +31,26 @@ help: ## Show this help.
 
 .PHONY: tools
 tools: ## Build the pinned control plane, kwok, kubectl and opa into bin/ (idempotent; ~15 min cold).
-	@hack/tools.sh
+	@$(BUILD_ENV) hack/tools.sh
 
 # What the tests need: everything but kubectl (which the demo uses).
 .PHONY: tools-test
 tools-test:
-	@hack/tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kwok opa
+	@$(BUILD_ENV) hack/tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kwok opa
 
 .PHONY: build
 build: ## Build FlowForge's programs into bin/.
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/... ./test/cmd/...
+	$(BUILD_ENV) $(GO) build -o $(BIN)/ ./cmd/... ./test/cmd/...
 
 .PHONY: vet
 vet: ## go vet every package.
-	$(GO) vet ./...
+	$(BUILD_ENV) $(GO) vet ./...
 
 .PHONY: test-unit
 test-unit: ## Unit tests with coverage (fails under $(COVER_MIN)%).
 	@mkdir -p coverage
-	$(GO) test -count=1 -coverprofile=coverage/unit.out -covermode=atomic $(UNIT_PKGS)
+	$(BUILD_ENV) $(GO) test -count=1 -coverprofile=coverage/unit.out -covermode=atomic $(UNIT_PKGS)
 	@hack/coverage.sh coverage/unit.out $(COVER_MIN)
 
 .PHONY: test-policy
@@ -71,17 +78,18 @@ FUZZ_GCFLAGS ?= all=-N -l
 test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t%%:*} in $${t##*:} for $(FUZZTIME)"; \
-	  $(GO) test -gcflags '$(FUZZ_GCFLAGS)' -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
+	  $(BUILD_ENV) $(GO) test -gcflags '$(FUZZ_GCFLAGS)' -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
 	done
 
 .PHONY: test-integration
 test-integration: tools-test ## Integration tests on the local cluster (never skipped).
-	$(GO) test -count=1 -p 2 -timeout 25m $(INT_PKGS)
+	$(BUILD_ENV) $(GO) test -count=1 -p 2 -timeout 25m $(INT_PKGS)
 
 # The fuzz build is CPU-bound and the integration tests mostly wait on
 # their clusters, so the two run side by side (measured cold, one after the
 # other they took 361 s + 138 s). The integration tests assert no wall-clock
-# times, so sharing the CPU slows them but cannot fail them.
+# times and their waits allow tens of seconds to minutes, so sharing the CPU
+# slows them without making them fail.
 .PHONY: test
 test: tools-test vet test-unit test-policy ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
 	@$(MAKE) --no-print-directory -j2 test-fuzz test-integration
