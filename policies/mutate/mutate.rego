@@ -34,9 +34,9 @@ applies if {
 	k8s.operation == "CREATE"
 }
 
-# Constructors of the entries, for tests and readers. The rules above write
-# the objects out: a function call per entry costs more in OPA than the
-# whole entry.
+# Constructors of the entries, for the tests. The patch rules write their
+# objects out literally: in OPA a function call per entry costs more than
+# building the whole entry.
 set_op(setting, path, value) := {"setting": setting, "op": "set", "path": path, "value": value}
 
 default_op(setting, path, value) := {"setting": setting, "op": "default", "path": path, "value": value}

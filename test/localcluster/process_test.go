@@ -11,15 +11,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// startFake starts a shell script as the component name, in place of the
+// real binary.
+func startFake(t *testing.T, name, script string) *process {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fake-"+name)
+	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\n"+script+"\n"), 0o755))
+	p, err := startProcess(name, bin, nil, dir, nil)
+	require.NoError(t, err)
+	return p
+}
+
 // TestAComponentThatDiesIsReportedWithItsLogTail uses a stand-in binary
 // that prints and exits, as a component that fails to start would.
 func TestAComponentThatDiesIsReportedWithItsLogTail(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fake-apiserver")
-	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\necho starting\necho 'error: cannot use public IP 127.0.0.1' >&2\nexit 3\n"), 0o755))
-	p, err := startProcess("kube-apiserver", bin, nil, dir, nil)
-	require.NoError(t, err)
-	err = p.waitFor(context.Background(), "ready", func(context.Context) error { return assert.AnError })
+	p := startFake(t, "kube-apiserver", "echo starting\necho 'error: cannot use public IP 127.0.0.1' >&2\nexit 3")
+	err := p.waitFor(context.Background(), "ready", func(context.Context) error { return assert.AnError })
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "kube-apiserver: exited before ready")
 	assert.Contains(t, err.Error(), "exit status 3")
@@ -27,15 +35,11 @@ func TestAComponentThatDiesIsReportedWithItsLogTail(t *testing.T) {
 }
 
 func TestAComponentThatHangsTimesOutWithItsLogTail(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fake-etcd")
-	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\necho waiting for quorum\nexec sleep 60\n"), 0o755))
-	p, err := startProcess("etcd", bin, nil, dir, nil)
-	require.NoError(t, err)
+	p := startFake(t, "etcd", "echo waiting for quorum\nexec sleep 60")
 	defer p.stop(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err = p.waitFor(ctx, "healthy", func(context.Context) error { return assert.AnError })
+	err := p.waitFor(ctx, "healthy", func(context.Context) error { return assert.AnError })
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "etcd: not healthy")
 	assert.Contains(t, err.Error(), "waiting for quorum")
