@@ -20,7 +20,10 @@
 //     archives) before it lets it go: the webhook puts a finalizer on the
 //     Job and on its pods, and the reconciler removes them only once the
 //     export is stored, so TTL cleanup never loses data. A failing export
-//     keeps the Job and raises flowforge_export_failures_total;
+//     keeps the Job and raises flowforge_export_failures_total. Job events
+//     come from the manager's cache (IndexJobEvents); finalizers are removed
+//     by value (RemoveFinalizer), so other controllers' updates never make
+//     the export conflict;
 //   - emits Events (Started, Retried, Succeeded, Failed, TimedOut,
 //     Cancelled, Exported) and Prometheus metrics.
 //

@@ -3,8 +3,10 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flowforge/flowforge/controller/history"
@@ -26,9 +27,28 @@ import (
 	"github.com/flowforge/flowforge/templates/jobs"
 )
 
-// EventLister lists the Kubernetes events about an object, uncached.
+// EventLister lists the Kubernetes events about an object, selected by
+// EventObjectUIDField.
 type EventLister interface {
 	List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error
+}
+
+// EventObjectUIDField selects events by the UID of the object they are
+// about: a field selector the API server supports, and the name of the
+// cache index IndexJobEvents adds.
+const EventObjectUIDField = "involvedObject.uid"
+
+// IndexJobEvents indexes cached events by EventObjectUIDField.
+func IndexJobEvents(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &corev1.Event{}, EventObjectUIDField, func(o client.Object) []string {
+		if e, ok := o.(*corev1.Event); ok && e.InvolvedObject.UID != "" {
+			return []string{string(e.InvolvedObject.UID)}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index events by %s: %w", EventObjectUIDField, err)
+	}
+	return nil
 }
 
 // export stores a finished Job's final status, attempts, events and logs,
@@ -55,6 +75,11 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 			log.Error(err, "Export failed; the Job is kept and the export retried")
 		}
 	}()
+	if r.memo.marked("exported/" + string(job.UID)) {
+		// A reconcile after the export (the finalizer patches trigger one):
+		// nothing is left to store, only finalizers perhaps to release.
+		return reconcile.Result{}, r.releaseFinalizers(ctx, job, pods, settings)
+	}
 	if r.Shipper != nil {
 		// Stop following: the archive read below ships whatever the
 		// followers had not, after their checkpoints.
@@ -93,6 +118,7 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	r.memo.mark("exported/" + string(job.UID))
 	if first {
 		r.observeFinished(job, rec, done)
 		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, "Exported", "Export", "status, events and logs of %d attempt(s) saved to the execution history", len(pods))
@@ -228,23 +254,25 @@ func stripTimestamps(raw []byte) io.Reader {
 	return &out
 }
 
-// exportEvents copies the Kubernetes events about the Job, and about its
-// pods that did not succeed (a succeeded attempt's events — scheduled,
-// pulled, started — say nothing its attempt record does not). The lists
-// (one per object, by UID) run in parallel: each is a scan of the
-// namespace's events on the API server.
+// exportEvents copies the Kubernetes events about the Job (from the cache),
+// and about its pods that did not succeed (from the API server; a succeeded
+// attempt's events — scheduled, pulled, started — say nothing its attempt
+// record does not). The pod lists run in parallel: each is a scan of the
+// namespace's events in etcd, as the API server does not cache events.
 func (r *Reconciler) exportEvents(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
 	uids := []types.UID{job.UID}
+	listers := []EventLister{r.JobEvents}
 	for _, p := range pods {
 		if p.Status.Phase != corev1.PodSucceeded {
 			uids = append(uids, p.UID)
+			listers = append(listers, r.PodEvents)
 		}
 	}
 	lists := make([]corev1.EventList, len(uids))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, uid := range uids {
 		g.Go(func() error {
-			if err := r.Events.List(gctx, &lists[i], client.InNamespace(job.Namespace), client.MatchingFields{"involvedObject.uid": string(uid)}); err != nil {
+			if err := listers[i].List(gctx, &lists[i], client.InNamespace(job.Namespace), client.MatchingFields{EventObjectUIDField: string(uid)}); err != nil {
 				return fmt.Errorf("list events of %s: %w", job.Name, err)
 			}
 			return nil
@@ -276,23 +304,28 @@ func (r *Reconciler) exportEvents(ctx context.Context, job *batchv1.Job, pods []
 // releaseFinalizers lets the pods and then the Job go.
 func (r *Reconciler) releaseFinalizers(ctx context.Context, job *batchv1.Job, pods []corev1.Pod, settings Settings) error {
 	for i := range pods {
-		pod := &pods[i]
-		if !controllerutil.ContainsFinalizer(pod, settings.PodFinalizer) {
-			continue
-		}
-		patch := client.MergeFromWithOptions(pod.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.RemoveFinalizer(pod, settings.PodFinalizer)
-		if err := r.Client.Patch(ctx, pod, patch); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("release pod %s: %w", pod.Name, err)
+		if err := RemoveFinalizer(ctx, r.Client, &pods[i], settings.PodFinalizer); err != nil {
+			return fmt.Errorf("release pod %s: %w", pods[i].Name, err)
 		}
 	}
-	if !controllerutil.ContainsFinalizer(job, settings.JobFinalizer) {
-		return nil
-	}
-	patch := client.MergeFromWithOptions(job.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(job, settings.JobFinalizer)
-	if err := r.Client.Patch(ctx, job, patch); err != nil && !apierrors.IsNotFound(err) {
+	if err := RemoveFinalizer(ctx, r.Client, job, settings.JobFinalizer); err != nil {
 		return fmt.Errorf("release job %s: %w", job.Name, err)
 	}
 	return nil
+}
+
+// RemoveFinalizer removes one finalizer with a strategic merge patch that
+// deletes it from the list by value: no resourceVersion and no index, so
+// neither another controller's change (the Job controller's status updates,
+// its removal of its own pod finalizer) nor a stale cached copy makes it
+// conflict, and no other finalizer is touched.
+func RemoveFinalizer(ctx context.Context, c client.Writer, obj client.Object, finalizer string) error {
+	if !slices.Contains(obj.GetFinalizers(), finalizer) {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"$deleteFromPrimitiveList/finalizers": []string{finalizer}}})
+	if err != nil {
+		return fmt.Errorf("build finalizer patch: %w", err)
+	}
+	return client.IgnoreNotFound(c.Patch(ctx, obj, client.RawPatch(types.StrategicMergePatchType, patch)))
 }

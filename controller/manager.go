@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -113,6 +114,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			ByObject: map[client.Object]cache.ByObject{
 				&batchv1.Job{}: {Label: selector},
 				&corev1.Pod{}:  {Label: selector},
+				// Job events only (every Job's: events carry no labels), for
+				// the export; the API server does not cache events, so a
+				// list per export would scan the namespace's events in etcd.
+				&corev1.Event{}: {Field: fields.OneTermEqualSelector("involvedObject.kind", "Job")},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
@@ -136,15 +141,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	logs := ClientsetLogs{Clientset: clientset}
 	shipper := &Shipper{Logs: logs, Sink: NewJSONSink(sink), Store: store, Clock: clk, Log: log.WithName("logs")}
 	r := &Reconciler{
-		Client:   mgr.GetClient(),
-		Events:   mgr.GetAPIReader(),
-		Store:    store,
-		Recorder: mgr.GetEventRecorder("flowforge-controller"),
-		Clock:    clk,
-		Logs:     logs,
-		Shipper:  shipper,
-		Settings: settings,
-		hook:     opts.ExportHook,
+		Client:    mgr.GetClient(),
+		JobEvents: mgr.GetClient(),
+		PodEvents: mgr.GetAPIReader(),
+		Store:     store,
+		Recorder:  mgr.GetEventRecorder("flowforge-controller"),
+		Clock:     clk,
+		Logs:      logs,
+		Shipper:   shipper,
+		Settings:  settings,
+		hook:      opts.ExportHook,
+	}
+	if err := IndexJobEvents(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 	if err := r.SetupWithManager(mgr, opts.ConcurrentReconciles); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)

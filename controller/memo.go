@@ -40,3 +40,13 @@ func (m *writeMemo) remember(key string, sum uint64) {
 	}
 	m.hashes[key] = sum
 }
+
+// mark records that a one-time step is done for key.
+func (m *writeMemo) mark(key string) { m.remember(key, 1) }
+
+// marked reports whether mark was called for key (since the last reset).
+func (m *writeMemo) marked(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hashes[key] == 1
+}

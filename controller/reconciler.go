@@ -39,14 +39,21 @@ type Settings struct {
 
 // Reconciler reconciles labelled Jobs. See the package documentation.
 type Reconciler struct {
-	Client   client.Client
-	Events   EventLister
-	Store    history.Store
-	Recorder events.EventRecorder
-	Clock    clock.Clock
-	Logs     LogSource
-	Shipper  *Shipper
-	Settings func() Settings
+	Client client.Client
+	// JobEvents lists the events about Jobs: in the controller, the
+	// manager's cache, which holds Job events only, indexed by
+	// involvedObject.uid (IndexJobEvents), so an export costs no API call.
+	JobEvents EventLister
+	// PodEvents lists the events about pods from the API server: only
+	// attempts that did not succeed need theirs, and caching every pod
+	// event in the cluster would cost more than these rare lists.
+	PodEvents EventLister
+	Store     history.Store
+	Recorder  events.EventRecorder
+	Clock     clock.Clock
+	Logs      LogSource
+	Shipper   *Shipper
+	Settings  func() Settings
 	// hook, if set, is called between export steps (tests use it to stop
 	// the controller mid-export).
 	hook func(step string) error

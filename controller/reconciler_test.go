@@ -83,7 +83,7 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	t.Cleanup(func() { _ = store.Close() })
 	e := &env{client: c, store: store, rec: events.NewFakeRecorder(100), clock: clocktesting.NewFakeClock(now), logs: &fakeLogs{logs: map[string]string{}}}
 	e.r = &Reconciler{
-		Client: c, Events: fakeEvents{byUID: map[string][]corev1.Event{}}, Store: store, Recorder: e.rec, Clock: e.clock, Logs: e.logs,
+		Client: c, JobEvents: fakeEvents{byUID: map[string][]corev1.Event{}}, PodEvents: fakeEvents{byUID: map[string][]corev1.Event{}}, Store: store, Recorder: e.rec, Clock: e.clock, Logs: e.logs,
 		Settings: func() Settings {
 			return Settings{PendingTimeout: 5 * time.Minute, LogArchiveLimit: 1 << 20, JobFinalizer: "flowforge.io/export", PodFinalizer: "flowforge.io/log-export", ExportGrace: 2 * time.Minute}
 		},
@@ -271,8 +271,10 @@ func TestExportStoresEverythingThenReleasesTheJob(t *testing.T) {
 	pod := newPod(job, "done1-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))
 	e := newEnv(t, job, pod)
 	e.logs.logs["done1-a/worker"] = "2026-11-27T11:59:30.000000001Z cloning\n2026-11-27T11:59:31.000000001Z done\n"
-	e.r.Events = fakeEvents{byUID: map[string][]corev1.Event{
+	e.r.JobEvents = fakeEvents{byUID: map[string][]corev1.Event{
 		string(job.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: job.Name}, Type: "Normal", Reason: "Completed", Message: "Job completed", LastTimestamp: metav1.NewTime(now.Add(-10 * time.Second))}},
+	}}
+	e.r.PodEvents = fakeEvents{byUID: map[string][]corev1.Event{
 		string(pod.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: pod.Name}, Type: "Normal", Reason: "Started", Message: "Started container", LastTimestamp: metav1.NewTime(now.Add(-38 * time.Second))}},
 	}}
 	lag := testutil.CollectAndCount(metrics.ExportLag)
@@ -322,14 +324,19 @@ func TestExportCopiesTheEventsOfFailedAttempts(t *testing.T) {
 	job := newJob("evs", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), func(j *batchv1.Job) { j.Status.Failed = 1 })
 	pod := newPod(job, "evs-a", corev1.PodFailed, ptr.To[int32](1), now.Add(-40*time.Second))
 	e := newEnv(t, job, pod)
-	e.r.Events = fakeEvents{byUID: map[string][]corev1.Event{
+	// Job events come from the cache, pod events from the API server.
+	e.r.JobEvents = fakeEvents{byUID: map[string][]corev1.Event{
+		string(job.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: job.Name}, Type: "Warning", Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTimestamp: metav1.NewTime(now.Add(-20 * time.Second))}},
+	}}
+	e.r.PodEvents = fakeEvents{byUID: map[string][]corev1.Event{
 		string(pod.UID): {{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: pod.Name}, Type: "Warning", Reason: "BackOff", Message: "back-off", LastTimestamp: metav1.NewTime(now.Add(-30 * time.Second))}},
 	}}
 	e.reconcile(t, job.Name)
 	rec, err := e.store.Job(context.Background(), "evs")
 	require.NoError(t, err)
-	require.Len(t, rec.Events, 1)
-	assert.Equal(t, "pod/evs-a", rec.Events[0].Object)
+	require.Len(t, rec.Events, 2)
+	assert.Equal(t, "pod/evs-a", rec.Events[0].Object, "sorted by time")
+	assert.Equal(t, "job/claude-job-evs", rec.Events[1].Object)
 }
 
 func TestExportWaitsForTerminatingPodsThenGivesUp(t *testing.T) {

@@ -14,9 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ffcontroller "github.com/flowforge/flowforge/controller"
 	"github.com/flowforge/flowforge/controller/history"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"
@@ -168,6 +171,12 @@ func testFailureWithRetries(t *testing.T) {
 		assert.True(t, *a.Counted, "exit code 3 counts towards backoffLimit")
 		assert.NotNil(t, a.Finished)
 	}
+	kinds := map[string]bool{}
+	for _, e := range rec.Events {
+		kinds[strings.SplitN(e.Object, "/", 2)[0]] = true
+	}
+	assert.True(t, kinds["job"], "the Job's events (from the controller's cache) were exported: %v", rec.Events)
+	assert.True(t, kinds["pod"], "the failed pods' events (listed from the API server) were exported: %v", rec.Events)
 	reasons := eventReasons(t, ns, templates.JobName("fail3"))
 	assert.Equal(t, 2, count(reasons, "Retried"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "Failed"))
@@ -297,4 +306,37 @@ func testMetrics(t *testing.T) {
 	assert.Zero(t, awaiting, "every finished Job has been exported")
 	_, err = framework.ScrapeMetric(ctx, ctl.MetricsURL, `flowforge_jobs{phase="Running"}`)
 	require.NoError(t, err)
+}
+
+// TestRemoveFinalizerFromAStaleCopy checks, on the real API server, that
+// the export's finalizer patch removes its finalizer, and only it, from a
+// stale cached copy: one whose finalizer list moved (the Job controller
+// removed its own) and whose other fields changed meanwhile.
+func TestRemoveFinalizerFromAStaleCopy(t *testing.T) {
+	ctx := context.Background()
+	ns := framework.Namespace(t, clientset, "finalizers", nil)
+	const ours = "flowforge.io/export"
+	c, err := client.New(testCluster.RESTConfig, client.Options{})
+	require.NoError(t, err)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fin", Namespace: ns, Finalizers: []string{"example.com/gone", ours, "example.com/other"}}}
+	require.NoError(t, c.Create(ctx, cm))
+	t.Cleanup(func() {
+		_ = c.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fin", Namespace: ns}}, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+	})
+	stale := cm.DeepCopy()
+
+	fresh := cm.DeepCopy()
+	fresh.Finalizers = []string{ours, "example.com/other"}
+	fresh.Data = map[string]string{"k": "v"}
+	require.NoError(t, c.Update(ctx, fresh))
+
+	require.NoError(t, ffcontroller.RemoveFinalizer(ctx, c, stale, ours))
+	var got corev1.ConfigMap
+	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(cm), &got))
+	assert.Equal(t, []string{"example.com/other"}, got.Finalizers, "only ours is removed")
+	assert.Equal(t, "v", got.Data["k"], "the other change is kept")
+
+	require.NoError(t, ffcontroller.RemoveFinalizer(ctx, c, stale, ours), "removing it again is a no-op")
+	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(cm), &got))
+	assert.Equal(t, []string{"example.com/other"}, got.Finalizers)
 }
