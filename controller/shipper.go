@@ -297,7 +297,9 @@ func (s *Shipper) ship(ctx context.Context, r io.Reader, pod *corev1.Pod, contai
 	cp := &checkpointer{store: s.Store, clock: s.Clock, podUID: string(pod.UID), container: container, last: after, bytes: shipped}
 	defer cp.stopTimer()
 	scanner := bufio.NewScanner(r)
-	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+	// Start small: hundreds of pods may be followed at once, and most
+	// lines are short; the buffer grows to 1 MiB for a long one.
+	scanner.Buffer(make([]byte, 0, 4*1024), 1024*1024)
 	for scanner.Scan() {
 		ts, msg, ok := splitTimestamp(scanner.Text())
 		if !ok || !ts.After(cp.position()) {

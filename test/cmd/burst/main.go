@@ -67,6 +67,7 @@ func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error 
 	defer cancel()
 	run := strconv.FormatInt(time.Now().Unix()%100000, 10)
 	start := time.Now()
+	since := start.Add(-time.Minute).UTC().Format(time.RFC3339)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 32)
@@ -97,7 +98,8 @@ func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error 
 		if rss, err := rssKiB(pid); err == nil && rss > peakRSS {
 			peakRSS = rss
 		}
-		all, err := hc.Jobs(ctx, "burst", "", "", 100000)
+		// Only this run's records: the history keeps earlier bursts'.
+		all, err := hc.Jobs(ctx, "burst", "", since, 100000)
 		if err != nil {
 			return err
 		}
