@@ -26,7 +26,48 @@ var (
 	webhookConfigurations []byte
 	//go:embed cluster-objects.yaml
 	clusterObjects []byte
+	//go:embed namespace.yaml
+	namespace []byte
+	//go:embed rbac.yaml
+	rbac []byte
 )
+
+// FlowForge's namespace and the service accounts rbac.yaml grants rights to.
+const (
+	Namespace                = "flowforge-system"
+	WebhookServiceAccount    = "flowforge-webhook"
+	ControllerServiceAccount = "flowforge-controller"
+)
+
+// ServiceAccountUser is the user name the API server gives a service
+// account of Namespace, and the groups it belongs to.
+func ServiceAccountUser(name string) (user string, groups []string) {
+	return "system:serviceaccount:" + Namespace + ":" + name,
+		[]string{"system:serviceaccounts", "system:serviceaccounts:" + Namespace, "system:authenticated"}
+}
+
+// ApplyRBAC creates or replaces FlowForge's namespace, its two service
+// accounts and their roles and bindings, as deployed.
+func ApplyRBAC(ctx context.Context, c client.Client) error {
+	var objs []runtime.Object
+	for _, data := range [][]byte{namespace, rbac} {
+		o, err := decodeAll(data)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, o...)
+	}
+	for _, o := range objs {
+		obj, ok := o.(client.Object)
+		if !ok {
+			return fmt.Errorf("deploy: unexpected %T in rbac.yaml", o)
+		}
+		if err := createOrReplace(ctx, c, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // WebhookConfigurations returns the mutating and validating webhook
 // configurations as deployed.

@@ -7,7 +7,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -98,4 +100,22 @@ func TestDecodeAllRejectsGarbage(t *testing.T) {
 	assert.Error(t, err)
 	_, err = decodeAll([]byte(":\n\t- not yaml"))
 	assert.Error(t, err)
+}
+
+func TestApplyRBACCreatesTheIdentitiesAndIsRepeatable(t *testing.T) {
+	scheme := runtime.NewScheme()
+	require.NoError(t, clientgoscheme.AddToScheme(scheme))
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	for range 2 {
+		require.NoError(t, ApplyRBAC(context.Background(), c), "applying twice replaces")
+	}
+	for _, sa := range []string{WebhookServiceAccount, ControllerServiceAccount} {
+		var got corev1.ServiceAccount
+		require.NoError(t, c.Get(context.Background(), client.ObjectKey{Namespace: Namespace, Name: sa}, &got), sa)
+		var binding rbacv1.ClusterRoleBinding
+		require.NoError(t, c.Get(context.Background(), client.ObjectKey{Name: sa}, &binding), sa)
+		user, groups := ServiceAccountUser(sa)
+		assert.Equal(t, "system:serviceaccount:"+binding.Subjects[0].Namespace+":"+binding.Subjects[0].Name, user)
+		assert.Contains(t, groups, "system:authenticated")
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/flowforge/flowforge/controller"
+	"github.com/flowforge/flowforge/deploy"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
 
@@ -40,8 +41,9 @@ type ControllerOptions struct {
 }
 
 // StartController runs the controller (the same code as
-// cmd/flowforge-controller, with leader election) against the cluster and
-// waits until its history API answers.
+// cmd/flowforge-controller, with leader election, as its service account
+// with deploy/rbac.yaml's rights) against the cluster and waits until its
+// history API answers.
 func StartController(ctx context.Context, c *localcluster.Cluster, opts ControllerOptions) (*Controller, error) {
 	if opts.Database == "" {
 		dir, err := os.MkdirTemp("", "flowforge-history-")
@@ -51,6 +53,10 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 		opts.Database = filepath.Join(dir, "history.db")
 	}
 	ports, err := localcluster.FreePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ServiceAccountConfig(ctx, c, deploy.ControllerServiceAccount)
 	if err != nil {
 		return nil, err
 	}
@@ -68,14 +74,14 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 		done:       make(chan error, 1),
 	}
 	go func() {
-		ctl.done <- controller.Run(runCtx, c.RESTConfig, controller.Options{
+		ctl.done <- controller.Run(runCtx, cfg, controller.Options{
 			HistoryAddr:             fmt.Sprintf("127.0.0.1:%d", ports[0]),
 			MetricsAddr:             fmt.Sprintf("127.0.0.1:%d", ports[1]),
 			ProbeAddr:               fmt.Sprintf("127.0.0.1:%d", ports[2]),
 			Database:                opts.Database,
 			PolicyDir:               opts.PolicyDir,
 			LeaderElection:          true,
-			LeaderElectionNamespace: "default",
+			LeaderElectionNamespace: deploy.Namespace,
 			LeaderElectionID:        "flowforge-controller-test",
 			ExportGrace:             30 * time.Second,
 			LogSink:                 ctl.Shipped,

@@ -42,7 +42,8 @@ type WebhookOptions struct {
 }
 
 // StartWebhook generates a CA and serving certificate, starts the webhook
-// server (the same code as cmd/flowforge-webhook) on free loopback ports,
+// server (the same code as cmd/flowforge-webhook, as its service account
+// with deploy/rbac.yaml's rights) on free loopback ports,
 // waits until it is ready, and registers the webhook configurations from
 // deploy/ with the API server, pointed at it. It returns once the API server
 // calls the webhook.
@@ -56,6 +57,10 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 		return nil, err
 	}
 	ports, err := localcluster.FreePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ServiceAccountConfig(ctx, c, deploy.WebhookServiceAccount)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +79,7 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 		done:       make(chan error, 1),
 	}
 	go func() {
-		w.done <- webhookserver.Run(runCtx, c.RESTConfig, webhookserver.Options{
+		w.done <- webhookserver.Run(runCtx, cfg, webhookserver.Options{
 			Host: "127.0.0.1", Port: ports[0],
 			CertDir: dir, CertName: "tls.crt", KeyName: "tls.key",
 			MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]),

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flowforge/flowforge/certs"
@@ -85,7 +86,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if err := os.WriteFile(kubeconfig, c.Kubeconfig, 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
-	ep, err := startFlowForge(startCtx, c, bin, state, kubeconfig, policyDir, logf)
+	ep, err := startFlowForge(startCtx, c, bin, state, policyDir, logf)
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 
 // startFlowForge runs the webhook and the controller from bin/ and
 // registers them as deploy/ does in a real cluster.
-func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, kubeconfig, policyDir string, logf func(string, ...any)) (*Endpoints, error) {
+func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, policyDir string, logf func(string, ...any)) (*Endpoints, error) {
 	ports, err := localcluster.FreePorts(6)
 	if err != nil {
 		return nil, err
@@ -115,13 +116,30 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, ku
 		History:           fmt.Sprintf("http://127.0.0.1:%d", ports[3]),
 		ControllerMetrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[4]),
 	}
+	// The programs run as their service accounts, with deploy/rbac.yaml's
+	// rights, as in a real cluster.
+	cl, err := adminClient(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := deploy.ApplyRBAC(ctx, cl); err != nil {
+		return nil, err
+	}
+	webhookKubeconfig, err := serviceAccountKubeconfig(c.Kubeconfig, state, deploy.WebhookServiceAccount)
+	if err != nil {
+		return nil, err
+	}
+	controllerKubeconfig, err := serviceAccountKubeconfig(c.Kubeconfig, state, deploy.ControllerServiceAccount)
+	if err != nil {
+		return nil, err
+	}
 	certDir := filepath.Join(state, "webhook-certs")
 	tlsFiles, err := certs.WriteSelfSigned(certDir, []string{"127.0.0.1", "localhost"}, time.Now(), 30*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
 	webhookArgs := []string{
-		"--kubeconfig=" + kubeconfig,
+		"--kubeconfig=" + webhookKubeconfig,
 		"--host=127.0.0.1", "--port=" + strconv.Itoa(ports[0]),
 		"--cert-dir=" + certDir,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[1]),
@@ -135,10 +153,6 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, ku
 		return nil, err
 	}
 	logf("webhook ready at %s", ep.Webhook)
-	cl, err := adminClient(c)
-	if err != nil {
-		return nil, err
-	}
 	if err := deploy.RegisterLocal(ctx, cl, ep.Webhook, tlsFiles.CAPEM); err != nil {
 		return nil, err
 	}
@@ -153,7 +167,7 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, ku
 		return nil, err
 	}
 	controllerArgs := []string{
-		"--kubeconfig=" + kubeconfig,
+		"--kubeconfig=" + controllerKubeconfig,
 		"--database=" + filepath.Join(state, "history.db"),
 		fmt.Sprintf("--history-bind-address=127.0.0.1:%d", ports[3]),
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[4]),
@@ -213,4 +227,22 @@ func adminClient(c *localcluster.Cluster) (client.Client, error) {
 		return nil, err
 	}
 	return client.New(c.RESTConfig, client.Options{Scheme: scheme})
+}
+
+// serviceAccountKubeconfig writes a copy of the admin kubeconfig that
+// impersonates one of FlowForge's service accounts and returns its path.
+func serviceAccountKubeconfig(admin []byte, state, serviceAccount string) (string, error) {
+	cfg, err := clientcmd.Load(admin)
+	if err != nil {
+		return "", fmt.Errorf("read kubeconfig: %w", err)
+	}
+	user, groups := deploy.ServiceAccountUser(serviceAccount)
+	for _, auth := range cfg.AuthInfos {
+		auth.Impersonate, auth.ImpersonateGroups = user, groups
+	}
+	path := filepath.Join(state, serviceAccount+".kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return path, nil
 }
