@@ -1,6 +1,7 @@
 // Package controller is FlowForge's companion controller: a
-// controller-runtime manager (with leader election) whose cache holds only
-// Jobs and Pods labelled app=flowforge, with managedFields stripped.
+// controller-runtime manager (with leader election) whose cache holds Jobs
+// and Pods labelled app=flowforge, with managedFields stripped, and the
+// events about Jobs, cut down to what the export copies.
 //
 // The Job reconciler:
 //   - records every Job and each of its attempts (pod, node, start and end,
@@ -21,7 +22,8 @@
 //     Job and on its pods, and the reconciler removes them only once the
 //     export is stored, so TTL cleanup never loses data. A failing export
 //     keeps the Job and raises flowforge_export_failures_total. Job events
-//     come from the manager's cache (IndexJobEvents); finalizers are removed
+//     come from the manager's cache (Job events only, slimmed by SlimEvent,
+//     indexed by IndexJobEvents); finalizers are removed
 //     by value (RemoveFinalizer), so other controllers' updates never make
 //     the export conflict;
 //   - emits Events (Started, Retried, Succeeded, Failed, TimedOut,

@@ -16,6 +16,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,6 +38,28 @@ type EventLister interface {
 // about: a field selector the API server supports, and the name of the
 // cache index IndexJobEvents adds.
 const EventObjectUIDField = "involvedObject.uid"
+
+// SlimEvent is the cache transform for events: it keeps only what the
+// export copies and the index needs, so that caching every Job's events
+// costs a few hundred bytes per event.
+func SlimEvent(in any) (any, error) {
+	e, ok := in.(*corev1.Event)
+	if !ok {
+		return in, nil
+	}
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: e.Name, Namespace: e.Namespace, UID: e.UID,
+			ResourceVersion: e.ResourceVersion, CreationTimestamp: e.CreationTimestamp,
+		},
+		InvolvedObject: corev1.ObjectReference{Kind: e.InvolvedObject.Kind, Namespace: e.InvolvedObject.Namespace, Name: e.InvolvedObject.Name, UID: e.InvolvedObject.UID},
+		Type:           e.Type,
+		Reason:         e.Reason,
+		Message:        e.Message,
+		LastTimestamp:  e.LastTimestamp,
+		EventTime:      e.EventTime,
+	}, nil
+}
 
 // IndexJobEvents indexes cached events by EventObjectUIDField.
 func IndexJobEvents(ctx context.Context, indexer client.FieldIndexer) error {

@@ -114,10 +114,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			ByObject: map[client.Object]cache.ByObject{
 				&batchv1.Job{}: {Label: selector},
 				&corev1.Pod{}:  {Label: selector},
-				// Job events only (every Job's: events carry no labels), for
-				// the export; the API server does not cache events, so a
-				// list per export would scan the namespace's events in etcd.
-				&corev1.Event{}: {Field: fields.OneTermEqualSelector("involvedObject.kind", "Job")},
+				// Job events only (every Job's: events carry no labels), cut
+				// down to what the export copies, for the export: the API
+				// server does not cache events, so a list per export would
+				// scan the namespace's events in etcd.
+				&corev1.Event{}: {Field: fields.OneTermEqualSelector("involvedObject.kind", "Job"), Transform: SlimEvent},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
