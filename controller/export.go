@@ -327,13 +327,29 @@ func (r *Reconciler) exportEvents(ctx context.Context, job *batchv1.Job, pods []
 // releaseFinalizers lets the pods and then the Job go.
 func (r *Reconciler) releaseFinalizers(ctx context.Context, job *batchv1.Job, pods []corev1.Pod, settings Settings) error {
 	for i := range pods {
-		if err := RemoveFinalizer(ctx, r.Client, &pods[i], settings.PodFinalizer); err != nil {
+		if err := r.release(ctx, &pods[i], settings.PodFinalizer); err != nil {
 			return fmt.Errorf("release pod %s: %w", pods[i].Name, err)
 		}
 	}
-	if err := RemoveFinalizer(ctx, r.Client, job, settings.JobFinalizer); err != nil {
+	if err := r.release(ctx, job, settings.JobFinalizer); err != nil {
 		return fmt.Errorf("release job %s: %w", job.Name, err)
 	}
+	return nil
+}
+
+// release removes an export finalizer once per object. The reconciles that
+// the removal itself triggers often still see it in the cache; nothing
+// adds it again to the same object (it is set when the object is created),
+// so they need not send the patch again.
+func (r *Reconciler) release(ctx context.Context, obj client.Object, finalizer string) error {
+	key := "released/" + string(obj.GetUID())
+	if !slices.Contains(obj.GetFinalizers(), finalizer) || r.memo.marked(key) {
+		return nil
+	}
+	if err := RemoveFinalizer(ctx, r.Client, obj, finalizer); err != nil {
+		return err
+	}
+	r.memo.mark(key)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 func TestRemoveFinalizer(t *testing.T) {
@@ -74,4 +75,30 @@ func TestSlimEventKeepsWhatTheExportCopies(t *testing.T) {
 	same, err := SlimEvent(other)
 	require.NoError(t, err)
 	assert.Same(t, other, same, "anything else passes through")
+}
+
+func TestReleasePatchesEachObjectOnce(t *testing.T) {
+	const ours = "flowforge.io/export"
+	job := newJob("rel", func(j *batchv1.Job) { j.Finalizers = []string{"example.com/other", ours} })
+	e := newEnv(t, job)
+	patches := 0
+	e.r.Client = interceptor.NewClient(e.client.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			patches++
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	})
+	stale := job.DeepCopy()
+	require.NoError(t, e.r.release(context.Background(), stale.DeepCopy(), ours))
+	require.NoError(t, e.r.release(context.Background(), stale.DeepCopy(), ours), "a stale copy that still lists it")
+	assert.Equal(t, 1, patches)
+
+	var got batchv1.Job
+	require.NoError(t, e.client.Get(context.Background(), client.ObjectKeyFromObject(job), &got))
+	assert.Equal(t, []string{"example.com/other"}, got.Finalizers)
+
+	other := newJob("rel2", func(j *batchv1.Job) { j.UID = "other-uid"; j.Finalizers = []string{ours} })
+	require.NoError(t, e.client.Create(context.Background(), other.DeepCopy()))
+	require.NoError(t, e.r.release(context.Background(), other, ours))
+	assert.Equal(t, 2, patches, "another object is released on its own")
 }
