@@ -343,7 +343,7 @@ func (r *Reconciler) releaseFinalizers(ctx context.Context, job *batchv1.Job, po
 // so they need not send the patch again.
 func (r *Reconciler) release(ctx context.Context, obj client.Object, finalizer string) error {
 	key := "released/" + string(obj.GetUID())
-	if !slices.Contains(obj.GetFinalizers(), finalizer) || r.memo.marked(key) {
+	if r.memo.marked(key) {
 		return nil
 	}
 	if err := RemoveFinalizer(ctx, r.Client, obj, finalizer); err != nil {

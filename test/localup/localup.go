@@ -24,7 +24,7 @@ import (
 
 // Namespaces and names the local stack sets up, as deploy/ does.
 const (
-	SystemNamespace = "flowforge-system"
+	SystemNamespace = deploy.Namespace
 	JobsNamespace   = "flowforge-jobs"
 	EndpointsName   = "flowforge-endpoints"
 )
@@ -184,11 +184,11 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, po
 	return ep, nil
 }
 
-// namespaces creates FlowForge's namespaces, the published endpoints and
-// the shared API key Secret (a placeholder: nothing calls the API here).
+// namespaces creates the Jobs' namespace, the published endpoints and the
+// shared API key Secret (a placeholder: nothing calls the API here).
+// SystemNamespace comes from deploy/namespace.yaml (deploy.ApplyRBAC).
 func namespaces(ctx context.Context, cl client.Client, ep *Endpoints) error {
 	objs := []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: JobsNamespace, Labels: map[string]string{
 			"flowforge.io/managed":               "true",
 			"pod-security.kubernetes.io/enforce": "restricted",
