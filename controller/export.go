@@ -283,19 +283,21 @@ func stripTimestamps(raw []byte) io.Reader {
 // record does not). The pod lists run in parallel: each is a scan of the
 // namespace's events in etcd, as the API server does not cache events.
 func (r *Reconciler) exportEvents(ctx context.Context, job *batchv1.Job, pods []corev1.Pod) error {
-	uids := []types.UID{job.UID}
-	listers := []EventLister{r.JobEvents}
+	type source struct {
+		uid    types.UID
+		lister EventLister
+	}
+	sources := []source{{job.UID, r.JobEvents}}
 	for _, p := range pods {
 		if p.Status.Phase != corev1.PodSucceeded {
-			uids = append(uids, p.UID)
-			listers = append(listers, r.PodEvents)
+			sources = append(sources, source{p.UID, r.PodEvents})
 		}
 	}
-	lists := make([]corev1.EventList, len(uids))
+	lists := make([]corev1.EventList, len(sources))
 	g, gctx := errgroup.WithContext(ctx)
-	for i, uid := range uids {
+	for i, src := range sources {
 		g.Go(func() error {
-			if err := listers[i].List(gctx, &lists[i], client.InNamespace(job.Namespace), client.MatchingFields{EventObjectUIDField: string(uid)}); err != nil {
+			if err := src.lister.List(gctx, &lists[i], client.InNamespace(job.Namespace), client.MatchingFields{EventObjectUIDField: string(src.uid)}); err != nil {
 				return fmt.Errorf("list events of %s: %w", job.Name, err)
 			}
 			return nil

@@ -49,21 +49,22 @@ func ServiceAccountUser(name string) (user string, groups []string) {
 // ApplyRBAC creates or replaces FlowForge's namespace, its two service
 // accounts and their roles and bindings, as deployed.
 func ApplyRBAC(ctx context.Context, c client.Client) error {
-	var objs []runtime.Object
-	for _, data := range [][]byte{namespace, rbac} {
-		o, err := decodeAll(data)
+	for _, manifest := range []struct {
+		name string
+		data []byte
+	}{{"namespace.yaml", namespace}, {"rbac.yaml", rbac}} {
+		objs, err := decodeAll(manifest.data)
 		if err != nil {
 			return err
 		}
-		objs = append(objs, o...)
-	}
-	for _, o := range objs {
-		obj, ok := o.(client.Object)
-		if !ok {
-			return fmt.Errorf("deploy: unexpected %T in rbac.yaml", o)
-		}
-		if err := createOrReplace(ctx, c, obj); err != nil {
-			return err
+		for _, o := range objs {
+			obj, ok := o.(client.Object)
+			if !ok {
+				return fmt.Errorf("deploy: unexpected %T in %s", o, manifest.name)
+			}
+			if err := createOrReplace(ctx, c, obj); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
