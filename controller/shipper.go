@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -306,7 +307,12 @@ func (s *Shipper) ship(ctx context.Context, r io.Reader, pod *corev1.Pod, contai
 			continue
 		}
 		if err := s.Sink.Ship(Line{Time: ts, JobID: tags.JobID, UserID: tags.UserID, Namespace: pod.Namespace, Pod: pod.Name, Container: container, Attempt: tags.Attempt, Message: msg}); err != nil {
-			return cp.flush(ctx)
+			// The checkpoint stops before this line, so the caller's retry
+			// (follow's reconnect, the export's requeue) ships it again:
+			// at least once, never silently dropped.
+			metrics.LogShipFailures.Inc()
+			last, bytes, flushErr := cp.flush(ctx)
+			return last, bytes, errors.Join(fmt.Errorf("ship log line of %s/%s: %w", pod.Name, container, err), flushErr)
 		}
 		metrics.LogLinesShipped.Inc()
 		metrics.LogBytesShipped.Add(float64(len(msg) + 1))

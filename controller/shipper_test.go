@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -155,4 +156,48 @@ flowforge_export_oldest_pending_seconds 10
 	problems, err := testutil.CollectAndLint(c)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+}
+
+// flakySink refuses the line at position failAt once, then accepts.
+type flakySink struct {
+	next   Sink
+	failAt int
+	seen   int
+}
+
+func (f *flakySink) Ship(l Line) error {
+	f.seen++
+	if f.seen == f.failAt {
+		return errors.New("sink unavailable")
+	}
+	return f.next.Ship(l)
+}
+
+func TestShipReportsSinkFailureAndRetryShipsTheRest(t *testing.T) {
+	ctx := context.Background()
+	store, err := history.OpenSQLite(ctx, ":memory:")
+	require.NoError(t, err)
+	defer store.Close() //nolint:errcheck // test
+	pod := newPod(newJob("f1"), "f1-a", corev1.PodSucceeded, ptr.To[int32](0), now)
+	out := &lockedBuffer{}
+	sink := &flakySink{next: NewJSONSink(out), failAt: 2}
+	s := &Shipper{Sink: sink, Store: store, Clock: clocktesting.NewFakeClock(now), Log: logr.Discard()}
+	log := "2026-11-27T12:00:01Z one\n2026-11-27T12:00:02Z two\n2026-11-27T12:00:03Z three\n"
+	failuresBefore := testutil.ToFloat64(metrics.LogShipFailures)
+
+	err = s.CatchUp(ctx, pod, "worker", Tags{JobID: "f1"}, strings.NewReader(log))
+	require.ErrorContains(t, err, "sink unavailable", "the sink's error reaches the caller")
+	require.ErrorContains(t, err, "f1-a/worker")
+	assert.Equal(t, failuresBefore+1, testutil.ToFloat64(metrics.LogShipFailures))
+	until, _, err := store.Shipped(ctx, string(pod.UID), "worker")
+	require.NoError(t, err)
+	assert.Equal(t, time.Date(2026, 11, 27, 12, 0, 1, 0, time.UTC), until.UTC(), "the checkpoint stops before the refused line")
+
+	require.NoError(t, s.CatchUp(ctx, pod, "worker", Tags{JobID: "f1"}, strings.NewReader(log)), "the retry succeeds")
+	lines := out.lines(t)
+	msgs := make([]string, 0, len(lines))
+	for _, l := range lines {
+		msgs = append(msgs, l.Message)
+	}
+	assert.Equal(t, []string{"one", "two", "three"}, msgs, "every line once: the refused one on the retry")
 }

@@ -56,6 +56,13 @@ var (
 		Help: "Bytes of job pod log lines shipped to the log sink.",
 	})
 
+	// LogShipFailures counts lines the log sink refused. The checkpoint
+	// stays before such a line, so it is shipped again on the retry.
+	LogShipFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flowforge_log_ship_failures_total",
+		Help: "Log lines the log sink refused; each is retried from the last checkpoint.",
+	})
+
 	// LogLinesShipped counts log lines shipped to the log sink.
 	LogLinesShipped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "flowforge_log_lines_shipped_total",
@@ -67,6 +74,6 @@ var (
 // (jobs by phase, jobs awaiting export) come from the given collectors,
 // which read the controller's cache at scrape time.
 func RegisterController(reg prometheus.Registerer, state ...prometheus.Collector) error {
-	cs := []prometheus.Collector{JobDuration, QueueWait, Timeouts, Cancellations, Retries, ExportLag, ExportFailures, LogBytesShipped, LogLinesShipped, PolicyReloads, PolicyReloadErrors, PolicyInfo}
+	cs := []prometheus.Collector{JobDuration, QueueWait, Timeouts, Cancellations, Retries, ExportLag, ExportFailures, LogBytesShipped, LogLinesShipped, LogShipFailures, PolicyReloads, PolicyReloadErrors, PolicyInfo}
 	return register(reg, append(cs, state...)...)
 }
