@@ -20,14 +20,25 @@
 //   - exports each finished Job (final status, events and per-attempt log
 //     archives) before it lets it go: the webhook puts a finalizer on the
 //     Job and on its pods, and the reconciler removes them only once the
-//     export is stored, so TTL cleanup never loses data. A failing export
+//     export is stored, so TTL cleanup never loses data. Before it lets a
+//     Job go it records that the Job's job-id is taken (Claims: a ConfigMap
+//     without data in FlowForge's namespace, which the webhook caches), so
+//     a job-id names one Job even after the Job is gone. A failing export
 //     keeps the Job and raises flowforge_export_failures_total. Job events
 //     come from the manager's cache (Job events only, slimmed by SlimEvent,
 //     indexed by IndexJobEvents); finalizers are removed
 //     by value (RemoveFinalizer), so other controllers' updates never make
 //     the export conflict;
+//   - deletes each exported Job, with its pods (foreground), once the TTL
+//     in its flowforge.io/ttl-seconds-after-finished annotation has passed
+//     since it finished. The webhook puts the TTL there instead of in
+//     spec.ttlSecondsAfterFinished, so that the built-in TTL controller
+//     never starts a deletion (and with it the node's removal of the pods'
+//     logs) before the export. A Job deleted by someone else is exported as
+//     soon as the deletion is seen; a log its node removed first is
+//     reported (LogsLost) instead of retried for ever;
 //   - emits Events (Started, Retried, Succeeded, Failed, TimedOut,
-//     Cancelled, Exported) and Prometheus metrics.
+//     Cancelled, Exported, Deleted, LogsLost) and Prometheus metrics.
 //
 // Everything is rebuilt from the cluster and the history store, and every
 // one-time effect (an Event, a metric observation) is guarded by a mark in

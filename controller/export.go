@@ -61,6 +61,28 @@ func SlimEvent(in any) (any, error) {
 	}, nil
 }
 
+// PodJobUIDField indexes cached pods by the UID of the Job that owns them
+// (their batch.kubernetes.io/controller-uid label), so that listing a
+// Job's pods is a lookup rather than a scan of every pod in its namespace
+// (5,000 per reconcile with 5,000 finished Jobs waiting for their TTL).
+const PodJobUIDField = "flowforge.io/job-uid"
+
+// podJobUID is the PodJobUIDField index function.
+func podJobUID(o client.Object) []string {
+	if uid := o.GetLabels()[batchv1.ControllerUidLabel]; uid != "" {
+		return []string{uid}
+	}
+	return nil
+}
+
+// IndexPods indexes cached pods by PodJobUIDField.
+func IndexPods(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &corev1.Pod{}, PodJobUIDField, podJobUID); err != nil {
+		return fmt.Errorf("index pods by %s: %w", PodJobUIDField, err)
+	}
+	return nil
+}
+
 // IndexJobEvents indexes cached events by EventObjectUIDField.
 func IndexJobEvents(ctx context.Context, indexer client.FieldIndexer) error {
 	if err := indexer.IndexField(ctx, &corev1.Event{}, EventObjectUIDField, func(o client.Object) []string {
@@ -100,8 +122,12 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	}()
 	if r.memo.marked("exported/" + string(job.UID)) {
 		// A reconcile after the export (the finalizer patches trigger one):
-		// nothing is left to store, only finalizers perhaps to release.
-		return reconcile.Result{}, r.releaseFinalizers(ctx, job, pods, settings)
+		// nothing is left to store, only finalizers perhaps to release and
+		// the Job to delete when its TTL is up.
+		if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
+			return reconcile.Result{}, err
+		}
+		return r.expire(ctx, job, settings)
 	}
 	if r.Shipper != nil {
 		// Stop following: the archive read below ships whatever the
@@ -117,7 +143,7 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 		r.finishedEvent(job, status)
 	}
 	for i := range pods {
-		if err := r.archive(ctx, job, &pods[i], i+1, settings.LogArchiveLimit); err != nil {
+		if err := r.archive(ctx, job, &pods[i], i+1, settings); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
@@ -137,6 +163,10 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	if err := r.step("recorded"); err != nil {
 		return reconcile.Result{}, err
 	}
+	// The job-id stays taken once the Job is gone (see Claims).
+	if err := r.Claims.Record(ctx, job); err != nil {
+		return reconcile.Result{}, err
+	}
 	first, err := r.Store.MarkExported(ctx, string(job.UID), r.Clock.Now())
 	if err != nil {
 		return reconcile.Result{}, err
@@ -149,6 +179,55 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	}
 	if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
 		return reconcile.Result{}, err
+	}
+	return r.expire(ctx, job, settings)
+}
+
+// expire deletes an exported Job, with its pods, once its TTL (the
+// annotation the webhook writes) has passed since it finished, and
+// otherwise asks to be called again then. FlowForge, not the built-in TTL
+// controller, deletes these Jobs so that no deletion, and so no container
+// garbage collection on the node, starts before the export is complete.
+// Jobs without the annotation are left alone: a Job admitted before
+// FlowForge owned deletion (spec.ttlSecondsAfterFinished) is the built-in
+// controller's, and a Job with no TTL is kept.
+func (r *Reconciler) expire(ctx context.Context, job *batchv1.Job, settings Settings) (reconcile.Result, error) {
+	if job.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil
+	}
+	annotation := settings.TTLAnnotation
+	if annotation == "" {
+		annotation = templates.AnnotationTTLSecondsAfterFinished
+	}
+	ttl, by, ok := jobs.TTLAfterFinished(job, annotation)
+	done := finishedAt(job)
+	if !ok || by != jobs.DeletedByFlowForge || done.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	due := done.Add(ttl)
+	if wait := due.Sub(r.Clock.Now()); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	// Foreground, as the built-in TTL controller does: the Job goes once
+	// its pods are gone, so no pod outlives it.
+	err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationForeground), client.Preconditions{UID: &job.UID})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		// Gone already, or the name is another Job's now.
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("delete job %s: %w", job.Name, err)
+	}
+	first, err := r.Store.Mark(ctx, string(job.UID), "deleted")
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if first {
+		late := r.Clock.Since(due)
+		metrics.TTLDeletions.Inc()
+		metrics.TTLDeletionDelay.Observe(late.Seconds())
+		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, "Deleted", "Delete", "deleting the Job and its pods: exported, and finished %s ago (TTL %s)", r.Clock.Since(done).Round(time.Second), ttl)
+		logr.FromContextOrDiscard(ctx).Info("Deleted finished Job", "ttl", ttl.String(), "late", late.String())
 	}
 	return reconcile.Result{}, nil
 }
@@ -208,8 +287,11 @@ func (r *Reconciler) observeFinished(job *batchv1.Job, rec history.Job, done tim
 }
 
 // archive stores the logs of every container of one attempt that ran, and
-// ships whatever the live follower had not shipped.
-func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, attempt int, limit int64) error {
+// ships whatever the live follower had not shipped. A log that cannot be
+// read from a pod the node has removed (see logsRemoved) is reported as
+// lost rather than retried for ever.
+func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, attempt int, settings Settings) error {
+	limit := settings.LogArchiveLimit
 	tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: attempt}
 	for _, c := range containerNames(pod) {
 		if !containerRan(pod, c) {
@@ -222,14 +304,15 @@ func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.
 		if has {
 			continue
 		}
-		stream, err := r.Logs.Stream(ctx, pod.Namespace, pod.Name, &corev1.PodLogOptions{Container: c, Timestamps: true, LimitBytes: ptr.To(limit*2 + 1)})
-		if err != nil {
-			return fmt.Errorf("read logs of %s/%s: %w", pod.Name, c, err)
+		raw, err := r.readLog(ctx, pod, c, limit)
+		if err != nil && r.logsRemoved(pod, settings) {
+			if err := r.logsLost(ctx, job, pod, c, err); err != nil {
+				return err
+			}
+			continue
 		}
-		raw, err := io.ReadAll(stream)
-		_ = stream.Close()
 		if err != nil {
-			return fmt.Errorf("read logs of %s/%s: %w", pod.Name, c, err)
+			return err
 		}
 		if r.Shipper != nil {
 			if err := r.Shipper.CatchUp(ctx, pod, c, tags, bytes.NewReader(raw)); err != nil {
@@ -247,6 +330,44 @@ func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.
 			return err
 		}
 	}
+	return nil
+}
+
+func (r *Reconciler) readLog(ctx context.Context, pod *corev1.Pod, container string, limit int64) ([]byte, error) {
+	stream, err := r.Logs.Stream(ctx, pod.Namespace, pod.Name, &corev1.PodLogOptions{Container: container, Timestamps: true, LimitBytes: ptr.To(limit*2 + 1)})
+	if err != nil {
+		return nil, fmt.Errorf("read logs of %s/%s: %w", pod.Name, container, err)
+	}
+	raw, err := io.ReadAll(stream)
+	_ = stream.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read logs of %s/%s: %w", pod.Name, container, err)
+	}
+	return raw, nil
+}
+
+// logsRemoved reports whether a pod's logs are past saving: its deletion
+// was requested and it has ended, so the kubelet's container garbage
+// collection removes its containers within about a minute (finalizers do
+// not stop it), and the export has tried for longer than ExportGrace past
+// the pod's deletionTimestamp (which for a pod is the end of its grace
+// period). Only a Job deleted by someone else before its export, while
+// the controller was down or behind, gets here.
+func (r *Reconciler) logsRemoved(pod *corev1.Pod, settings Settings) bool {
+	return pod.DeletionTimestamp != nil && podTerminal(pod) && r.Clock.Since(pod.DeletionTimestamp.Time) >= settings.ExportGrace
+}
+
+// logsLost reports, once, a container log the node removed before the
+// export could read it; the export goes on without it.
+func (r *Reconciler) logsLost(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, container string, cause error) error {
+	first, err := r.Store.Mark(ctx, string(pod.UID), "logs-lost/"+container)
+	if err != nil || !first {
+		return err
+	}
+	metrics.ExportLogsLost.Inc()
+	r.Recorder.Eventf(job, pod, corev1.EventTypeWarning, "LogsLost", "Export",
+		"the log of container %s of pod %s was removed by its node before the export (the pod was deleted while the export was behind): %v", container, pod.Name, cause)
+	logr.FromContextOrDiscard(ctx).Info("Log lost before the export", "pod", pod.Name, "container", container, "error", cause.Error())
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -45,6 +46,9 @@ type Options struct {
 	// PolicyDir replaces the embedded policies (for the pending timeout and
 	// finalizer names) and is watched for changes.
 	PolicyDir string
+	// ClaimNamespace holds the records of exported Jobs' job-ids (see
+	// Claims; default policies.DefaultClaimNamespace).
+	ClaimNamespace string
 	// LeaderElection and its namespace and lease name.
 	LeaderElection          bool
 	LeaderElectionNamespace string
@@ -64,6 +68,10 @@ type Options struct {
 	// once (tests that restart it); controller-runtime otherwise refuses
 	// a second controller of the same name.
 	SkipNameValidation bool
+	// Profiling serves net/http/pprof under /debug/pprof/ on the metrics
+	// address (opt-in: profiles show memory contents' shapes, not values,
+	// but cost CPU while taken).
+	Profiling bool
 	// ExportHook, if set, is called between export steps ("archived",
 	// "recorded"); an error aborts the export there. Tests use it to stop
 	// the controller mid-export.
@@ -101,7 +109,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr, ExtraHandlers: profilingHandlers(opts.Profiling)},
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
@@ -112,8 +120,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		Controller:                    config.Controller{SkipNameValidation: &opts.SkipNameValidation},
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
-				&batchv1.Job{}: {Label: selector},
-				&corev1.Pod{}:  {Label: selector},
+				// Only what the controller reads (transform.go): the pod
+				// template of a Job and the spec of a Pod are most of their
+				// size, and nothing reads them.
+				&batchv1.Job{}: {Label: selector, Transform: SlimJob},
+				&corev1.Pod{}:  {Label: selector, Transform: SlimPod},
 				// Job events only (every Job's: events carry no labels), cut
 				// down to what the export copies, for the export: the API
 				// server does not cache events, so a list per export would
@@ -151,9 +162,16 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		Logs:      logs,
 		Shipper:   shipper,
 		Settings:  settings,
+		Claims:    &Claims{Client: mgr.GetClient(), Namespace: opts.ClaimNamespace},
 		hook:      opts.ExportHook,
 	}
+	if r.Claims.Namespace == "" {
+		r.Claims.Namespace = policies.DefaultClaimNamespace
+	}
 	if err := IndexJobEvents(ctx, mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	if err := IndexPods(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := r.SetupWithManager(mgr, opts.ConcurrentReconciles); err != nil {
@@ -206,7 +224,20 @@ func SettingsFrom(engine *policies.Engine, opts Options) func() Settings {
 		}
 		s.JobFinalizer, _ = p.Config("export", "jobFinalizer").(string)
 		s.PodFinalizer, _ = p.Config("export", "podFinalizer").(string)
+		s.TTLAnnotation, _ = p.Config("annotations", "ttlSecondsAfterFinished").(string)
 		return s
+	}
+}
+
+// profilingHandlers serves net/http/pprof when enabled.
+func profilingHandlers(enabled bool) map[string]http.Handler {
+	if !enabled {
+		return nil
+	}
+	return map[string]http.Handler{
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
 	}
 }
 

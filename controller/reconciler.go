@@ -35,6 +35,10 @@ type Settings struct {
 	// ExportGrace is how long after a Job finished the export waits for
 	// pods that are still terminating before exporting without them.
 	ExportGrace time.Duration
+	// TTLAnnotation names the annotation with a Job's TTL after finishing
+	// (policy data annotations.ttlSecondsAfterFinished): the controller
+	// deletes the Job once exported and that long after it finished.
+	TTLAnnotation string
 }
 
 // Reconciler reconciles labelled Jobs. See the package documentation.
@@ -54,6 +58,8 @@ type Reconciler struct {
 	Logs      LogSource
 	Shipper   *Shipper
 	Settings  func() Settings
+	// Claims, if set, records each exported Job's job-id (see Claims).
+	Claims *Claims
 	// hook, if set, is called between export steps (tests use it to stop
 	// the controller mid-export).
 	hook func(step string) error
@@ -115,7 +121,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 func (r *Reconciler) pods(ctx context.Context, job *batchv1.Job) ([]corev1.Pod, error) {
 	var list corev1.PodList
-	if err := r.Client.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(job.UID)}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingFields{PodJobUIDField: string(job.UID)}); err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", job.Name, err)
 	}
 	sortPods(list.Items)

@@ -77,7 +77,7 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&batchv1.Job{}, &corev1.Pod{}).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithIndex(&corev1.Pod{}, PodJobUIDField, podJobUID).WithStatusSubresource(&batchv1.Job{}, &corev1.Pod{}).Build()
 	store, err := history.OpenSQLite(context.Background(), ":memory:")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })

@@ -22,16 +22,34 @@ import (
 func TestWebhookConfigurationsAreSafe(t *testing.T) {
 	m, v, err := WebhookConfigurations()
 	require.NoError(t, err)
-	require.Len(t, m.Webhooks, 1)
-	mw := m.Webhooks[0]
-	assert.Equal(t, map[string]string{"app": "flowforge"}, mw.ObjectSelector.MatchLabels)
-	assert.Equal(t, admissionregistrationv1.IfNeededReinvocationPolicy, *mw.ReinvocationPolicy)
-	assert.Equal(t, admissionregistrationv1.SideEffectClassNone, *mw.SideEffects)
-	assert.Equal(t, admissionregistrationv1.Equivalent, *mw.MatchPolicy)
-	assert.LessOrEqual(t, *mw.TimeoutSeconds, int32(5))
-	assert.Equal(t, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, mw.Rules[0].Operations)
+	// Labelled Jobs, and labelled Pods (issue 12, class 7).
+	require.Len(t, m.Webhooks, 2)
+	for i, resource := range []string{"jobs", "pods"} {
+		mw := m.Webhooks[i]
+		assert.Equal(t, []string{resource}, mw.Rules[0].Resources, mw.Name)
+		assert.Equal(t, map[string]string{"app": "flowforge"}, mw.ObjectSelector.MatchLabels, mw.Name)
+		assert.Equal(t, admissionregistrationv1.IfNeededReinvocationPolicy, *mw.ReinvocationPolicy, mw.Name)
+		assert.Equal(t, admissionregistrationv1.SideEffectClassNone, *mw.SideEffects, mw.Name)
+		assert.Equal(t, admissionregistrationv1.Equivalent, *mw.MatchPolicy, mw.Name)
+		assert.LessOrEqual(t, *mw.TimeoutSeconds, int32(5), mw.Name)
+		assert.Equal(t, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, mw.Rules[0].Operations, mw.Name)
+	}
 
-	require.Len(t, v.Webhooks, 4)
+	require.Len(t, v.Webhooks, 8)
+	byName := map[string]admissionregistrationv1.ValidatingWebhook{}
+	for _, w := range v.Webhooks {
+		byName[w.Name] = w
+	}
+	// Class 8: every connect subresource, with no objectSelector (the API
+	// server's connect options carry no labels, so one would never match).
+	connect := byName["pods-connect.validate.flowforge.io"]
+	require.Len(t, connect.Rules, 1)
+	assert.Equal(t, []admissionregistrationv1.OperationType{admissionregistrationv1.Connect}, connect.Rules[0].Operations)
+	assert.ElementsMatch(t, []string{"pods/exec", "pods/attach", "pods/portforward", "pods/proxy"}, connect.Rules[0].Resources)
+	assert.Nil(t, connect.ObjectSelector)
+	assert.Contains(t, byName["pods.validate.flowforge.io"].Rules[0].Resources, "pods/resize")
+	assert.Equal(t, []string{"cronjobs"}, byName["cronjobs.validate.flowforge.io"].Rules[0].Resources)
+	assert.Equal(t, map[string]string{"flowforge.io/managed": "true"}, byName["managed-cronjobs.validate.flowforge.io"].NamespaceSelector.MatchLabels)
 	for _, w := range append([]admissionregistrationv1.MutatingWebhook{}, m.Webhooks...) {
 		assertExcludesSystemNamespaces(t, w.Name, w.NamespaceSelector, *w.FailurePolicy)
 	}
@@ -82,13 +100,17 @@ func TestRegisterLocalPointsTheWebhooksAtAURL(t *testing.T) {
 	assert.Equal(t, "https://127.0.0.1:9444/mutate-batch-v1-job", *m.Webhooks[0].ClientConfig.URL)
 	assert.Nil(t, m.Webhooks[0].ClientConfig.Service)
 	assert.Equal(t, []byte("CA2"), m.Webhooks[0].ClientConfig.CABundle)
+	assert.Equal(t, "https://127.0.0.1:9444/mutate-v1-pod", *m.Webhooks[1].ClientConfig.URL)
+	assert.Nil(t, m.Webhooks[1].ClientConfig.Service)
 	var v admissionregistrationv1.ValidatingWebhookConfiguration
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "flowforge-validating"}, &v))
 	paths := map[string]bool{}
 	for _, w := range v.Webhooks {
 		paths[*w.ClientConfig.URL] = true
 	}
-	assert.Equal(t, map[string]bool{"https://127.0.0.1:9444/validate-batch-v1-job": true, "https://127.0.0.1:9444/validate-v1-pod": true}, paths)
+	assert.Equal(t, map[string]bool{"https://127.0.0.1:9444/validate-batch-v1-job": true, "https://127.0.0.1:9444/validate-v1-pod": true,
+		"https://127.0.0.1:9444/validate-v1-namespace": true, "https://127.0.0.1:9444/validate-v1-pod-connect": true,
+		"https://127.0.0.1:9444/validate-batch-v1-cronjob": true}, paths)
 	var rc nodev1.RuntimeClass
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "gvisor"}, &rc))
 

@@ -2,12 +2,16 @@
 # make demo: the main job, end to end, on the local stack that `make up`
 # started. It submits an agent job with the CLI, shows what the webhook
 # changed, follows it to the end with its logs, lists the jobs, lets TTL
-# cleanup delete the Job, and reads the job back from the execution history.
+# cleanup (the FlowForge controller, after the export) delete the Job, and
+# reads the job back from the execution history.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export KUBECONFIG=$root/.local/kubeconfig
-ff() { bin/flowforge --kubeconfig "$KUBECONFIG" "$@"; }
+# The CLI as a kubectl plugin (`make build` writes bin/kubectl-flowforge):
+# kubectl finds it on PATH and passes $KUBECONFIG on.
+export PATH=$root/bin:$PATH
+ff() { kubectl flowforge "$@"; }
 k() { bin/kubectl --kubeconfig "$KUBECONFIG" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -30,18 +34,15 @@ pushed branch fix-'"$id" \
   --diff
 
 step "3. Follow its status and logs to completion"
-ff logs -f "$id" &
-logs=$!
-ff watch "$id"
-wait "$logs"
+ff watch --logs "$id"
 
 step "4. Status, and the jobs in the namespace"
 ff status "$id"
 echo
 ff list
 
-step "5. TTL cleanup: shorten the TTL; the controller exports before the Job may go"
-k -n flowforge-jobs patch job "claude-job-$id" --type merge -p '{"spec":{"ttlSecondsAfterFinished":2}}'
+step "5. TTL cleanup: FlowForge deletes the Job once exported and past its TTL; shorten the TTL"
+k -n flowforge-jobs annotate job "claude-job-$id" --overwrite flowforge.io/ttl-seconds-after-finished=2
 for _ in $(seq 1 120); do
   k -n flowforge-jobs get job "claude-job-$id" >/dev/null 2>&1 || break
   sleep 0.5

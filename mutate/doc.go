@@ -13,4 +13,11 @@
 //
 // Other operations and unlabelled Jobs are allowed unchanged. Requests that
 // are not a decodable batch/v1 Job get a 400 error response.
+//
+// PodHandler, on /mutate-v1-pod, does the same for labelled Pods that no
+// hardened Job created (a bare Pod, a ReplicaSet's): the same policy, whose
+// pod-level rules apply to a Pod's spec, plus a deadline of its own
+// (policies/mutate/pod-lifecycle). It also removes the service-account
+// token volume the API server injected before the webhook ran, once the
+// policy has said automountServiceAccountToken: false.
 package mutate

@@ -142,11 +142,14 @@ func Decode(req admissionv1.AdmissionRequest) (*batchv1.Job, error) {
 		return nil, fmt.Errorf("the request has no object")
 	}
 	var job batchv1.Job
-	if err := json.Unmarshal(req.Object.Raw, &job); err != nil {
+	if err := webhook.DecodeStrict(req.Object.Raw, jobKind, &job); err != nil {
 		return nil, fmt.Errorf("the object is not a decodable batch/v1 Job: %w", err)
 	}
 	return &job, nil
 }
+
+// jobKind is the kind the Job webhook is registered for.
+var jobKind = batchv1.SchemeGroupVersion.WithKind("Job")
 
 func checkKind(req admissionv1.AdmissionRequest) error {
 	if req.Kind.Group != batchv1.GroupName || req.Kind.Version != "v1" || req.Kind.Kind != "Job" {
@@ -156,14 +159,12 @@ func checkKind(req admissionv1.AdmissionRequest) error {
 }
 
 // decodeObject decodes the request's object once, keeping numbers exact;
-// the policy input and the applier both work on the result. Fields of the
-// wrong type are caught by the typed check of the hardened Job.
+// the policy input and the applier both work on the result. First the
+// object must decode strictly as what the request says it is (a Pod sent
+// as a Job is malformed, never hardened: see webhook.DecodeStrict).
 func decodeObject(req admissionv1.AdmissionRequest) (map[string]any, error) {
-	if err := checkKind(req); err != nil {
+	if _, err := Decode(req); err != nil {
 		return nil, err
-	}
-	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
-		return nil, fmt.Errorf("the request has no object")
 	}
 	obj, err := decodeJSON(req.Object.Raw)
 	if err != nil {

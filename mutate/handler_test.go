@@ -120,7 +120,15 @@ func TestHandlerDecisions(t *testing.T) {
 		msgContains string
 	}{
 		{name: "labelled create is hardened", req: request(admissionv1.Create, []byte(labelledJob)), allowed: true, patched: true},
-		{name: "unlabelled create is untouched", req: request(admissionv1.Create, []byte(`{"metadata":{"name":"x"},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`)), allowed: true},
+		{name: "unlabelled create is untouched", req: request(admissionv1.Create, []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"x"},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`)), allowed: true},
+		// A request whose object is not what its kind says is malformed,
+		// never hardened, labelled or not.
+		{name: "a Pod sent as a Job", req: request(admissionv1.Create, []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"app":"flowforge"}},"spec":{"containers":[{"name":"c","image":"i"}]}}`)), code: http.StatusBadRequest, msgContains: `its apiVersion "v1" and kind "Pod" are not the request's batch/v1 Job`},
+		{name: "a Pod relabelled as a Job", req: request(admissionv1.Create, []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"p","labels":{"app":"flowforge"}},"spec":{"containers":[{"name":"c","image":"i","securityContext":{"privileged":true}}]}}`)), code: http.StatusBadRequest, msgContains: `unknown field "spec.containers"`},
+		{name: "object without apiVersion and kind", req: request(admissionv1.Create, []byte(`{"metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"w","image":"i"}]}}}}`)), code: http.StatusBadRequest, msgContains: `its apiVersion "" and kind "" are not the request's`},
+		{name: "a Job of another group", req: request(admissionv1.Create, []byte(strings.Replace(labelledJob, `"batch/v1"`, `"batch.example.com/v1"`, 1))), code: http.StatusBadRequest, msgContains: "not the request's batch/v1 Job"},
+		{name: "a field spelled in another case", req: request(admissionv1.Create, []byte(strings.Replace(labelledJob, `"spec":{"template"`, `"Spec":{"template"`, 1))), code: http.StatusBadRequest, msgContains: `unknown field "Spec"`},
+		{name: "a duplicated field", req: request(admissionv1.Create, []byte(strings.Replace(labelledJob, `"spec":{"template"`, `"spec":{},"spec":{"template"`, 1))), code: http.StatusBadRequest, msgContains: `duplicate field "spec"`},
 		{name: "update is left alone", req: request(admissionv1.Update, []byte(labelledJob)), allowed: true},
 		{name: "delete is left alone", req: request(admissionv1.Delete, nil), allowed: true},
 		{name: "unknown operation", req: request("EXPLODE", []byte(labelledJob)), code: http.StatusBadRequest, msgContains: "unsupported operation"},

@@ -16,11 +16,21 @@ const (
 	OpMerge   = "merge"
 	OpUnion   = "union"
 	OpAdd     = "add"
+	// OpRemove deletes the key at the path where it is present; it carries
+	// no value. Removing a key that is absent changes nothing.
+	OpRemove = "remove"
 )
 
 func (o Op) check() error {
 	switch o.Op {
 	case OpSet, OpDefault:
+	case OpRemove:
+		if o.Value != nil {
+			return fmt.Errorf("setting %q: remove takes no value", o.Setting)
+		}
+		if len(o.Path) == 0 || !isKey(o.Path[len(o.Path)-1]) {
+			return fmt.Errorf("setting %q: remove needs a path that ends in an object key", o.Setting)
+		}
 	case OpMerge:
 		if _, ok := o.Value.(map[string]any); !ok {
 			return fmt.Errorf("setting %q: merge needs an object value, got %T", o.Setting, o.Value)
@@ -85,8 +95,20 @@ type keyedOp struct {
 	key string
 }
 
-// checkConflicts refuses two enforcing ops on one path with different values.
+// checkConflicts refuses two enforcing ops on one path with different
+// values, and a path that one op removes while another writes it (or
+// writes inside it).
 func checkConflicts(sorted []keyedOp) error {
+	for _, r := range sorted {
+		if r.Op.Op != OpRemove {
+			continue
+		}
+		for _, o := range sorted {
+			if o.Op.Op != OpRemove && (o.key == r.key || strings.HasPrefix(o.key, r.key+".") || strings.HasPrefix(o.key, r.key+"[")) {
+				return fmt.Errorf("policy conflict: setting %q removes %s, which setting %q writes", r.Setting, r.key, o.Setting)
+			}
+		}
+	}
 	for i := 1; i < len(sorted); i++ {
 		a, b := sorted[i-1], sorted[i]
 		if a.Op.Op != b.Op.Op || (a.Op.Op != OpSet && a.Op.Op != OpDefault) {
@@ -100,6 +122,9 @@ func checkConflicts(sorted []keyedOp) error {
 }
 
 func applyOne(obj map[string]any, op Op) (bool, error) {
+	if op.Op == OpRemove {
+		return removeKey(obj, op.Path)
+	}
 	parent, err := walk(obj, op.Path[:len(op.Path)-1])
 	if err != nil {
 		return false, err
@@ -167,6 +192,44 @@ func applyOne(obj map[string]any, op Op) (bool, error) {
 		return true, put(parent, last, append(target, deepCopy(op.Value)))
 	}
 	return false, fmt.Errorf("unknown op %q", op.Op)
+}
+
+// removeKey deletes the object key at path. Unlike the other ops it never
+// creates anything: a path whose parent is absent or null is already
+// without the key.
+func removeKey(obj map[string]any, path []any) (bool, error) {
+	var cur any = obj
+	for i, seg := range path {
+		here := renderPath(path[:i+1])
+		switch c := cur.(type) {
+		case map[string]any:
+			key, ok := seg.(string)
+			if !ok {
+				return false, fmt.Errorf("%s: cannot index an object with %v", here, seg)
+			}
+			next, present := c[key]
+			if i == len(path)-1 {
+				if !present {
+					return false, nil
+				}
+				delete(c, key)
+				return true, nil
+			}
+			if !present || next == nil {
+				return false, nil
+			}
+			cur = next
+		case []any:
+			idx, ok := seg.(int)
+			if !ok || idx < 0 || idx >= len(c) {
+				return false, fmt.Errorf("%s: index out of range", here)
+			}
+			cur = c[idx]
+		default:
+			return false, fmt.Errorf("%s is a %T, not an object or array", renderPath(path[:i]), cur)
+		}
+	}
+	return false, nil
 }
 
 // walk follows path from obj, creating missing objects along the way. It

@@ -99,6 +99,37 @@ func TestApply(t *testing.T) {
 			want: `{"v":[{"name":"a","x":1},{"name":"b"}]}`, applied: 1,
 		},
 		{
+			name: "remove deletes a present key", obj: `{"spec":{"ttl":5,"x":1}}`,
+			ops:  []Op{{Setting: "r", Op: OpRemove, Path: []any{"spec", "ttl"}}},
+			want: `{"spec":{"x":1}}`, applied: 1,
+		},
+		{
+			name: "remove of an absent key is a no-op", obj: `{"spec":{"x":1}}`,
+			ops:  []Op{{Setting: "r", Op: OpRemove, Path: []any{"spec", "ttl"}}},
+			want: `{"spec":{"x":1}}`, applied: 0,
+		},
+		{
+			name: "remove under an absent or null parent creates nothing", obj: `{"a":null}`,
+			ops: []Op{
+				{Setting: "r1", Op: OpRemove, Path: []any{"a", "b"}},
+				{Setting: "r2", Op: OpRemove, Path: []any{"missing", "b", "c"}},
+			},
+			want: `{"a":null}`, applied: 0,
+		},
+		{
+			name: "remove inside an array element", obj: `{"c":[{"name":"x","p":true}]}`,
+			ops:  []Op{{Setting: "r", Op: OpRemove, Path: []any{"c", 0, "p"}}},
+			want: `{"c":[{"name":"x"}]}`, applied: 1,
+		},
+		{
+			name: "remove next to a set elsewhere", obj: `{"spec":{"ttl":5}}`,
+			ops: []Op{
+				{Setting: "r", Op: OpRemove, Path: []any{"spec", "ttl"}},
+				{Setting: "s", Op: OpSet, Path: []any{"metadata", "annotations", "ttl"}, Value: "5"},
+			},
+			want: `{"metadata":{"annotations":{"ttl":"5"}},"spec":{}}`, applied: 2,
+		},
+		{
 			name: "identical duplicates are fine", obj: `{}`,
 			ops: []Op{
 				{Setting: "one", Op: OpSet, Path: []any{"a"}, Value: "x"},
@@ -141,6 +172,17 @@ func TestApplyErrors(t *testing.T) {
 		{name: "union into an object", obj: `{"a":{}}`, ops: []Op{{Setting: "u", Op: OpUnion, Path: []any{"a"}, Value: []any{}}}, want: "expected an array"},
 		{name: "add into an object", obj: `{"a":{}}`, ops: []Op{{Setting: "a", Op: OpAdd, Path: []any{"a"}, Key: "k", Value: map[string]any{"k": 1}}}, want: "expected an array"},
 		{name: "string key on an array", obj: `{"a":[]}`, ops: []Op{{Setting: "s", Op: OpSet, Path: []any{"a", "x"}, Value: 1}}, want: "index x out of range"},
+		{name: "remove and set one path", obj: `{}`, ops: []Op{
+			{Setting: "r", Op: OpRemove, Path: []any{"a"}},
+			{Setting: "s", Op: OpSet, Path: []any{"a"}, Value: 1},
+		}, want: "policy conflict"},
+		{name: "remove a parent of a set", obj: `{}`, ops: []Op{
+			{Setting: "r", Op: OpRemove, Path: []any{"a"}},
+			{Setting: "s", Op: OpSet, Path: []any{"a", "b"}, Value: 1},
+		}, want: `removes a, which setting "s" writes`},
+		{name: "remove through an index out of range", obj: `{"c":[]}`, ops: []Op{{Setting: "r", Op: OpRemove, Path: []any{"c", 0, "x"}}}, want: "out of range"},
+		{name: "remove through a scalar", obj: `{"a":"s"}`, ops: []Op{{Setting: "r", Op: OpRemove, Path: []any{"a", "b"}}}, want: "not an object or array"},
+		{name: "remove with an index on an object", obj: `{"a":{}}`, ops: []Op{{Setting: "r", Op: OpRemove, Path: []any{"a", 0, "b"}}}, want: "cannot index an object"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,10 +201,13 @@ func TestOpCheck(t *testing.T) {
 		{Setting: "a", Op: OpAdd, Path: []any{"a"}, Value: map[string]any{"k": 1}},
 		{Setting: "a", Op: OpAdd, Path: []any{"a"}, Key: "name", Value: map[string]any{"k": 1}},
 		{Setting: "x", Op: "explode", Path: []any{"a"}},
+		{Setting: "r", Op: OpRemove, Path: []any{"a"}, Value: "x"},
+		{Setting: "r", Op: OpRemove, Path: []any{"a", 0}},
 	}
 	for _, op := range bad {
 		assert.Error(t, op.check(), "%+v", op)
 	}
+	require.NoError(t, Op{Setting: "r", Op: OpRemove, Path: []any{"spec", "ttl"}}.check())
 }
 
 // asTerm turns a Go value into the AST term a query would bind.

@@ -21,4 +21,17 @@
 // hard to keep idempotent in Rego, while a small Go applier makes a second
 // pass a no-op by construction. Validation yields data.flowforge.validate.deny
 // and .warn, sets of {msg, field}.
+//
+// Image references are the one thing Rego does not parse itself: a
+// reference's grammar (registry host and port, path components, tag,
+// digest, the docker.io/library normalisation) is the standard
+// github.com/distribution/reference parser's, and a string-prefix match in
+// Rego admitted look-alikes. So the input builder parses every container
+// image of the object and the old object (ParseImage) and hands the
+// policy input.images[<raw reference>] = {valid, domain, path, tag,
+// digest} or {valid: false, error}; validate/images compares components
+// and denies any image missing from the view, so a policy run without the
+// view fails closed. `opa test` still works with the upstream binary: the
+// tests carry the views in lib/images_test.rego, which a Go test keeps
+// equal to ParseImage.
 package policies

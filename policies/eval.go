@@ -21,6 +21,9 @@ type Input struct {
 	// Object, if set, is Request.Object already decoded (with
 	// json.Decoder.UseNumber); the engine then does not parse it again.
 	Object map[string]any
+	// Claims, if set, are facts about other objects that the handler
+	// gathered from its local caches before evaluation (input.claims).
+	Claims *Claims
 }
 
 // Op is one setting of the hardening document (see mutate/mutate.rego).
@@ -159,7 +162,7 @@ func (p *Policy) inputValue(in Input) (ast.Value, error) {
 		ast.Item(ast.StringTerm("object"), ast.NewTerm(object)),
 		ast.Item(ast.StringTerm("oldObject"), ast.NewTerm(oldObject)),
 	)
-	return ast.NewObject(
+	out := ast.NewObject(
 		ast.Item(ast.StringTerm("request"), ast.NewTerm(request)),
 		ast.Item(ast.StringTerm("namespace"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("name"), ast.StringTerm(req.Namespace)),
@@ -168,7 +171,13 @@ func (p *Policy) inputValue(in Input) (ast.Value, error) {
 		ast.Item(ast.StringTerm("policy"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("revision"), ast.StringTerm(p.Revision)),
 		)),
-	), nil
+		// Every container image, parsed (see ImageView).
+		ast.Item(ast.StringTerm("images"), imageViews(object, oldObject)),
+	)
+	if in.Claims != nil {
+		out.Insert(ast.StringTerm("claims"), ast.NewTerm(in.Claims.value()))
+	}
+	return out, nil
 }
 
 func rawValue(raw []byte) (ast.Value, error) {

@@ -53,6 +53,12 @@ const (
 	// AnnotationPolicyRevision is written by the webhook: the policy
 	// revision that hardened the Job.
 	AnnotationPolicyRevision = "flowforge.io/policy-revision"
+	// AnnotationTTLSecondsAfterFinished is written by the webhook (policy
+	// data annotations.ttlSecondsAfterFinished): seconds after the Job
+	// finished that the FlowForge controller deletes it, once its export is
+	// complete. It replaces spec.ttlSecondsAfterFinished, which the webhook
+	// moves here; a client may set it on create and lower it later.
+	AnnotationTTLSecondsAfterFinished = "flowforge.io/ttl-seconds-after-finished"
 )
 
 // Values of AnnotationTerminationReason.

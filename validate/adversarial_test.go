@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
@@ -31,6 +32,12 @@ type adversarialCase struct {
 	Update          json.RawMessage   `json:"update"`
 	SubResource     string            `json:"subResource"`
 	Fields          []string          `json:"fields"`
+	// User and Groups send the request (default: the owner the object's
+	// user-id label names); Claims are the Jobs that already hold its
+	// job-id (default: none).
+	User   string                 `json:"user"`
+	Groups []string               `json:"groups"`
+	Claims []policies.ClaimHolder `json:"claims"`
 }
 
 type adversarialTable struct {
@@ -71,6 +78,10 @@ func admit(t *testing.T, c adversarialCase) admission.Response {
 		require.NoError(t, err, "mutation: %+v", resp.Result)
 		object = hardened
 	}
+	if c.Kind == "Pod" {
+		// Labelled Pods are hardened on CREATE too (mutate.PodHandler).
+		object = hardenPod(t, &mutate.PodHandler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}}, object)
+	}
 	req := admissionv1.AdmissionRequest{
 		UID:       "adversarial",
 		Namespace: "agents",
@@ -85,6 +96,7 @@ func admit(t *testing.T, c adversarialCase) admission.Response {
 		req.Object = runtime.RawExtension{Raw: patched}
 		req.SubResource = c.SubResource
 	}
+	req.UserInfo = requester(t, c, object)
 	var h *Handler
 	switch c.Kind {
 	case "Job":
@@ -94,8 +106,48 @@ func admit(t *testing.T, c adversarialCase) admission.Response {
 	default:
 		t.Fatalf("unknown kind %q", c.Kind)
 	}
+	// The server wires the claims source for both kinds (see webhookserver).
+	h.Claims = func(context.Context, string, string) ([]policies.ClaimHolder, error) { return c.Claims, nil }
 	req.Kind = metav1.GroupVersionKind{Group: h.Kind.Group, Version: h.Kind.Version, Kind: h.Kind.Kind}
 	return h.Handle(context.Background(), admission.Request{AdmissionRequest: req})
+}
+
+// hardenPod sends a Pod through the pod mutation as the API server would
+// on CREATE and returns it with the patch applied.
+func hardenPod(t *testing.T, h *mutate.PodHandler, object []byte) []byte {
+	t.Helper()
+	resp := h.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "adversarial",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Namespace: "agents",
+		Operation: admissionv1.Create,
+		Object:    runtime.RawExtension{Raw: object},
+	}})
+	require.True(t, resp.Allowed, "pod mutation: %+v", resp.Result)
+	if len(resp.Patches) == 0 {
+		return object
+	}
+	ops, err := json.Marshal(resp.Patches)
+	require.NoError(t, err)
+	patch, err := jsonpatch.DecodePatch(ops)
+	require.NoError(t, err)
+	hardened, err := patch.Apply(object)
+	require.NoError(t, err)
+	return hardened
+}
+
+// requester is who sends a case: its User and Groups, else the owner the
+// object's user-id label names.
+func requester(t *testing.T, c adversarialCase, object []byte) authenticationv1.UserInfo {
+	t.Helper()
+	if c.User != "" {
+		return authenticationv1.UserInfo{Username: c.User, Groups: c.Groups}
+	}
+	var meta struct {
+		Metadata metav1.ObjectMeta `json:"metadata"`
+	}
+	require.NoError(t, json.Unmarshal(object, &meta))
+	return authenticationv1.UserInfo{Username: meta.Metadata.Labels["user-id"], Groups: c.Groups}
 }
 
 func TestAdversarialEscapesAreDenied(t *testing.T) {
@@ -130,6 +182,78 @@ func TestAdversarialLegitimateVariationsAreAdmitted(t *testing.T) {
 			}
 			assert.True(t, resp.Allowed, "denied: %s", msg)
 			assert.False(t, strings.Contains(msg, "Forbidden"))
+		})
+	}
+}
+
+// malformedRequests are escapes of issue 12's class 9: a request whose
+// object is not what its kind says. The API server never sends one (it
+// decodes and re-encodes every object), so they cannot go through it and
+// live here rather than in adversarial.yaml: each is sent straight to the
+// handlers, and both the mutating (for a Job) and the validating handler
+// must refuse it as malformed (HTTP 400), never harden or admit it.
+var malformedRequests = []struct {
+	name   string
+	kind   string // the kind the AdmissionReview request claims
+	object string
+	want   string
+}{
+	{"a privileged Pod sent as a Job", "Job",
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0","securityContext":{"privileged":true}}]}}`,
+		`its apiVersion "v1" and kind "Pod" are not the request's batch/v1 Job`},
+	{"a Pod's body with the Job's apiVersion and kind", "Job",
+		`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"p","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}],"hostPID":true}}`,
+		`unknown field "spec.containers"`},
+	{"a Job sent as a Pod", "Pod",
+		`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}]}}}}`,
+		`its apiVersion "batch/v1" and kind "Job" are not the request's v1 Pod`},
+	{"a Job without apiVersion and kind", "Job",
+		`{"metadata":{"name":"j","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}]}}}}`,
+		`its apiVersion "" and kind ""`},
+	{"a Job whose pod spec hides under a differently cased key", "Job",
+		`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"template":{"Spec":{"hostNetwork":true,"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}]}}}}`,
+		`unknown field "spec.template.Spec"`},
+	{"a Job with two pod specs", "Job",
+		`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}]},"spec":{"hostPID":true,"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}]}}}}`,
+		`duplicate field "spec.template.spec"`},
+	{"a Job of another API group", "Job",
+		`{"apiVersion":"batch.evil.io/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge","job-id":"abc","user-id":"u1"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"ghcr.io/flowforge/claude-worker:1.0.0"}]}}}}`,
+		`its apiVersion "batch.evil.io/v1"`},
+}
+
+func TestMalformedRequestsAreRefused(t *testing.T) {
+	engine := sharedEngine(t)
+	ns := func(context.Context, string) (map[string]string, error) {
+		return map[string]string{"flowforge.io/managed": "true"}, nil
+	}
+	for _, c := range malformedRequests {
+		t.Run(c.name, func(t *testing.T) {
+			var v *Handler
+			if c.kind == "Job" {
+				v = NewJobHandler(engine, ns, clock.RealClock{})
+			} else {
+				v = NewPodHandler(engine, ns, clock.RealClock{})
+			}
+			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+				UID:       "malformed",
+				Kind:      metav1.GroupVersionKind{Group: v.Kind.Group, Version: v.Kind.Version, Kind: v.Kind.Kind},
+				Namespace: "agents",
+				Operation: admissionv1.Create,
+				UserInfo:  authenticationv1.UserInfo{Username: "u1"},
+				Object:    runtime.RawExtension{Raw: []byte(c.object)},
+			}}
+			handlers := []admission.Handler{v}
+			if c.kind == "Job" {
+				handlers = append(handlers, &mutate.Handler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}})
+			}
+			for _, h := range handlers {
+				resp := h.Handle(context.Background(), req)
+				require.False(t, resp.Allowed, "%T admitted it", h)
+				assert.Empty(t, resp.Patches, "%T hardened it", h)
+				require.NotNil(t, resp.Result)
+				assert.EqualValues(t, 400, resp.Result.Code, "%T: %s", h, resp.Result.Message)
+				assert.Contains(t, resp.Result.Message, c.want)
+			}
 		})
 	}
 }

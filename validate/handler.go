@@ -3,7 +3,6 @@ package validate
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -43,6 +42,10 @@ type Handler struct {
 	Policy     Policy
 	Namespaces webhook.NamespaceLabels
 	Clock      clock.PassiveClock
+	// Claims finds who else holds a Job's job-id (see the identity
+	// policy). Without it, a labelled Job CREATE is denied: the policy
+	// fails closed when it cannot know.
+	Claims webhook.JobIDClaims
 }
 
 var _ admission.Handler = &Handler{}
@@ -89,7 +92,12 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "name", name(meta), "dryRun", isDryRun(req))
 
-	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels})
+	claims, err := h.claims(ctx, policy, req.AdmissionRequest, meta)
+	if err != nil {
+		log.Error(err, "Denying: job-id claims unknown")
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
+	}
+	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Claims: claims})
 	if err != nil {
 		log.Error(err, "Denying: policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
@@ -106,6 +114,25 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 	}
 	log.Info("Denied", "violations", len(verdict.Deny), "revision", verdict.Revision)
 	return Denial(h.Kind, name(meta), verdict.Deny).WithWarnings(warnings...)
+}
+
+// claims gathers, for a Job or Pod CREATE, the Jobs that already hold its
+// job-id (from a local cache: no network). Nil when there is nothing to
+// gather or no source, which the identity policy treats as unknown.
+func (h *Handler) claims(ctx context.Context, policy *policies.Policy, req admissionv1.AdmissionRequest, meta *metav1.ObjectMeta) (*policies.Claims, error) {
+	if (h.Kind.Kind != "Job" && h.Kind.Kind != "Pod") || req.Operation != admissionv1.Create || h.Claims == nil {
+		return nil, nil
+	}
+	label, _ := policy.Config("identity", "jobIDLabel").(string)
+	id := meta.Labels[label]
+	if label == "" || id == "" {
+		return &policies.Claims{}, nil
+	}
+	holders, err := h.Claims(ctx, req.Namespace, id)
+	if err != nil {
+		return nil, fmt.Errorf("read the Jobs that hold %s %q: %w", label, id, err)
+	}
+	return &policies.Claims{JobID: holders}, nil
 }
 
 // Denial builds one response listing every violation with its field path,
@@ -141,16 +168,18 @@ func (h *Handler) decodeRaw(raw []byte, what string) (*metav1.ObjectMeta, error)
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, fmt.Errorf("the request has no %s", what)
 	}
+	// Strictly, as what the request says it is: a Pod sent as a Job is
+	// malformed (see webhook.DecodeStrict).
 	switch h.Kind.Kind {
 	case "Job":
 		var job batchv1.Job
-		if err := json.Unmarshal(raw, &job); err != nil {
+		if err := webhook.DecodeStrict(raw, h.Kind, &job); err != nil {
 			return nil, fmt.Errorf("the %s is not a decodable %s: %w", what, h.Kind.String(), err)
 		}
 		return &job.ObjectMeta, nil
 	case "Pod":
 		var pod corev1.Pod
-		if err := json.Unmarshal(raw, &pod); err != nil {
+		if err := webhook.DecodeStrict(raw, h.Kind, &pod); err != nil {
 			return nil, fmt.Errorf("the %s is not a decodable %s: %w", what, h.Kind.String(), err)
 		}
 		return &pod.ObjectMeta, nil

@@ -76,6 +76,19 @@ func TestHandlerDecisions(t *testing.T) {
 			req: podRequest(admissionv1.Create, `{"spec":{"containers":7}}`, ""), code: http.StatusBadRequest, msgContains: []string{"not a decodable /v1, Kind=Pod"}},
 		{name: "wrong kind", handler: NewJobHandler(engine, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, privilegedPod, ""), code: http.StatusBadRequest, msgContains: []string{"expected a batch/v1, Kind=Job"}},
+		// A request whose object is not what its kind says is malformed.
+		{name: "a Job sent as a Pod", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+			req:  podRequest(admissionv1.Create, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`, ""),
+			code: http.StatusBadRequest, msgContains: []string{`the object is not a decodable /v1, Kind=Pod: its apiVersion "batch/v1" and kind "Job" are not the request's v1 Pod`}},
+		{name: "a Job relabelled as a Pod", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+			req:  podRequest(admissionv1.Create, `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`, ""),
+			code: http.StatusBadRequest, msgContains: []string{`unknown field "spec.template"`}},
+		{name: "an old object of another kind", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+			req:  podRequest(admissionv1.Update, privilegedPod, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"p"}}`),
+			code: http.StatusBadRequest, msgContains: []string{"the oldObject is not a decodable /v1, Kind=Pod"}},
+		{name: "an unlabelled object of another kind is refused too", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+			req:  podRequest(admissionv1.Create, `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}`, ""),
+			code: http.StatusBadRequest, msgContains: []string{`its apiVersion "" and kind ""`}},
 		{name: "namespace lookup fails closed", handler: NewPodHandler(engine, func(context.Context, string) (map[string]string, error) {
 			return nil, errors.New("cache gone")
 		}, clock.RealClock{}), req: podRequest(admissionv1.Create, privilegedPod, ""), code: http.StatusInternalServerError, msgContains: []string{"so it is denied", "cache gone"}},

@@ -25,11 +25,13 @@ func main() {
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "use leader election, so that one replica is active")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	flag.StringVar(&opts.LeaderElectionID, "leader-election-id", "flowforge-controller", "name of the leader election lease")
+	flag.StringVar(&opts.ClaimNamespace, "claim-namespace", "flowforge-system", "namespace of the records of exported Jobs' job-ids, which the webhook reads")
 	flag.Int64Var(&opts.LogArchiveLimit, "log-archive-max-bytes", 10<<20, "cap on each container's archived log; longer logs are truncated and marked")
 	flag.DurationVar(&opts.ExportGrace, "export-grace", 2*time.Minute, "how long to wait for a finished Job's terminating pods before exporting without them")
 	qps := flag.Float64("kube-api-qps", 200, "API requests per second")
 	flag.IntVar(&opts.Burst, "kube-api-burst", 400, "API request burst")
 	flag.IntVar(&opts.ConcurrentReconciles, "concurrent-reconciles", 32, "Jobs reconciled at once (exports mostly wait on the API server)")
+	flag.BoolVar(&opts.Profiling, "enable-profiling", false, "serve net/http/pprof under /debug/pprof/ on the metrics address")
 	shipStdout := flag.Bool("ship-logs-to-stdout", true, "ship job pod log lines as JSON to stdout, where cluster log agents collect them")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -1,4 +1,6 @@
-// Command flowforge is FlowForge's CLI. See internal/cli.
+// Command flowforge is FlowForge's CLI. See internal/cli. Installed (or
+// linked) as kubectl-flowforge on PATH, it is a kubectl plugin:
+// `kubectl flowforge ...`; the name only changes its usage text.
 package main
 
 import (
@@ -14,10 +16,17 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Execute(ctx, os.Args[1:], cli.Streams{
+	streams := cli.Streams{
 		In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
-		IsTerminal: term.IsTerminal(int(os.Stdout.Fd())),
-	})
+		IsTerminal:    term.IsTerminal(int(os.Stdout.Fd())),
+		ErrIsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	if streams.IsTerminal {
+		if width, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
+			streams.Width = width
+		}
+	}
+	code := cli.ExecuteAs(ctx, os.Args[0], os.Args[1:], streams)
 	stop()
 	os.Exit(code)
 }

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,6 +43,9 @@ func (c *Client) Jobs(ctx context.Context, user, status, since string, limit int
 func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
 	var j Job
 	if err := c.getJSON(ctx, "/api/v1/jobs/"+url.PathEscape(id), &j); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("job %q %w in the history", id, ErrNotFound)
+		}
 		return nil, err
 	}
 	return &j, nil
@@ -58,6 +62,9 @@ func (c *Client) Logs(ctx context.Context, id string, attempt int, container str
 	}
 	body, err := c.get(ctx, "/api/v1/jobs/"+url.PathEscape(id)+"/logs?"+q.Encode())
 	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("job %q %w in the history", id, ErrNotFound)
+		}
 		return err
 	}
 	defer body.Close() //nolint:errcheck // read-only
@@ -102,7 +109,19 @@ func (c *Client) get(ctx context.Context, path string) (io.ReadCloser, error) {
 	}
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
 	if resp.StatusCode == http.StatusNotFound {
-		return nil, fmt.Errorf("history: %s: %w", e.Error, ErrNotFound)
+		// The server's message already says what was not found (and
+		// usually starts with "history: "); the callers name the object.
+		if msg := strings.TrimPrefix(strings.TrimSpace(e.Error), "history: "); msg != "" && msg != ErrNotFound.Error() {
+			return nil, &notFound{msg: msg}
+		}
+		return nil, ErrNotFound
 	}
 	return nil, fmt.Errorf("history: %s: %s %s", u, resp.Status, e.Error)
 }
+
+// notFound is a 404 of the history API with the server's explanation; it
+// matches ErrNotFound.
+type notFound struct{ msg string }
+
+func (e *notFound) Error() string        { return e.msg }
+func (e *notFound) Is(target error) bool { return target == ErrNotFound }

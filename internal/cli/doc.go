@@ -4,6 +4,14 @@
 // them (through the controller's history API), and check a policy change
 // offline (flowforge policy apply / test) with exactly the webhook's code.
 //
+// It is also a kubectl plugin: named kubectl-flowforge (ExecuteAs,
+// DisplayName) it runs as `kubectl flowforge`. It reads the cluster through
+// kubectl's global flags (k8s.io/cli-runtime's ConfigFlags), prints the API
+// server's warnings as kubectl does (rest.NewWarningWriter), keeps a live
+// status line on a terminal (progress, follow), completes job ids and
+// namespaces (completion.go) and prints its version and the cluster's
+// (version.go). docs/cli.md documents all of it.
+//
 // Exit codes tell scripts what happened:
 //
 //	0  success (for a waited-on job: it succeeded)

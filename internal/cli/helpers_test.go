@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/require"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +49,9 @@ type harness struct {
 	clientsetErr error
 	// namespaces records the namespace each Jobs client was built for.
 	namespaces []string
+	// refresh is deps.refresh: 0 (the default here) draws the terminal's
+	// status line only when the job changes.
+	refresh time.Duration
 }
 
 // newHarness returns a harness whose cluster holds objs. It clears
@@ -55,8 +59,19 @@ type harness struct {
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Helper()
 	t.Setenv("FLOWFORGE_HISTORY_URL", "")
-	return &harness{t: t, cs: fake.NewClientset(objs...), now: t0}
+	cs := fake.NewClientset(objs...)
+	// The API server authenticates the CLI as testUser (what a
+	// SelfSubjectReview, kubectl auth whoami, answers).
+	cs.PrependReactor("create", "selfsubjectreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, &authenticationv1.SelfSubjectReview{Status: authenticationv1.SelfSubjectReviewStatus{
+			UserInfo: authenticationv1.UserInfo{Username: testUser},
+		}}, nil
+	})
+	return &harness{t: t, cs: cs, now: t0}
 }
+
+// testUser is who the fake API server authenticates the CLI as.
+const testUser = "dana@example.com"
 
 // result is what one command line did.
 type result struct {
@@ -87,7 +102,8 @@ func (h *harness) deps() deps {
 			}
 			return h.cs, nil
 		},
-		now: func() time.Time { return h.now },
+		now:     func() time.Time { return h.now },
+		refresh: h.refresh,
 	}
 }
 

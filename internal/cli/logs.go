@@ -1,12 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/user"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,20 +30,42 @@ func newLogsCommand(o *options) *cobra.Command {
 		Short: "Print a job's logs (from the archive once the cluster has deleted it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
+			structured := o.output == "json" || o.output == "yaml"
+			if structured && opts.Follow {
+				return withCode(ExitUsage, errors.New("-f streams text: drop -o, or drop -f to get the logs as one JSON or YAML document"))
+			}
 			ctx := cmd.Context()
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			err = c.Logs(ctx, args[0], opts, o.streams.Out)
-			if !errors.Is(err, jobs.ErrNotFound) {
+			doc := jobLogs{ID: args[0], Source: "cluster"}
+			var buf limitedBuffer
+			out := o.streams.Out
+			if structured {
+				out = &buf
+			}
+			err = c.Logs(ctx, args[0], opts, out)
+			if errors.Is(err, jobs.ErrNotFound) {
+				hc, herr := o.history(ctx)
+				if herr != nil {
+					return historyUnavailable(args[0], o.namespace, "its archived logs are", herr)
+				}
+				doc.Source = "history"
+				err = hc.Logs(ctx, args[0], attempt, opts.Container, out)
+				if errors.Is(err, history.ErrNotFound) {
+					return &notFoundAnywhere{id: args[0], namespace: o.namespace, program: o.name}
+				}
+			}
+			if err != nil || !structured {
 				return err
 			}
-			hc, herr := o.history(ctx)
-			if herr != nil {
-				return fmt.Errorf("job %s is not in the cluster, and its archived logs are unavailable: %w", args[0], herr)
-			}
-			return hc.Logs(ctx, args[0], attempt, opts.Container, o.streams.Out)
+			doc.Logs = buf.String()
+			_, err = printStructured(o.streams.Out, o.output, doc)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -82,7 +103,7 @@ func (o *options) history(ctx context.Context) (*history.Client, error) {
 
 // clusterClientset builds a clientset for the cluster of the kubeconfig.
 func clusterClientset(o *options) (kubernetes.Interface, error) {
-	cfg, err := jobs.LoadConfig(o.kubeconfig)
+	cfg, err := o.restConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -93,13 +114,23 @@ func clusterClientset(o *options) (kubernetes.Interface, error) {
 	return cs, nil
 }
 
-// defaultUser names who runs the CLI.
-func defaultUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
+// jobLogs is what `logs -o json` prints.
+type jobLogs struct {
+	ID string `json:"id"`
+	// Source is "cluster" (the pods) or "history" (the archive).
+	Source string `json:"source"`
+	Logs   string `json:"logs"`
+}
+
+// maxStructuredLogs bounds the logs `logs -o json` holds in memory.
+const maxStructuredLogs = 64 << 20
+
+// limitedBuffer is a buffer that refuses to grow past maxStructuredLogs.
+type limitedBuffer struct{ bytes.Buffer }
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > maxStructuredLogs {
+		return 0, fmt.Errorf("the logs exceed %d MiB: drop -o to stream them as text", maxStructuredLogs>>20)
 	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return "flowforge-cli"
+	return b.Buffer.Write(p)
 }

@@ -102,14 +102,14 @@ func TestLogsFromTheArchive(t *testing.T) {
 		h := newHarness(t)
 		res := h.run("logs", "never", "--history-url", srv.URL)
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "not found")
+		assert.Equal(t, "Error: job \"never\" not found in namespace flowforge-jobs or in the history; `flowforge list` and `flowforge history` show the jobs there are, -n another namespace\n", res.err)
 		assert.Empty(t, res.out)
 	})
 	t.Run("no history API", func(t *testing.T) {
 		h := newHarness(t)
 		res := h.run("logs", "gone-1")
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "Error: job gone-1 is not in the cluster, and its archived logs are unavailable: ")
+		assert.Contains(t, res.err, "Error: job \"gone-1\" not found in namespace flowforge-jobs, and its archived logs are unavailable: ")
 	})
 }
 

@@ -31,6 +31,15 @@ func printStructured(w io.Writer, format string, v any) (bool, error) {
 	return true, withCode(ExitUsage, fmt.Errorf("unknown output format %q: use table, json or yaml", format))
 }
 
+// checkOutput refuses an unknown -o before a command does anything.
+func checkOutput(format string) error {
+	switch format {
+	case "json", "yaml", "table", "":
+		return nil
+	}
+	return withCode(ExitUsage, fmt.Errorf("unknown output format %q: use table, json or yaml", format))
+}
+
 // table writes rows under a header, aligned.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)

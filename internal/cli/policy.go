@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/spf13/cobra"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
@@ -34,14 +36,17 @@ func newPolicyCommand(o *options) *cobra.Command {
 
 func newPolicyApplyCommand(o *options) *cobra.Command {
 	var file, policyDir, namespace string
-	var nsLabels []string
+	var nsLabels, asGroups []string
+	var as string
 	cmd := &cobra.Command{
 		Use:   "apply -f job.yaml",
 		Short: "Print a Job as the webhook would harden it, and what validation says",
 		Long: `apply runs a Job through the same mutating and validating handlers as the
 webhook, with the embedded policies or those of --policy-dir: it prints the
 hardened Job on stdout and the validation verdict (every violation with its
-field, and warnings) on stderr. It exits 6 when validation denies the Job.`,
+field, and warnings) on stderr. It exits 6 when validation denies the Job.
+The request comes from the Job's owner (the user its user-id label names)
+unless --as says otherwise, and no other Job holds its job-id.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -59,17 +64,19 @@ field, and warnings) on stderr. It exits 6 when validation denies the Job.`,
 			if err != nil {
 				return err
 			}
-			return o.policyApply(cmd.Context(), raw, policyDir, namespace, labels)
+			return o.policyApply(cmd.Context(), raw, policyDir, namespace, labels, authenticationv1.UserInfo{Username: as, Groups: asGroups})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "the Job, YAML or JSON (- for stdin)")
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "", "policy directory (default: the embedded policies)")
 	cmd.Flags().StringVar(&namespace, "job-namespace", "default", "namespace the Job would be created in")
 	cmd.Flags().StringArrayVar(&nsLabels, "namespace-label", nil, "a label of that namespace, key=value (repeatable)")
+	cmd.Flags().StringVar(&as, "as", "", "the username that creates the Job (default: the owner its user-id label names)")
+	cmd.Flags().StringArrayVar(&asGroups, "as-group", nil, "a group of that user (repeatable)")
 	return cmd
 }
 
-func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namespace string, nsLabels map[string]string) error {
+func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namespace string, nsLabels map[string]string, user authenticationv1.UserInfo) error {
 	engine, err := policies.NewEngine(ctx, policies.Options{Dir: policyDir})
 	if err != nil {
 		return err
@@ -79,9 +86,15 @@ func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namesp
 	if err != nil {
 		return withCode(ExitDenied, err)
 	}
-	out, err := yaml.JSONToYAML(hardened)
-	if err != nil {
+	if err := checkOutput(o.output); err != nil {
 		return err
+	}
+	// The hardened Job is YAML, or JSON with -o json.
+	out := append(hardened, '\n')
+	if o.output != "json" {
+		if out, err = yaml.JSONToYAML(hardened); err != nil {
+			return err
+		}
 	}
 	if _, err := o.streams.Out.Write(out); err != nil {
 		return err
@@ -89,9 +102,16 @@ func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namesp
 	for _, w := range resp.Warnings {
 		fmt.Fprintf(o.streams.Err, "Warning (mutation): %s\n", w)
 	}
-	verdict := validate.NewJobHandler(engine, labels, clock.RealClock{}).Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+	if user.Username == "" {
+		user.Username = owner(engine.Current(), hardened)
+	}
+	validator := validate.NewJobHandler(engine, labels, clock.RealClock{})
+	// Offline, nobody else holds the Job's job-id.
+	validator.Claims = func(context.Context, string, string) ([]policies.ClaimHolder, error) { return nil, nil }
+	verdict := validator.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 		UID: "offline", Kind: metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"},
 		Namespace: namespace, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: hardened},
+		UserInfo: user,
 	}})
 	for _, w := range verdict.Warnings {
 		fmt.Fprintf(o.streams.Err, "Warning: %s\n", w)
@@ -106,6 +126,19 @@ func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namesp
 	}
 	fmt.Fprintf(o.streams.Err, "Admitted (policy %s; the webhook's patch has %d operations)\n", engine.Current().Revision, len(resp.Patches))
 	return nil
+}
+
+// owner is the username a Job's user-id label names, which for a
+// label-safe username is the username itself.
+func owner(p *policies.Policy, job []byte) string {
+	label, _ := p.Config("identity", "userIDLabel").(string)
+	var obj struct {
+		Metadata metav1.ObjectMeta `json:"metadata"`
+	}
+	if err := json.Unmarshal(job, &obj); err != nil {
+		return ""
+	}
+	return obj.Metadata.Labels[label]
 }
 
 func newPolicyTestCommand(o *options) *cobra.Command {
@@ -125,15 +158,36 @@ func newPolicyTestCommand(o *options) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("load %s: %w", source, err)
 			}
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
+			structured := o.output == "json" || o.output == "yaml"
+			report := policyTestReport{Source: source, Tests: []policyTestResult{}}
 			passed, err := policies.RunTests(cmd.Context(), b, func(r *tester.Result) {
 				status := "PASS"
 				if r.Fail || r.Error != nil {
 					status = "FAIL"
 				}
-				if verbose || status == "FAIL" {
-					fmt.Fprintf(o.streams.Out, "%s  %s.%s (%s)\n", status, strings.TrimPrefix(r.Package, "data."), r.Name, r.Duration.Round(1000))
+				name := strings.TrimPrefix(r.Package, "data.") + "." + r.Name
+				report.Tests = append(report.Tests, policyTestResult{Name: name, Status: status, Duration: r.Duration.String()})
+				if !structured && (verbose || status == "FAIL") {
+					fmt.Fprintf(o.streams.Out, "%s  %s (%s)\n", status, name, r.Duration.Round(1000))
 				}
 			})
+			report.Passed = passed
+			if structured {
+				report.OK = err == nil
+				if err != nil {
+					report.Error = err.Error()
+				}
+				if _, perr := printStructured(o.streams.Out, o.output, report); perr != nil {
+					return perr
+				}
+				if err != nil {
+					return withCode(ExitFailed, nil)
+				}
+				return nil
+			}
 			if err != nil {
 				return withCode(ExitFailed, fmt.Errorf("%s: %w", source, err))
 			}
@@ -144,4 +198,19 @@ func newPolicyTestCommand(o *options) *cobra.Command {
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "", "policy directory (default: the embedded policies)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every test")
 	return cmd
+}
+
+// policyTestReport is what `policy test -o json` prints.
+type policyTestReport struct {
+	Source string             `json:"source"`
+	OK     bool               `json:"ok"`
+	Passed int                `json:"passed"`
+	Error  string             `json:"error,omitempty"`
+	Tests  []policyTestResult `json:"tests"`
+}
+
+type policyTestResult struct {
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	Duration string `json:"duration"`
 }

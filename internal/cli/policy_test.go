@@ -97,6 +97,13 @@ func TestPolicyApply(t *testing.T) {
 			"the namespace's label selects the seccomp override")
 		assert.Regexp(t, admitted, res.err)
 	})
+	t.Run("as another user", func(t *testing.T) {
+		// Not parallel: each run loads and tests the policy, which is
+		// CPU-bound; the trusted-submitter case is in the policy's tests.
+		res := policyRun(t, "", "policy", "apply", "-f", bareJob, "--as", "mallory")
+		assert.Equal(t, ExitDenied, res.code)
+		assert.Contains(t, res.err, `metadata.labels[user-id]: Forbidden: user-id "u-42" is not the requester: "mallory"`)
+	})
 	t.Run("an escaping Job is denied", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(t.TempDir(), "evil.yaml")

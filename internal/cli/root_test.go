@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,14 +187,6 @@ func TestPhaseExit(t *testing.T) {
 		jobs.PhaseCancelling: ExitOK,
 	} {
 		assert.Equal(t, code, phaseExit(phase), phase)
-	}
-}
-
-func TestDefaultUser(t *testing.T) {
-	got := defaultUser()
-	assert.NotEmpty(t, got)
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		assert.Equal(t, u.Username, got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,10 +35,37 @@ func newStatusCommand(o *options) *cobra.Command {
 				return err
 			}
 			now := o.now()
-			return table(o.streams.Out,
+			if err := table(o.streams.Out,
 				[]string{"ID", "USER", "PHASE", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
-				[][]string{{st.ID, st.UserID, string(st.Phase), strconv.Itoa(int(st.Attempts)), since(now, st.Created), span(st.Started, st.Finished, now), orDash(st.Repository), orDash(st.Branch), orDash(st.Message)}})
+				[][]string{{st.ID, st.UserID, string(st.Phase), strconv.Itoa(int(st.Attempts)), since(now, st.Created), span(st.Started, st.Finished, now), orDash(st.Repository), orDash(st.Branch), orDash(st.Message)}}); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(o.streams.Out, "\nDeletion: %s\n", deletion(*st, now))
+			return err
 		},
+	}
+}
+
+// deletion says when the cluster deletes a Job (its record stays in the
+// history).
+func deletion(st jobs.Status, now time.Time) string {
+	if st.TTLSecondsAfterFinished == nil {
+		return "never (no TTL); delete the Job yourself when done"
+	}
+	ttl := time.Duration(*st.TTLSecondsAfterFinished) * time.Second
+	by := "by FlowForge once its logs are exported"
+	if st.DeletedBy == jobs.DeletedByTTLController {
+		by = "by the built-in TTL controller"
+	}
+	switch {
+	case st.DeleteAfter == nil:
+		return fmt.Sprintf("%s after it finishes, %s", ttl, by)
+	case st.DeleteAfter.After(now):
+		return fmt.Sprintf("at %s (in %s), %s", st.DeleteAfter.UTC().Format(time.RFC3339), human(st.DeleteAfter.Sub(now)), by)
+	case st.DeletedBy == jobs.DeletedByFlowForge:
+		return fmt.Sprintf("due since %s (%s ago), as soon as its logs are exported", st.DeleteAfter.UTC().Format(time.RFC3339), human(now.Sub(*st.DeleteAfter)))
+	default:
+		return fmt.Sprintf("due since %s (%s ago), %s", st.DeleteAfter.UTC().Format(time.RFC3339), human(now.Sub(*st.DeleteAfter)), by)
 	}
 }
 
@@ -45,9 +73,12 @@ func newStatusCommand(o *options) *cobra.Command {
 func (o *options) historyStatus(ctx context.Context, id string) error {
 	hc, err := o.history(ctx)
 	if err != nil {
-		return fmt.Errorf("job %s is not in the cluster, and its history is unavailable: %w", id, err)
+		return historyUnavailable(id, o.namespace, "its history is", err)
 	}
 	rec, err := hc.Job(ctx, id)
+	if errors.Is(err, history.ErrNotFound) {
+		return &notFoundAnywhere{id: id, namespace: o.namespace, program: o.name}
+	}
 	if err != nil {
 		return err
 	}
@@ -77,18 +108,28 @@ func (o *options) historyStatus(ctx context.Context, id string) error {
 }
 
 func newWatchCommand(o *options) *cobra.Command {
-	return &cobra.Command{
+	var logs bool
+	cmd := &cobra.Command{
 		Use:   "watch <job-id>",
 		Short: "Follow a job's status until it ends; the exit code is its outcome",
-		Args:  cobra.ExactArgs(1),
+		Long: `watch follows a job until it ends. On a terminal it keeps one status line
+up to date (phase, attempts, active pods, elapsed time, the latest event);
+elsewhere it prints a line per change. --logs streams the job's logs too.
+With -o json or yaml it prints the final status as the document.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			return o.follow(cmd.Context(), c, args[0])
+			return o.follow(cmd.Context(), c, args[0], logs)
 		},
 	}
+	cmd.Flags().BoolVar(&logs, "logs", false, "stream the job's logs while it runs")
+	return cmd
 }
 
 func newListCommand(o *options) *cobra.Command {
@@ -176,15 +217,28 @@ func newCancelCommand(o *options) *cobra.Command {
 		Short: "Cancel a job: its pods get SIGTERM, then the grace period",
 		Long: `cancel records a cancellation request on the Job (who and why). The
 FlowForge controller then stops it gracefully; the job ends Cancelled and is
-cleaned up like any finished job. Cancelling twice keeps the first request.`,
+cleaned up like any finished job. Cancelling twice keeps the first request.
+
+Who cancels is who the API server authenticates you as (kubectl auth whoami);
+the webhook refuses any other name, and lets only the job's owner and the
+cancellers in policy data cancel. A trusted submitter (the FlowForge backend)
+may name the user it acts for with --by.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("by") {
+				if by, err = c.WhoAmI(cmd.Context()); err != nil {
+					return fmt.Errorf("cancel: who is cancelling: %w", err)
+				}
+			}
 			job, err := c.Cancel(cmd.Context(), args[0], by, reason)
 			if errors.Is(err, jobs.ErrFinished) {
+				if done, perr := printStructured(o.streams.Out, o.output, jobs.StatusOf(job)); done {
+					return perr
+				}
 				fmt.Fprintf(o.streams.Out, "job %s has already finished: %v\n", args[0], err)
 				return nil
 			}
@@ -192,11 +246,14 @@ cleaned up like any finished job. Cancelling twice keeps the first request.`,
 				return err
 			}
 			st := jobs.StatusOf(job)
+			if done, err := printStructured(o.streams.Out, o.output, st); done {
+				return err
+			}
 			fmt.Fprintf(o.streams.Out, "job %s: cancel requested by %s (%s)\n", args[0], st.CancelRequestedBy, st.Phase)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&by, "by", defaultUser(), "who is cancelling")
+	cmd.Flags().StringVar(&by, "by", "", "record this user as the canceller; only a trusted submitter may name another user (default: your authenticated username)")
 	cmd.Flags().StringVar(&reason, "reason", "cancelled from the flowforge CLI", "why")
 	return cmd
 }

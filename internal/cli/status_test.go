@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,16 +32,31 @@ func TestStatusFromTheCluster(t *testing.T) {
 		assert.Equal(t, [][]string{
 			{"ID", "USER", "PHASE", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
 			{"s1", "alice", "Running", "1", "10m0s", "9m0s", "acme/widgets", "fix-s1", "-"},
-		}, fields(res.out))
+		}, fields(res.out)[:2])
+		assert.Equal(t, "Deletion: never (no TTL); delete the Job yourself when done", lines(res.out)[2])
 	})
 	t.Run("table of a finished job", func(t *testing.T) {
 		h := newHarness(t, clusterJob(t, testRequest("s2"), timedOut))
 		res := h.run("status", "s2")
 		require.Equal(t, ExitOK, res.code, res.err)
 		out := lines(res.out)
-		require.Len(t, out, 2)
+		require.Len(t, out, 3)
 		assert.Equal(t, []string{"s2", "alice", "TimedOut", "2", "10m0s", "7m0s", "acme/widgets", "fix-s2"}, strings.Fields(out[1])[:8])
 		assert.True(t, strings.HasSuffix(out[1], "Job was active longer than specified deadline"), out[1])
+	})
+	t.Run("when a finished job is deleted", func(t *testing.T) {
+		ttl := func(j *batchv1.Job) { j.Annotations[templates.AnnotationTTLSecondsAfterFinished] = "600" }
+		h := newHarness(t, clusterJob(t, testRequest("s3"), timedOut, ttl))
+		res := h.run("status", "s3")
+		require.Equal(t, ExitOK, res.code, res.err)
+		assert.Equal(t, "Deletion: at 2026-03-01T12:08:00Z (in 8m0s), by FlowForge once its logs are exported", lines(res.out)[2])
+		res = h.run("status", "s3", "-o", "json")
+		require.Equal(t, ExitOK, res.code, res.err)
+		var st jobs.Status
+		require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
+		require.NotNil(t, st.DeleteAfter)
+		assert.Equal(t, t0.Add(8*time.Minute), st.DeleteAfter.UTC())
+		assert.Equal(t, jobs.DeletedByFlowForge, st.DeletedBy)
 	})
 	t.Run("json", func(t *testing.T) {
 		h := newHarness(t, job)
@@ -152,15 +168,14 @@ func TestStatusFallsBackToTheHistory(t *testing.T) {
 		h := newHarness(t)
 		res := h.run("status", "never", "--history-url", srv.URL)
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "Error: history:")
-		assert.Contains(t, res.err, "not found")
+		assert.Equal(t, "Error: job \"never\" not found in namespace flowforge-jobs or in the history; `flowforge list` and `flowforge history` show the jobs there are, -n another namespace\n", res.err)
 		assert.Empty(t, res.out)
 	})
 	t.Run("no history API", func(t *testing.T) {
 		h := newHarness(t)
 		res := h.run("status", "gone-1")
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "Error: job gone-1 is not in the cluster, and its history is unavailable: ")
+		assert.Contains(t, res.err, "Error: job \"gone-1\" not found in namespace flowforge-jobs, and its history is unavailable: ")
 		assert.Contains(t, res.err, "no --history-url or $FLOWFORGE_HISTORY_URL, and ConfigMap flowforge-system/flowforge-endpoints is unreadable")
 	})
 }
@@ -220,7 +235,7 @@ func TestWatchErrors(t *testing.T) {
 		h := newHarness(t)
 		res := h.run("watch", "nope")
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "job not found: nope")
+		assert.Equal(t, "Error: job \"nope\" not found in namespace flowforge-jobs\n", res.err)
 		assert.Empty(t, res.out, "no progress was shown")
 	})
 	t.Run("deleted while running, on a terminal", func(t *testing.T) {
@@ -401,9 +416,9 @@ func TestCancel(t *testing.T) {
 		res := h.run("cancel", "c2")
 		require.Equal(t, ExitOK, res.code, res.err)
 		ann := h.job("c2").Annotations
-		assert.Equal(t, defaultUser(), ann[templates.AnnotationCancelRequestedBy])
+		assert.Equal(t, testUser, ann[templates.AnnotationCancelRequestedBy], "the authenticated user, not a local name")
 		assert.Equal(t, "cancelled from the flowforge CLI", ann[templates.AnnotationCancelReason])
-		assert.Equal(t, "job c2: cancel requested by "+defaultUser()+" (Cancelling)\n", res.out)
+		assert.Equal(t, "job c2: cancel requested by "+testUser+" (Cancelling)\n", res.out)
 	})
 	t.Run("cancelling twice keeps the first request", func(t *testing.T) {
 		job := clusterJob(t, testRequest("c3"), running)
@@ -427,7 +442,7 @@ func TestCancel(t *testing.T) {
 		h := newHarness(t)
 		res := h.run("cancel", "c5", "--by", "carol")
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "job not found: c5")
+		assert.Equal(t, "Error: job \"c5\" not found in namespace flowforge-jobs\n", res.err)
 		assert.Empty(t, res.out)
 	})
 	t.Run("an empty --by", func(t *testing.T) {
@@ -436,6 +451,16 @@ func TestCancel(t *testing.T) {
 		assert.Equal(t, ExitError, res.code)
 		assert.Contains(t, res.err, "who is cancelling (by) is required")
 	})
+	t.Run("the API server does not say who you are", func(t *testing.T) {
+		h := newHarness(t, clusterJob(t, testRequest("c8"), running))
+		h.cs.PrependReactor("create", "selfsubjectreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, &authenticationv1.SelfSubjectReview{}, nil
+		})
+		res := h.run("cancel", "c8")
+		assert.Equal(t, ExitError, res.code)
+		assert.Contains(t, res.err, "cancel: who is cancelling: the API server did not say who this client is")
+		assert.NotContains(t, h.job("c8").Annotations, templates.AnnotationCancelRequestedAt, "no request without a requester")
+	})
 	t.Run("no cluster", func(t *testing.T) {
 		h := newHarness(t)
 		h.clientErr = errors.New("no Kubernetes configuration found")
@@ -443,4 +468,27 @@ func TestCancel(t *testing.T) {
 		assert.Equal(t, ExitError, res.code)
 		assert.Equal(t, "Error: no Kubernetes configuration found\n", res.err)
 	})
+}
+
+func TestDeletionLine(t *testing.T) {
+	ttl := int64(3600)
+	at := t0.Add(30 * time.Minute)
+	past := t0.Add(-time.Minute)
+	tests := []struct {
+		name string
+		st   jobs.Status
+		want string
+	}{
+		{"no TTL", jobs.Status{}, "never (no TTL); delete the Job yourself when done"},
+		{"running", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByFlowForge}, "1h0m0s after it finishes, by FlowForge once its logs are exported"},
+		{"finished", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByFlowForge, DeleteAfter: &at}, "at 2026-03-01T12:30:00Z (in 30m0s), by FlowForge once its logs are exported"},
+		{"due, export pending", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByFlowForge, DeleteAfter: &past}, "due since 2026-03-01T11:59:00Z (1m0s ago), as soon as its logs are exported"},
+		{"legacy", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByTTLController, DeleteAfter: &at}, "at 2026-03-01T12:30:00Z (in 30m0s), by the built-in TTL controller"},
+		{"legacy due", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByTTLController, DeleteAfter: &past}, "due since 2026-03-01T11:59:00Z (1m0s ago), by the built-in TTL controller"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, deletion(tc.st, t0))
+		})
+	}
 }

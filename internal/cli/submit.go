@@ -23,6 +23,7 @@ func newSubmitCommand(o *options) *cobra.Command {
 		file      string
 		taskFile  string
 		wait      bool
+		logs      bool
 		diff      bool
 		selectors []string
 		env       []string
@@ -69,7 +70,10 @@ job's outcome (0 succeeded, 3 failed, 4 timed out, 5 cancelled).`,
 			if req.PodAnnotations, err = mergePairs(req.PodAnnotations, podAnn, "--pod-annotation"); err != nil {
 				return err
 			}
-			return o.submit(cmd.Context(), req, wait, diff)
+			if logs && !wait {
+				return withCode(ExitUsage, fmt.Errorf("--logs streams the logs while --wait follows the job: add --wait"))
+			}
+			return o.submit(cmd.Context(), req, submitFlags{wait: wait, logs: logs, diff: diff})
 		},
 	}
 	f := cmd.Flags()
@@ -88,11 +92,18 @@ job's outcome (0 succeeded, 3 failed, 4 timed out, 5 cancelled).`,
 	f.StringArrayVar(&env, "env", nil, "extra environment variable, NAME=value (repeatable)")
 	f.StringArrayVar(&podAnn, "pod-annotation", nil, "pod annotation, key=value (repeatable)")
 	f.BoolVar(&wait, "wait", false, "follow the job until it ends and exit with its outcome")
+	f.BoolVar(&logs, "logs", false, "with --wait: stream the job's logs while it runs")
 	f.BoolVar(&diff, "diff", false, "show what the admission webhook changed in the Job")
 	return cmd
 }
 
-func (o *options) submit(ctx context.Context, req templates.Request, wait, diff bool) error {
+// submitFlags are submit's switches.
+type submitFlags struct{ wait, logs, diff bool }
+
+func (o *options) submit(ctx context.Context, req templates.Request, sf submitFlags) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
 	c, err := o.client()
 	if err != nil {
 		return err
@@ -110,8 +121,13 @@ func (o *options) submit(ctx context.Context, req templates.Request, wait, diff 
 		verb = "already exists (same request)"
 	}
 	out := o.streams.Out
+	structured := o.output == "json" || o.output == "yaml"
+	if structured {
+		// stdout is the JSON or YAML document; what happened goes to stderr.
+		out = o.streams.Err
+	}
 	fmt.Fprintf(out, "job %s %s: Job %s/%s, policy revision %s\n", req.ID, verb, job.Namespace, job.Name, orDash(job.Annotations[templates.AnnotationPolicyRevision]))
-	if diff {
+	if sf.diff {
 		rendered, err := c.Renderer().Render(req)
 		if err != nil {
 			return err
@@ -122,10 +138,14 @@ func (o *options) submit(ctx context.Context, req templates.Request, wait, diff 
 		}
 		fmt.Fprintf(out, "\nWhat the admission webhook changed:\n%s\n", text)
 	}
-	if !wait {
+	if !sf.wait {
+		if structured {
+			_, err := printStructured(o.streams.Out, o.output, jobs.StatusOf(job))
+			return err
+		}
 		return nil
 	}
-	return o.follow(ctx, c, req.ID)
+	return o.follow(ctx, c, req.ID, sf.logs)
 }
 
 // webhookDiff is a unified diff between the Job as rendered and as stored.
@@ -152,29 +172,6 @@ func webhookDiff(rendered, stored *batchv1.Job) (string, error) {
 		A: difflib.SplitLines(a), B: difflib.SplitLines(b),
 		FromFile: "rendered by flowforge", ToFile: "admitted by the cluster", Context: 2,
 	})
-}
-
-// follow waits for the job to end, showing its progress, and turns its
-// outcome into the exit code.
-func (o *options) follow(ctx context.Context, c *jobs.Client, id string) error {
-	p := newProgress(o.streams, o.now)
-	final, err := c.Watch(ctx, id, func(s jobs.Status) error {
-		p.update(s)
-		return nil
-	})
-	p.done()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(o.streams.Out, "job %s %s", id, final.Phase)
-	if final.Message != "" {
-		fmt.Fprintf(o.streams.Out, ": %s", final.Message)
-	}
-	fmt.Fprintln(o.streams.Out)
-	if code := phaseExit(final.Phase); code != ExitOK {
-		return withCode(code, nil)
-	}
-	return nil
 }
 
 // mergeRequest fills the empty fields of flags from file.

@@ -44,6 +44,29 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
 	})
 
+	// TTLDeletions counts finished Jobs the controller deleted after their
+	// export and TTL.
+	TTLDeletions = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flowforge_ttl_deletions_total",
+		Help: "Finished Jobs deleted by the controller (with their pods) once exported and past their TTL.",
+	})
+
+	// TTLDeletionDelay is how late a Job was deleted after its TTL expired:
+	// the export lag when the export came last, else the reconcile delay.
+	TTLDeletionDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "flowforge_ttl_deletion_delay_seconds",
+		Help:    "Time from a finished Job's TTL expiring to the controller deleting it (waiting for the export included).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 16),
+	})
+
+	// ExportLogsLost counts container logs the node removed before the
+	// export could read them (a Job deleted by someone else while the
+	// controller was behind).
+	ExportLogsLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flowforge_export_logs_lost_total",
+		Help: "Container logs removed by their node (the pod was deleted and had ended) before the export could read them.",
+	})
+
 	// ExportFailures counts failed export attempts.
 	ExportFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "flowforge_export_failures_total",
@@ -74,6 +97,6 @@ var (
 // (jobs by phase, jobs awaiting export) come from the given collectors,
 // which read the controller's cache at scrape time.
 func RegisterController(reg prometheus.Registerer, state ...prometheus.Collector) error {
-	cs := []prometheus.Collector{JobDuration, QueueWait, Timeouts, Cancellations, Retries, ExportLag, ExportFailures, LogBytesShipped, LogLinesShipped, LogShipFailures, PolicyReloads, PolicyReloadErrors, PolicyInfo}
+	cs := []prometheus.Collector{JobDuration, QueueWait, Timeouts, Cancellations, Retries, ExportLag, TTLDeletions, TTLDeletionDelay, ExportLogsLost, ExportFailures, LogBytesShipped, LogLinesShipped, LogShipFailures, PolicyReloads, PolicyReloadErrors, PolicyInfo}
 	return register(reg, append(cs, state...)...)
 }

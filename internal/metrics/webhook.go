@@ -20,7 +20,7 @@ var (
 	// AdmissionDuration is the admission latency, by webhook and outcome.
 	AdmissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "flowforge_admission_duration_seconds",
-		Help:    "Time to answer an admission request, by webhook (mutate, validate-job, validate-pod) and outcome (allowed, patched, denied, error).",
+		Help:    "Time to answer an admission request, by webhook (mutate, mutate-pod, validate-job, validate-pod, validate-pod-connect, validate-cronjob, validate-namespace, ...) and outcome (allowed, patched, denied, error).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 	}, []string{"webhook", "outcome"})
 

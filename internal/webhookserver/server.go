@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -51,6 +52,9 @@ type Options struct {
 	PolicyDir string
 	// Profiling serves net/http/pprof on the probe address.
 	Profiling bool
+	// ClaimNamespace holds the controller's records of exported Jobs'
+	// job-ids (default policies.DefaultClaimNamespace).
+	ClaimNamespace string
 }
 
 // Handlers returns FlowForge's admission handlers by path.
@@ -59,7 +63,51 @@ func Handlers(engine *policies.Engine, namespaces webhook.NamespaceLabels, clk c
 		mutate.Path:      &mutate.Handler{Policy: engine, Namespaces: namespaces, Clock: clk},
 		validate.JobPath: validate.NewJobHandler(engine, namespaces, clk),
 		validate.PodPath: validate.NewPodHandler(engine, namespaces, clk),
+		// The namespace-label guard (validate/namespace-labels).
+		validate.NamespacePath: validate.NewNamespaceHandler(engine, clk),
+		// Labelled Pods that no hardened Job created (mutate/pod-lifecycle),
+		// interactive access (validate/interactive-access; the pod lookup is
+		// set by WithPods) and CronJobs (validate/cronjob).
+		mutate.PodPath:       &mutate.PodHandler{Policy: engine, Namespaces: namespaces, Clock: clk},
+		validate.ConnectPath: &validate.ConnectHandler{Policy: engine, Namespaces: namespaces, Clock: clk},
+		validate.CronJobPath: &validate.CronJobHandler{Policy: engine, Namespaces: namespaces, Clock: clk},
 	}
+}
+
+// WithPods gives the connect handler among handlers its pod lookup; without
+// one it denies every connection to a pod.
+func WithPods(handlers map[string]admission.Handler, pods validate.PodMetadata) {
+	if h, ok := handlers[validate.ConnectPath].(*validate.ConnectHandler); ok {
+		h.Pods = pods
+	}
+}
+
+// WithClaims gives the Job and Pod validation handlers among handlers
+// their source of job-id claims.
+func WithClaims(handlers map[string]admission.Handler, claims webhook.JobIDClaims) {
+	for _, path := range []string{validate.JobPath, validate.PodPath} {
+		if h, ok := handlers[path].(*validate.Handler); ok {
+			h.Claims = claims
+		}
+	}
+}
+
+func claimNamespace(opts Options) string {
+	if opts.ClaimNamespace != "" {
+		return opts.ClaimNamespace
+	}
+	return policies.DefaultClaimNamespace
+}
+
+// jobSelector selects the Jobs the policy selects (data.yaml selector),
+// as read at start: a change of the selector label needs a restart.
+func jobSelector(p *policies.Policy) labels.Selector {
+	key, _ := p.Config("selector", "label").(string)
+	value, _ := p.Config("selector", "value").(string)
+	if key == "" {
+		return labels.Everything()
+	}
+	return labels.SelectorFromSet(labels.Set{key: value})
 }
 
 // Run starts the webhook server and blocks until ctx ends. It fails if the
@@ -85,6 +133,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		KeyName:  opts.KeyName,
 		TLSOpts:  []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
 	})
+	// The controller's records of job-ids: ConfigMaps with the label.
+	claimSelector, err := labels.Parse(policies.ClaimJobIDLabel)
+	if err != nil {
+		return fmt.Errorf("job-id record selector: %w", err)
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:         scheme,
 		Logger:         log,
@@ -92,8 +145,16 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		WebhookServer:  server,
 		LeaderElection: false,
 		Cache: cache.Options{
-			// The handlers only read namespaces' labels.
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Namespace{}: {}},
+			// The handlers read namespaces' labels and, for the identity
+			// policy, labelled Jobs' metadata (a metadata-only watch).
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Namespace{}:   {},
+				webhook.JobMetadata(): {Label: jobSelector(engine.Current())},
+				webhook.ClaimMetadata(): {
+					Namespaces: map[string]cache.Config{claimNamespace(opts): {}},
+					Label:      claimSelector,
+				},
+			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
@@ -107,9 +168,28 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
 		return fmt.Errorf("namespace informer: %w", err)
 	}
+	// Labelled Jobs' metadata, indexed by namespace and job-id: who holds a
+	// job-id (the identity policy's claims).
+	jobIDLabel, _ := engine.Current().Config("identity", "jobIDLabel").(string)
+	if err := mgr.GetCache().IndexField(ctx, webhook.JobMetadata(), webhook.JobIDIndex, webhook.IndexJobID(jobIDLabel)); err != nil {
+		return fmt.Errorf("index Jobs by job-id: %w", err)
+	}
+	if _, err := mgr.GetCache().GetInformer(ctx, webhook.JobMetadata()); err != nil {
+		return fmt.Errorf("job informer: %w", err)
+	}
+	if err := mgr.GetCache().IndexField(ctx, webhook.ClaimMetadata(), webhook.JobIDIndex, webhook.IndexClaim); err != nil {
+		return fmt.Errorf("index job-id records: %w", err)
+	}
+	if _, err := mgr.GetCache().GetInformer(ctx, webhook.ClaimMetadata()); err != nil {
+		return fmt.Errorf("job-id record informer: %w", err)
+	}
 	// GetWebhookServer adds the server to the manager's runnables.
 	server = mgr.GetWebhookServer()
-	for path, h := range Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache()), clock.RealClock{}) {
+	handlers := Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache()), clock.RealClock{})
+	WithClaims(handlers, webhook.CachedJobIDClaims(mgr.GetCache(), claimNamespace(opts)))
+	// Uncached: a pod's labels as they are now (validate.ClientPodMetadata).
+	WithPods(handlers, validate.ClientPodMetadata(mgr.GetAPIReader()))
+	for path, h := range handlers {
 		server.Register(path, webhook.Guard(webhook.DefaultMaxRequestBytes, &admission.Webhook{Handler: h, LogConstructor: logConstructor(log)}))
 	}
 	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {

@@ -89,12 +89,17 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		{name: "empty body", body: "", wantCode: http.StatusBadRequest, wantMessage: "empty"},
 		{name: "body over the size cap", body: `{"x":"` + strings.Repeat("a", 8<<20) + `"}`, wantCode: http.StatusRequestEntityTooLarge, wantMessage: "too large"},
 	}
-	for _, path := range []string{mutate.Path, validate.JobPath, validate.PodPath} {
+	for _, path := range []string{mutate.Path, validate.JobPath, validate.PodPath, validate.NamespacePath} {
 		for _, tc := range tests {
 			if path == validate.PodPath {
 				tc.body = strings.ReplaceAll(tc.body, `"kind":"Job"`, `"kind":"Pod"`)
 				tc.body = strings.ReplaceAll(tc.body, `"group":"batch"`, `"group":""`)
 				tc.body = strings.ReplaceAll(tc.body, `{"spec":{"template":{"spec":{"containers":"many"}}}}`, `{"spec":{"containers":"many"}}`)
+			}
+			if path == validate.NamespacePath {
+				tc.body = strings.ReplaceAll(tc.body, `"kind":"Job"`, `"kind":"Namespace"`)
+				tc.body = strings.ReplaceAll(tc.body, `"group":"batch"`, `"group":""`)
+				tc.body = strings.ReplaceAll(tc.body, `{"spec":{"template":{"spec":{"containers":"many"}}}}`, `{"metadata":{"labels":"many"}}`)
 			}
 			t.Run(path+"/"+tc.name, func(t *testing.T) {
 				ct := tc.contentType

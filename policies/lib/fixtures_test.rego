@@ -30,7 +30,8 @@ request(kind, obj) := {
 	"operation": "CREATE",
 	"namespace": "agents",
 	"object": obj,
-	"userInfo": {"username": "alice"},
+	# The fixtures' owner (user-id u1) sends its own requests.
+	"userInfo": {"username": "u1", "groups": ["system:authenticated"]},
 }
 
 job_kind := {"group": "batch", "version": "v1", "kind": "Job"}
@@ -42,6 +43,10 @@ job_input_in(obj, namespace_labels) := {
 	"request": request(job_kind, obj),
 	"namespace": {"name": "agents", "labels": namespace_labels},
 	"policy": {"revision": "test-rev"},
+	# Every image parsed, as the Go side does (see images_test.rego).
+	"images": images,
+	# No other Job claims the job-id (see validate/identity).
+	"claims": {"jobID": []},
 }
 
 job_input(obj) := job_input_in(obj, {})
@@ -49,11 +54,15 @@ job_input(obj) := job_input_in(obj, {})
 pod_input(obj) := {
 	"request": request(pod_kind, obj),
 	"namespace": {"name": "agents", "labels": {}},
+	"images": images,
+	# No Job holds the pod's job-id (see validate/identity).
+	"claims": {"jobID": []},
 }
 
 update_input(kind, old, new) := {
 	"request": object.union(request(kind, new), {"operation": "UPDATE", "oldObject": old}),
 	"namespace": {"name": "agents", "labels": {}},
+	"images": images,
 }
 
 # hardened_job: the fixture Job as the mutation leaves it (policy revision
@@ -69,6 +78,7 @@ hardened_job := {
 			"flowforge.io/repository": "acme/app",
 			"flowforge.io/branch": "main",
 			"flowforge.io/policy-revision": "test-rev",
+			"flowforge.io/ttl-seconds-after-finished": "3600",
 		},
 		"finalizers": ["flowforge.io/export"],
 	},
@@ -76,7 +86,6 @@ hardened_job := {
 		"activeDeadlineSeconds": 3600,
 		"backoffLimit": 2,
 		"podReplacementPolicy": "Failed",
-		"ttlSecondsAfterFinished": 3600,
 		"podFailurePolicy": {"rules": [
 			{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 126, 127]}},
 			{"action": "Ignore", "onPodConditions": [{"status": "True", "type": "DisruptionTarget"}]},
@@ -136,7 +145,8 @@ hardened_job := {
 	},
 }
 
-# pod: a compliant Pod, as the Job controller creates it from hardened_job.
+# pod: a compliant Pod, as the Job controller creates it from hardened_job
+# and the pod mutation leaves it.
 pod := {
 	"apiVersion": "v1",
 	"kind": "Pod",
@@ -146,8 +156,11 @@ pod := {
 		"labels": object.union(hardened_job.spec.template.metadata.labels, {"batch.kubernetes.io/job-name": "claude-job-abc"}),
 		"annotations": hardened_job.spec.template.metadata.annotations,
 		"finalizers": hardened_job.spec.template.metadata.finalizers,
+		"ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "claude-job-abc", "uid": "0b7c2a1e-job", "controller": true, "blockOwnerDeletion": true}],
 	},
-	"spec": hardened_job.spec.template.spec,
+	# The pod mutation gives a Job-controlled Pod the maximum deadline
+	# (mutate/pod-lifecycle).
+	"spec": object.union(hardened_job.spec.template.spec, {"activeDeadlineSeconds": 14400}),
 }
 
 # pod_input_in: a Pod CREATE in a namespace with the given labels.

@@ -1,7 +1,7 @@
 # METADATA
 # title: FlowForge hardening (mutation)
 # description: |
-#   data.flowforge.mutate.patch is the set of settings a Job labelled
+#   data.flowforge.mutate.patch is the set of settings a Job or Pod labelled
 #   app=flowforge must have. Rego decides what; the Go engine applies the
 #   set to the Job with the operation each entry names, in a fixed order,
 #   and answers the API server with a JSON patch. Applying the result a
@@ -15,8 +15,11 @@
 #              "union"    array: each element is appended unless present
 #              "add"      array of objects: the value is appended unless an
 #                         element has the same value at "key"
+#              "remove"   the object key at the path is deleted where it is
+#                         present (no value; nothing is created); no other
+#                         entry may write that path or inside it
 #     path     JSON path from the Job's root: strings and array indexes
-#     value    the value
+#     value    the value (none for "remove")
 #     key      for "add": the field that identifies an element
 #
 #   Explicitly unsafe user values (privileged: true, runAsUser: 0, an
@@ -27,11 +30,33 @@ package flowforge.mutate
 
 import data.flowforge.lib.k8s
 
-# applies: only labelled Jobs, on CREATE.
+# applies: labelled Jobs and labelled Pods, on CREATE. The pod-level rules
+# (pod/, containers/, volumes/, resources/, scheduling/) use it and harden a
+# Job's pod template and a Pod's spec alike (k8s.pod_path), so a Pod that no
+# hardened Job created (a bare Pod, a ReplicaSet's, a StatefulSet's) gets the
+# same hardening. Rules about the Job object itself use applies_job, rules
+# only for Pods applies_pod.
 applies if {
-	k8s.is_job
+	hardened_kind
 	k8s.selected
 	k8s.operation == "CREATE"
+}
+
+hardened_kind if k8s.is_job
+
+hardened_kind if k8s.is_pod
+
+# applies_job: labelled Jobs on CREATE (the Job's own fields: deadline, TTL,
+# retries, finalizers).
+applies_job if {
+	applies
+	k8s.is_job
+}
+
+# applies_pod: labelled Pods on CREATE (see pod-lifecycle/).
+applies_pod if {
+	applies
+	k8s.is_pod
 }
 
 # Constructors of the entries, for the tests. The patch rules write their

@@ -13,9 +13,13 @@ test_only_labelled_jobs_on_create if {
 	count(unlabelled) == 0
 	update := mutate.patch with input as fixtures.update_input(fixtures.job_kind, fixtures.job, fixtures.job)
 	count(update) == 0
+
+	# Labelled Pods are hardened too (pod-lifecycle/); unlabelled ones are not.
 	pod_obj := {"metadata": {"labels": {"app": "flowforge"}}, "spec": {"containers": [{"name": "c"}]}}
 	pod := mutate.patch with input as fixtures.pod_input(pod_obj)
-	count(pod) == 0
+	count(pod) > 0
+	unlabelled_pod := mutate.patch with input as fixtures.pod_input({"metadata": {}, "spec": pod_obj.spec})
+	count(unlabelled_pod) == 0
 }
 
 test_every_op_is_well_formed if {

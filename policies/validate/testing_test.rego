@@ -53,5 +53,15 @@ set(path, value) := {"op": "add", "path": path, "value": value}
 
 remove(path) := {"op": "remove", "path": path}
 
-# container: the hardened worker container, deep-merged with overrides.
-container(overrides) := object.union(fixtures.hardened_job.spec.template.spec.containers[0], overrides)
+# container: a further hardened container (an init container, a sidecar, a
+# second container): the worker container with the medium profile's helper
+# sizes, as the mutation leaves it, deep-merged with overrides.
+container(overrides) := object.union(
+	object.union(fixtures.hardened_job.spec.template.spec.containers[0], {"resources": helper_resources}),
+	overrides,
+)
+
+helper_resources := {
+	"limits": {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+	"requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "128Mi"},
+}

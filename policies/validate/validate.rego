@@ -6,15 +6,15 @@
 #   path such as spec.template.spec.containers[0].securityContext.privileged.
 #   data.flowforge.validate.warn has the same shape and never blocks.
 #
-#   The mutating webhook runs first, so a Job is validated as hardened. A Pod
-#   is never mutated: a Pod created directly must already look like one that
-#   a hardened Job creates.
+#   The mutating webhooks run first, so a Job or a labelled Pod is validated
+#   as hardened (a Pod by the pod-level rules, see mutate/pod-lifecycle).
 #
 #   Each folder under validate/ adds to the partial sets:
 #     violation         what is wrong with the object as it is
 #     warning           what is worth knowing but must not block
 #     update_violation  UPDATE only: what the change from the old object to
 #                       the new one weakens
+#     connect_violation CONNECT only (pods/exec, ...): see interactive-access/
 #
 #   CREATE denies every violation. UPDATE ratchets: it denies only the
 #   violations the old object did not already have, plus update_violation.
@@ -50,6 +50,13 @@ deny contains v if {
 deny contains v if {
 	k8s.operation == "UPDATE"
 	some v in update_violation
+}
+
+# CONNECT (pods/exec, attach, portforward, proxy) has rules of its own
+# (interactive-access/): the object rules never see a connect request.
+deny contains v if {
+	k8s.operation == "CONNECT"
+	some v in connect_violation
 }
 
 warn contains w if {

@@ -32,6 +32,7 @@ test_unhardened_job_is_denied if {
 	t.fields(t.job_deny(fixtures.job)) == {
 		"spec.activeDeadlineSeconds",
 		"spec.template.spec.automountServiceAccountToken",
+		"spec.template.spec.priorityClassName",
 		"spec.template.spec.runtimeClassName",
 		"spec.template.spec.containers[0].resources.limits.cpu",
 		"spec.template.spec.containers[0].resources.limits.memory",
@@ -41,6 +42,7 @@ test_unhardened_job_is_denied if {
 		"spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem",
 		"spec.template.spec.containers[0].securityContext.runAsNonRoot",
 		"spec.template.spec.containers[0].securityContext.seccompProfile",
+		"spec.template.spec.nodeSelector[flowforge.io/sandbox]",
 	}
 }
 

@@ -274,7 +274,7 @@ func (c *Client) Get(ctx context.Context, id string) (*batchv1.Job, error) {
 		return err
 	})
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: %s in namespace %s: %w", ErrNotFound, id, c.opts.Namespace, err)
+		return nil, &NotFoundError{ID: id, Namespace: c.opts.Namespace, Cause: err}
 	}
 	return job, err
 }
@@ -350,7 +350,7 @@ func (c *Client) Delete(ctx context.Context, id string, propagation metav1.Delet
 		return err
 	})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("%w: %s in namespace %s: %w", ErrNotFound, id, c.opts.Namespace, err)
+		return &NotFoundError{ID: id, Namespace: c.opts.Namespace, Cause: err}
 	}
 	return err
 }

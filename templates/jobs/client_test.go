@@ -222,7 +222,7 @@ func TestGetNotFound(t *testing.T) {
 	_, err := newTestClient(t, fake.NewClientset()).Get(context.Background(), "nope")
 	require.ErrorIs(t, err, ErrNotFound)
 	assert.True(t, apierrors.IsNotFound(err))
-	assert.Contains(t, err.Error(), "nope in namespace jobs-test")
+	assert.Equal(t, `job "nope" not found in namespace jobs-test`, err.Error())
 }
 
 func TestCancel(t *testing.T) {

@@ -83,6 +83,16 @@ type Status struct {
 	// ResourceVersion of the Job this status was read from; WatchFrom can
 	// resume from it.
 	ResourceVersion string `json:"resourceVersion,omitempty"`
+
+	// TTLSecondsAfterFinished is how long after it finished the Job is
+	// deleted, and DeletedBy who deletes it (DeletedByFlowForge, after the
+	// export, or DeletedByTTLController); both empty when the Job is kept.
+	TTLSecondsAfterFinished *int64 `json:"ttlSecondsAfterFinished,omitempty"`
+	DeletedBy               string `json:"deletedBy,omitempty"`
+	// DeleteAfter is when a finished Job becomes due for deletion. The
+	// FlowForge controller deletes it then, or as soon after as its export
+	// is complete.
+	DeleteAfter *time.Time `json:"deleteAfter,omitempty"`
 }
 
 // StatusOf derives a Status from a Job:
@@ -96,7 +106,15 @@ type Status struct {
 //     pod is active and ready (or, on API servers that do not report ready
 //     pods, active and the Job started), or when an attempt has ended and
 //     the Job goes on; Pending otherwise.
+//
+// A Job with a TTL also gets when it will be deleted (see TTLAfterFinished).
 func StatusOf(job *batchv1.Job) Status {
+	s := phaseOf(job)
+	deletionOf(job, &s)
+	return s
+}
+
+func phaseOf(job *batchv1.Job) Status {
 	ann := job.Annotations
 	s := Status{
 		ID:                job.Labels[templates.LabelJobID],
@@ -117,7 +135,15 @@ func StatusOf(job *batchv1.Job) Status {
 		PolicyRevision:    ann[templates.AnnotationPolicyRevision],
 		ResourceVersion:   job.ResourceVersion,
 	}
-	s.Attempts = s.Active + s.Succeeded + s.Failed + deref(job.Status.Terminating)
+	// Pods that ended but that the Job controller has not yet counted in
+	// succeeded or failed (it tracks them with finalizers) are attempts
+	// too: without them a job flickers back to "Pending, 0 attempts"
+	// between its pod's end and its terminal condition.
+	uncounted := int32(0)
+	if u := job.Status.UncountedTerminatedPods; u != nil {
+		uncounted = int32(len(u.Succeeded) + len(u.Failed))
+	}
+	s.Attempts = s.Active + s.Succeeded + s.Failed + uncounted + deref(job.Status.Terminating)
 	cancelRequested := false
 	if raw, ok := ann[templates.AnnotationCancelRequestedAt]; ok {
 		cancelRequested = true
@@ -159,7 +185,7 @@ func StatusOf(job *batchv1.Job) Status {
 		s.Phase, s.Reason, s.Message = PhaseCancelling, "CancelRequested", cancelMessage(ann, "")
 	case s.Active > 0 && (s.Ready > 0 || job.Status.Ready == nil && s.Started != nil):
 		s.Phase = PhaseRunning
-	case s.Active == 0 && s.Succeeded+s.Failed > 0:
+	case s.Active == 0 && s.Succeeded+s.Failed+uncounted > 0:
 		// Between attempts (a retry's back-off), or between the last pod's
 		// end and the Job's terminal condition: still under way.
 		s.Phase = PhaseRunning

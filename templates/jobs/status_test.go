@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
@@ -81,6 +82,9 @@ func TestStatusOfPhases(t *testing.T) {
 		{name: "pod pending", job: flowJob("a", withCounts(1, 0, 0, 0)), phase: PhasePending},
 		{name: "between attempts", job: flowJob("a", withCounts(0, 0, 0, 1)), phase: PhaseRunning},
 		{name: "last pod done, condition not yet set", job: flowJob("a", withCounts(0, 0, 1, 0)), phase: PhaseRunning},
+		{name: "last pod done, not yet counted", job: flowJob("a", func(j *batchv1.Job) {
+			j.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{Succeeded: []types.UID{"p1"}}
+		}), phase: PhaseRunning},
 		{name: "suspended", job: flowJob("a", withConditions(cond(batchv1.JobSuspended, "JobSuspended", t1))), phase: PhasePending, reason: "JobSuspended"},
 		{name: "pod ready", job: flowJob("a", withCounts(1, 1, 0, 0)), phase: PhaseRunning},
 		{name: "started on a server without ready counts", job: flowJob("a", func(j *batchv1.Job) {
@@ -117,6 +121,15 @@ func TestStatusOfPhases(t *testing.T) {
 			assert.Equal(t, tc.phase.Terminal(), s.Finished != nil, "Finished is set exactly for terminal phases")
 		})
 	}
+}
+
+func TestStatusOfCountsUncountedPods(t *testing.T) {
+	j := flowJob("a", withCounts(0, 0, 1, 1), func(j *batchv1.Job) {
+		j.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{Succeeded: []types.UID{"p3"}, Failed: []types.UID{"p4", "p5"}}
+	})
+	s := StatusOf(j)
+	assert.Equal(t, int32(5), s.Attempts, "counted and uncounted ended pods")
+	assert.Equal(t, PhaseRunning, s.Phase)
 }
 
 func TestStatusOfFields(t *testing.T) {

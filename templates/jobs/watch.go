@@ -68,7 +68,7 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 	)
 	deleted := func(how string) error {
 		if !seen {
-			return fmt.Errorf("watch %s: %w: %s in namespace %s", src.what, ErrNotFound, id, c.opts.Namespace)
+			return &NotFoundError{ID: id, Namespace: c.opts.Namespace}
 		}
 		return fmt.Errorf("watch %s: %w: it %s while %s", src.what, ErrDeleted, how, last.Phase)
 	}

@@ -230,7 +230,7 @@ func TestWatchDeletedJob(t *testing.T) {
 		want  error
 		words string
 	}{
-		{"never existed", &script{lists: []*batchv1.JobList{listOf("10")}}, ErrNotFound, "w in namespace jobs-test"},
+		{"never existed", &script{lists: []*batchv1.JobList{listOf("10")}}, ErrNotFound, `job "w" not found in namespace jobs-test`},
 		{"deleted while running", &script{
 			lists:   []*batchv1.JobList{listOf("10", at("9", runningJob))},
 			watches: []watchStep{{events: []watch.Event{{Type: watch.Deleted, Object: at("11", runningJob)}}}},

@@ -61,7 +61,19 @@ type Options struct {
 	StartTimeout time.Duration
 	// Logf receives progress lines. Default: discard.
 	Logf func(format string, args ...any)
+	// ContainerGCPeriod plays the kubelet's container garbage collection:
+	// this long after a pod is both terminated (Succeeded or Failed) and
+	// being deleted (it has a deletionTimestamp; finalizers do not matter),
+	// its containers' logs are removed and pods/log serves nothing more.
+	// A terminated pod that is not being deleted keeps its logs. A real
+	// kubelet collects every minute, so there the delay is up to a minute;
+	// the default, DefaultContainerGCPeriod, is shorter so that tests
+	// meet the loss quickly.
+	ContainerGCPeriod time.Duration
 }
+
+// DefaultContainerGCPeriod is Options.ContainerGCPeriod's default.
+const DefaultContainerGCPeriod = 5 * time.Second
 
 // Cluster is a running local control plane.
 type Cluster struct {
@@ -113,6 +125,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = defaultStartTimeout
+	}
+	if opts.ContainerGCPeriod <= 0 {
+		opts.ContainerGCPeriod = DefaultContainerGCPeriod
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 )
 
 // Pod annotations that script a simulated container's output.
@@ -46,9 +47,22 @@ const defaultLogInterval = 100 * time.Millisecond
 // with AnnotationLogs it writes a CRI-format log file while the pod runs and
 // points kwok's kubelet server at it with a per-pod Logs object, so the API
 // server's pods/log endpoint serves the lines, follow included.
+//
+// It also plays the kubelet's container garbage collection, by the rule of
+// kubelet v1.37 (kuberuntime_gc.go evictContainers, with
+// pod_workers.go ShouldPodContentBeRemoved): a pod's containers, and so
+// their logs, are removed once the pod is terminated and its deletion was
+// requested, whatever finalizers still hold the Pod object. Here that
+// happens gcPeriod after both became true (the kubelet's collection runs
+// every minute). A terminated pod that nobody deletes keeps its logs.
+// The Logs object has no owner reference: with one, the garbage collector
+// would delete it the moment a foreground deletion reaches the pod, earlier
+// than any kubelet removes logs.
 type logAgent struct {
-	dir string
-	ns  func(string) dynamic.ResourceInterface
+	dir      string
+	ns       func(string) dynamic.ResourceInterface
+	clock    clock.WithDelayedExecution
+	gcPeriod time.Duration
 
 	ctx  context.Context
 	mu   sync.Mutex
@@ -57,12 +71,25 @@ type logAgent struct {
 }
 
 type scriptedPod struct {
-	path     string
-	lines    []string
-	interval time.Duration
-	started  bool
-	flush    chan struct{}
-	flushed  bool
+	namespace, name string
+	path            string
+	lines           []string
+	interval        time.Duration
+	started         bool
+	flush           chan struct{}
+	flushed         bool
+	// registered is closed once the Logs object has been created (or
+	// creating it was given up).
+	registered chan struct{}
+	// gc is the pending container removal; removed is set once it ran.
+	gc      clock.Timer
+	removed bool
+}
+
+// containersRemovable is the kubelet's rule for removing a pod's
+// containers: its deletion was requested and it is terminated.
+func containersRemovable(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp != nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed)
 }
 
 func (c *Cluster) startLogAgent(cs kubernetes.Interface) error {
@@ -72,16 +99,19 @@ func (c *Cluster) startLogAgent(cs kubernetes.Interface) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &logAgent{
-		dir:  filepath.Join(c.Dir, "pod-logs"),
-		ns:   func(ns string) dynamic.ResourceInterface { return dyn.Resource(logsGVR).Namespace(ns) },
-		ctx:  ctx,
-		pods: map[types.UID]*scriptedPod{},
+		dir:      filepath.Join(c.Dir, "pod-logs"),
+		ns:       func(ns string) dynamic.ResourceInterface { return dyn.Resource(logsGVR).Namespace(ns) },
+		clock:    clock.RealClock{},
+		gcPeriod: c.opts.ContainerGCPeriod,
+		ctx:      ctx,
+		pods:     map[types.UID]*scriptedPod{},
 	}
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	informer := factory.Core().V1().Pods().Informer()
 	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { a.observe(obj) },
 		UpdateFunc: func(_, obj any) { a.observe(obj) },
+		DeleteFunc: func(obj any) { a.forget(obj) },
 	}); err != nil {
 		cancel()
 		return fmt.Errorf("local cluster: log agent handler: %w", err)
@@ -116,20 +146,28 @@ func (a *logAgent) observe(obj any) {
 			interval = d
 		}
 		sp = &scriptedPod{
-			path:     filepath.Join(a.dir, fmt.Sprintf("%s_%s_%s.log", pod.Namespace, pod.Name, pod.UID)),
-			lines:    strings.Split(strings.TrimRight(script, "\n"), "\n"),
-			interval: interval,
-			flush:    make(chan struct{}),
+			namespace:  pod.Namespace,
+			name:       pod.Name,
+			path:       filepath.Join(a.dir, fmt.Sprintf("%s_%s_%s.log", pod.Namespace, pod.Name, pod.UID)),
+			lines:      strings.Split(strings.TrimRight(script, "\n"), "\n"),
+			interval:   interval,
+			flush:      make(chan struct{}),
+			registered: make(chan struct{}),
 		}
 		a.pods[pod.UID] = sp
 		if err := os.WriteFile(sp.path, nil, 0o644); err != nil {
+			close(sp.registered)
 			return
 		}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
+			defer close(sp.registered)
 			a.register(pod, sp.path)
 		}()
+	}
+	if containersRemovable(pod) && sp.gc == nil {
+		sp.gc = a.clock.AfterFunc(a.gcPeriod, func() { a.removeContainers(sp) })
 	}
 	switch pod.Status.Phase {
 	case corev1.PodRunning:
@@ -157,24 +195,82 @@ func (a *logAgent) observe(obj any) {
 	}
 }
 
+// forget handles a pod that is gone from the API server: its containers
+// go at once (pods/log has no pod to serve anyway).
+func (a *logAgent) forget(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	sp := a.pods[pod.UID]
+	delete(a.pods, pod.UID)
+	if sp != nil && sp.gc != nil {
+		sp.gc.Stop()
+	}
+	a.mu.Unlock()
+	if sp != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.removeContainers(sp)
+		}()
+	}
+}
+
+// removeContainers removes a pod's logs, as the kubelet's container garbage
+// collection does: the Logs object (so pods/log serves nothing) and the
+// file. It runs once per pod.
+func (a *logAgent) removeContainers(sp *scriptedPod) {
+	a.mu.Lock()
+	if sp.removed {
+		a.mu.Unlock()
+		return
+	}
+	sp.removed = true
+	a.mu.Unlock()
+	select {
+	case <-sp.registered:
+	case <-a.ctx.Done():
+		return
+	}
+	for attempt := 0; attempt < 20; attempt++ {
+		err := a.ns(sp.namespace).Delete(a.ctx, sp.name, metav1.DeleteOptions{})
+		if err == nil || apierrors.IsNotFound(err) || a.ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	_ = os.Remove(sp.path)
+}
+
 // register creates the kwok Logs object that maps the pod's containers to
-// the log file. It is owned by the pod, so it goes when the pod goes.
+// the log file (replacing one a former pod of the same name left). It has
+// no owner: removeContainers deletes it by the kubelet's rule.
 func (a *logAgent) register(pod *corev1.Pod, path string) {
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1",
 		"kind":       "Logs",
 		"metadata": map[string]any{
-			"name":      pod.Name,
-			"namespace": pod.Namespace,
-			"ownerReferences": []any{map[string]any{
-				"apiVersion": "v1", "kind": "Pod", "name": pod.Name, "uid": string(pod.UID),
-			}},
+			"name":        pod.Name,
+			"namespace":   pod.Namespace,
+			"annotations": map[string]any{"sim.flowforge.io/pod-uid": string(pod.UID)},
 		},
 		"spec": map[string]any{"logs": []any{map[string]any{"logsFile": path, "follow": true}}},
 	}}
 	for attempt := 0; attempt < 20; attempt++ {
 		_, err := a.ns(pod.Namespace).Create(a.ctx, obj, metav1.CreateOptions{})
-		if err == nil || apierrors.IsAlreadyExists(err) || a.ctx.Err() != nil {
+		if apierrors.IsAlreadyExists(err) {
+			err = a.replace(obj)
+		}
+		if err == nil || a.ctx.Err() != nil {
 			return
 		}
 		select {
@@ -183,6 +279,18 @@ func (a *logAgent) register(pod *corev1.Pod, path string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// replace points an existing Logs object of the same name at this pod.
+func (a *logAgent) replace(obj *unstructured.Unstructured) error {
+	cur, err := a.ns(obj.GetNamespace()).Get(a.ctx, obj.GetName(), metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	next := obj.DeepCopy()
+	next.SetResourceVersion(cur.GetResourceVersion())
+	_, err = a.ns(obj.GetNamespace()).Update(a.ctx, next, metav1.UpdateOptions{})
+	return err
 }
 
 // write appends the scripted lines one interval apart, or all at once when

@@ -173,6 +173,7 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, po
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[5]),
 		"--leader-election-namespace=" + SystemNamespace,
+		"--enable-profiling",
 	}
 	if policyDir != "" {
 		controllerArgs = append(controllerArgs, "--policy-dir="+policyDir)

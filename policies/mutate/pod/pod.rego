@@ -30,7 +30,7 @@ unconfined(profile) if profile.type == "Unconfined"
 # server refuses a field that disagrees with them, so the fields are left
 # alone and validation denies the annotations instead.
 legacy_apparmor if {
-	some key, _ in object.get(k8s.obj, ["spec", "template", "metadata", "annotations"], {})
+	some key, _ in object.get(k8s.obj, array.concat(k8s.pod_meta_path, ["annotations"]), {})
 	startswith(key, "container.apparmor.security.beta.kubernetes.io/")
 }
 

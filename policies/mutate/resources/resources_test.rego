@@ -51,3 +51,34 @@ test_request_above_the_profile_gets_no_default_limit if {
 	not resource_value(job, "resources.limits.cpu")
 	resource_value(job, "resources.limits.memory") == "4Gi"
 }
+
+helper_value(job, setting, kind, index) := op.value if {
+	some op in ops(job, setting)
+	op.path[3] == kind
+	op.path[4] == index
+}
+
+test_helpers_get_the_helper_sizes if {
+	job := fixtures.job_with({"spec": {"template": {"spec": {
+		"containers": [
+			{"name": "worker", "image": "ghcr.io/flowforge/claude-worker:1.0.0"},
+			{"name": "preview", "image": "ghcr.io/flowforge/x:1"},
+		],
+		"initContainers": [{"name": "proxy", "image": "ghcr.io/flowforge/proxy:1.0.0", "restartPolicy": "Always"}],
+	}}}})
+	helper_value(job, "resources.limits.cpu", "containers", 0) == "2"
+	helper_value(job, "resources.limits.cpu", "containers", 1) == "500m"
+	helper_value(job, "resources.requests.memory", "containers", 1) == "128Mi"
+	helper_value(job, "resources.limits.memory", "initContainers", 0) == "512Mi"
+	helper_value(job, "resources.limits.ephemeral-storage", "initContainers", 0) == "1Gi"
+}
+
+test_helper_request_above_its_default_limit_is_its_limit if {
+	job := fixtures.job_with({"spec": {"template": {"spec": {"initContainers": [{
+		"name": "clone",
+		"image": "ghcr.io/flowforge/git:1.0.0",
+		"resources": {"requests": {"cpu": "1500m", "memory": "64Mi"}},
+	}]}}}})
+	helper_value(job, "resources.limits.cpu", "initContainers", 0) == "1500m"
+	helper_value(job, "resources.limits.memory", "initContainers", 0) == "512Mi"
+}

@@ -9,6 +9,10 @@
 #   containers[i].envFrom[j].secretRef.name
 #   volumes[i].secret.secretName
 #   volumes[i].projected.sources[j].secret.name
+#   volumes[i].<source>.secretRef.name, .nodePublishSecretRef.name (csi) or
+#     any other *SecretRef/secretName of a volume source (defence in depth:
+#     volume-types/ denies most such sources anyway)
+#   imagePullSecrets[i].name
 # on any container kind. The field is the path to the name.
 package flowforge.validate
 
@@ -53,6 +57,32 @@ secret_references contains {"name": name, "field": sprintf("%s.projected.sources
 	some vol in k8s.volumes
 	some j, source in object.get(vol.volume, ["projected", "sources"], [])
 	name := source.secret.name
+}
+
+# Any other Secret reference inside a volume source: csi.nodePublishSecretRef,
+# cephfs/rbd/iscsi/flexVolume/... .secretRef, azureFile.secretName.
+secret_references contains {"name": name, "field": sprintf("%s.%s", [vol.field, concat(".", path)])} if {
+	some vol in k8s.volumes
+	some source_type, source in vol.volume
+	not source_type in {"name", "secret", "projected"}
+	is_object(source)
+	some key, ref in source
+	endswith(lower(key), "secretref")
+	name := ref.name
+	path := [source_type, key, "name"]
+}
+
+secret_references contains {"name": name, "field": sprintf("%s.%s.secretName", [vol.field, source_type])} if {
+	some vol in k8s.volumes
+	some source_type, source in vol.volume
+	not source_type in {"name", "secret", "projected"}
+	is_object(source)
+	name := source.secretName
+}
+
+secret_references contains {"name": name, "field": sprintf("%s.imagePullSecrets[%d].name", [k8s.pod_field, i])} if {
+	some i, ref in object.get(k8s.pod_spec, "imagePullSecrets", [])
+	name := ref.name
 }
 
 own_git_secret_text := sprintf("this job's are in %q", [own_git_secret]) if own_job_id != ""

@@ -50,3 +50,24 @@ test_own_credentials_and_other_secrets_admitted if {
 	])
 	count(t.job_deny(obj)) == 0
 }
+
+test_other_jobs_credentials_in_other_volume_sources_and_pull_secrets_denied if {
+	obj := t.job([
+		t.set("/spec/template/spec/volumes/-", {"name": "csi", "csi": {"driver": "secrets-store.csi.k8s.io", "nodePublishSecretRef": {"name": "git-credentials-xyz"}}}),
+		t.set("/spec/template/spec/volumes/-", {"name": "ceph", "cephfs": {"monitors": ["m"], "secretRef": {"name": "git-credentials-xyz"}}}),
+		t.set("/spec/template/spec/volumes/-", {"name": "az", "azureFile": {"shareName": "s", "secretName": "git-credentials-xyz"}}),
+		t.set("/spec/template/spec/imagePullSecrets", [{"name": "registry"}, {"name": "git-credentials-xyz"}]),
+	])
+	fields := t.fields(t.job_deny(obj))
+	{
+		"spec.template.spec.volumes[2].csi.nodePublishSecretRef.name",
+		"spec.template.spec.volumes[3].cephfs.secretRef.name",
+		"spec.template.spec.volumes[4].azureFile.secretName",
+		"spec.template.spec.imagePullSecrets[1].name",
+	} - fields == set()
+}
+
+test_own_credentials_in_a_csi_volume_admitted if {
+	obj := t.job([t.set("/spec/template/spec/volumes/-", {"name": "csi", "csi": {"driver": "secrets-store.csi.k8s.io", "nodePublishSecretRef": {"name": "git-credentials-abc"}}})])
+	count(t.job_deny(obj)) == 0
+}

@@ -1,13 +1,25 @@
 # Images.
 #
+# Every container image is parsed on the Go side with
+# github.com/distribution/reference, the parser container runtimes use, and
+# handed to the policy as input.images[<raw reference>]:
+#   {"valid": true, "domain", "path", "tag"?, "digest"?}  normalised: "alpine"
+#       is docker.io/library/alpine, "registry.example.com:5000/x" has the
+#       domain registry.example.com:5000 and no tag
+#   {"valid": false, "error"}  the parser refused it
+# Rego compares components, never string prefixes.
+#
 # Denies, on any container kind (field containers[i].image):
-#   an image outside config.images.allowedRegistries (a prefix of the image
-#   reference: "ghcr.io/flowforge/" does not match "ghcr.io/flowforge-x/"),
+#   an image the parser refused, or one missing from input.images (not a
+#     string, or an input built without the view): fail closed;
+#   an image outside config.images.allowedRepositories: the domain must equal
+#     an entry's registry and the path must equal its path or lie below it
+#     at a "/" boundary (ghcr.io + flowforge admits ghcr.io/flowforge/worker,
+#     not ghcr.io/flowforge-evil/worker);
 #   an image that is not pinned per config.images.pinning:
 #     "tag"     a tag not in forbiddenTags, or a digest; an image without a
 #               tag means "latest", so it is not pinned
-#     "digest"  a digest (@sha256:<64 hex>)
-# A registry port is not a tag: "registry.example.com:5000/img" has none.
+#     "digest"  a digest
 #
 # Warns when pinning is "tag" and an image is pinned by a tag only: a tag
 # can be moved to other content, a digest cannot.
@@ -20,45 +32,68 @@ images := config.images
 
 container_image(ctr) := object.get(ctr.container, "image", "")
 
-allowed_registry(image) if {
-	some prefix in images.allowedRegistries
-	startswith(image, prefix)
+# image_view: the parsed view of a reference; undefined when it is missing.
+image_view(image) := input.images[image] if is_string(image)
+
+parsed(image) := view if {
+	view := image_view(image)
+	view.valid == true
 }
 
-has_digest(image) if regex.match(`@sha256:[a-f0-9]{64}$`, image)
-
-# image_tag: the tag of an image reference; undefined when it has none. The
-# tag follows a ":" in the last path component, before any digest.
-image_tag(image) := tag if {
-	components := split(split(image, "@")[0], "/")
-	last := components[count(components) - 1]
-	contains(last, ":")
-	tag := substring(last, indexof(last, ":") + 1, -1)
+allowed_repository(view) if {
+	some entry in images.allowedRepositories
+	view.domain == entry.registry
+	under_path(view.path, entry.path)
 }
 
-pinned_by_tag(image) if {
+under_path(_, "")
+
+under_path(path, prefix) if path == prefix
+
+under_path(path, prefix) if {
+	prefix != ""
+	startswith(path, concat("", [prefix, "/"]))
+}
+
+has_digest(view) if object.get(view, "digest", "") != ""
+
+pinned_by_tag(view) if {
 	images.pinning == "tag"
-	tag := image_tag(image)
+	tag := object.get(view, "tag", "")
 	tag != ""
 	not tag in images.forbiddenTags
 }
 
-pinned(image) if has_digest(image)
+pinned(view) if has_digest(view)
 
-pinned(image) if pinned_by_tag(image)
+pinned(view) if pinned_by_tag(view)
 
 pinning_rule := sprintf("a tag other than %s (no tag means latest), or a digest (@sha256:...)", [joined(images.forbiddenTags)]) if images.pinning == "tag"
 
 pinning_rule := "a digest (@sha256:...)" if images.pinning != "tag"
 
+allowed_repositories := joined([sprintf("%s/%s", [e.registry, e.path]) | some e in images.allowedRepositories])
+
 violation contains {
-	"msg": sprintf("image %q is not from an allowed registry (%s)", [image, joined(images.allowedRegistries)]),
+	"msg": sprintf("image %s is not a valid image reference: %s", [json.marshal(image), reason]),
 	"field": sprintf("%s.image", [ctr.field]),
 } if {
 	applies
 	some ctr in k8s.containers
 	image := container_image(ctr)
-	not allowed_registry(image)
+	not parsed(image)
+	reason := object.get(object.get(input, ["images", image], {}), "error", "it could not be parsed")
+}
+
+violation contains {
+	"msg": sprintf("image %q is not from an allowed repository (%s)", [image, allowed_repositories]),
+	"field": sprintf("%s.image", [ctr.field]),
+} if {
+	applies
+	some ctr in k8s.containers
+	image := container_image(ctr)
+	view := parsed(image)
+	not allowed_repository(view)
 }
 
 violation contains {
@@ -68,7 +103,8 @@ violation contains {
 	applies
 	some ctr in k8s.containers
 	image := container_image(ctr)
-	not pinned(image)
+	view := parsed(image)
+	not pinned(view)
 }
 
 warning contains {
@@ -78,6 +114,7 @@ warning contains {
 	applies
 	some ctr in k8s.containers
 	image := container_image(ctr)
-	pinned_by_tag(image)
-	not has_digest(image)
+	view := parsed(image)
+	pinned_by_tag(view)
+	not has_digest(view)
 }

@@ -6,7 +6,10 @@
 #   the timeout annotation (config.annotations.timeout) when it is not a
 #     number of seconds or a Go duration, below 1 second, or above the
 #     maximum (field metadata.annotations[flowforge.io/timeout]);
-#   spec.backoffLimit above config.job.backoffLimit.max.
+#   spec.backoffLimit above config.job.backoffLimit.max, unless the Job
+#     retries per index (backoffLimitPerIndex, bounded in job-lifecycle/):
+#     the API server then defaults backoffLimit to MaxInt32, which is not a
+#     choice of the user's.
 package flowforge.validate
 
 import data.flowforge.config
@@ -85,4 +88,5 @@ violation contains {
 	k8s.is_job
 	limit := k8s.obj.spec.backoffLimit
 	limit > config.job.backoffLimit.max
+	object.get(k8s.obj, ["spec", "backoffLimitPerIndex"], null) == null
 }

@@ -66,5 +66,8 @@ test_job_limits_do_not_apply_to_pods if {
 		t.set("/metadata/annotations/flowforge.io~1timeout", "soon"),
 		t.set("/spec/activeDeadlineSeconds", 999999),
 	])
-	count(t.pod_deny(obj)) == 0
+
+	# Only the pod's own deadline rule (pod-deadline/) speaks: no timeout
+	# annotation or Job deadline rule.
+	t.pod_deny(obj) == {{"msg": "spec.activeDeadlineSeconds 999999 is above the maximum 14400 for a pod's own deadline", "field": "spec.activeDeadlineSeconds"}}
 }

@@ -34,6 +34,11 @@ test_limits_and_requests_above_profile_denied if {
 			"msg": "container \"worker\": cpu requests 3 is above the medium profile's limit 2",
 			"field": "spec.template.spec.containers[0].resources.requests.cpu",
 		},
+		# And the pod as a whole (validate/pod-resources).
+		{
+			"msg": "the pod's memory limits (its containers, init containers and sidecars, as the scheduler adds them up) is 16384Mi, above the medium profile's pod maximum 6Gi",
+			"field": "spec.template.spec.resources.limits.memory",
+		},
 	}
 }
 
@@ -48,6 +53,10 @@ test_profile_annotation_sets_the_maximum if {
 		"spec.template.spec.containers[0].resources.limits.cpu",
 		"spec.template.spec.containers[0].resources.limits.memory",
 		"spec.template.spec.containers[0].resources.limits.ephemeral-storage",
+		# And the pod as a whole (validate/pod-resources).
+		"spec.template.spec.resources.limits.cpu",
+		"spec.template.spec.resources.limits.memory",
+		"spec.template.spec.resources.limits.ephemeral-storage",
 	}
 
 	# A Pod is checked against the profile it carries.
@@ -68,6 +77,10 @@ test_unknown_profile_denied if {
 		{
 			"msg": "container \"worker\": cpu limits 8 is above the medium profile's limit 2",
 			"field": "spec.template.spec.containers[0].resources.limits.cpu",
+		},
+		{
+			"msg": "the pod's cpu limits (its containers, init containers and sidecars, as the scheduler adds them up) is 8000m, above the medium profile's pod maximum 3",
+			"field": "spec.template.spec.resources.limits.cpu",
 		},
 	}
 }

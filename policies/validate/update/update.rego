@@ -9,13 +9,19 @@
 #   raising or removing spec.activeDeadlineSeconds, spec.ttlSecondsAfterFinished
 #     or spec.backoffLimit (lowering is allowed: the controller lowers the
 #     deadline to cancel a Job);
+#   with the export on: setting spec.ttlSecondsAfterFinished on a Job that
+#     had none (the built-in TTL controller would delete the Job, and its
+#     pods' logs, before the export; a Job admitted before FlowForge owned
+#     deletion keeps its value and may lower it), and raising or removing
+#     the TTL annotation (config.annotations.ttlSecondsAfterFinished);
 #   changing a hardened pod field the old object had (runtimeClassName,
 #     securityContext, automountServiceAccountToken, priorityClassName), a
 #     node-selector entry removed or changed, a toleration removed, a
 #     container's securityContext or resources changed (containers are
 #     matched by kind and name).
 # Anything else may change: finalizers (the controller removes its export
-# finalizer), annotations (a cancel request), a lower deadline, suspend.
+# finalizer), annotations (a cancel request), a lower deadline or TTL,
+# suspend.
 package flowforge.validate
 
 import data.flowforge.config
@@ -84,6 +90,39 @@ update_violation contains {
 	old := k8s.old_obj.spec[name]
 	new := k8s.obj.spec[name]
 	new > old
+}
+
+update_violation contains {
+	"msg": sprintf("spec.ttlSecondsAfterFinished cannot be set: FlowForge deletes a finished Job itself once its logs are exported; lower the annotation %s instead", [config.annotations.ttlSecondsAfterFinished]),
+	"field": "spec.ttlSecondsAfterFinished",
+} if {
+	update_applies
+	config.export.enabled
+	not "ttlSecondsAfterFinished" in object.keys(object.get(k8s.old_obj, "spec", {}))
+	"ttlSecondsAfterFinished" in object.keys(object.get(k8s.obj, "spec", {}))
+}
+
+update_violation contains {
+	"msg": sprintf("the annotation %s cannot be removed (it was %q)", [key, old]),
+	"field": annotation_field(key),
+} if {
+	update_applies
+	key := config.annotations.ttlSecondsAfterFinished
+	old := old_annotations[key]
+	not k8s.annotations[key]
+}
+
+update_violation contains {
+	"msg": sprintf("the annotation %s cannot be raised from %s to %s, only lowered", [key, old, new]),
+	"field": annotation_field(key),
+} if {
+	update_applies
+	key := config.annotations.ttlSecondsAfterFinished
+	old := old_annotations[key]
+	new := k8s.annotations[key]
+	regex.match(`^[0-9]+$`, old)
+	regex.match(`^[0-9]+$`, new)
+	to_number(new) > to_number(old)
 }
 
 hardened_pod_fields := ["runtimeClassName", "securityContext", "automountServiceAccountToken", "priorityClassName"]

@@ -10,13 +10,56 @@ updated(ops) := json.patch(old, ops)
 
 update_deny(ops) := t.job_update_deny(old, updated(ops))
 
+# legacy: a Job admitted before FlowForge owned deletion, with its TTL in
+# spec.ttlSecondsAfterFinished for the built-in TTL controller.
+legacy := json.patch(old, [
+	t.remove("/metadata/annotations/flowforge.io~1ttl-seconds-after-finished"),
+	t.set("/spec/ttlSecondsAfterFinished", 3600),
+])
+
+legacy_update_deny(ops) := t.job_update_deny(legacy, json.patch(legacy, ops))
+
+ttl_field := "metadata.annotations[flowforge.io/ttl-seconds-after-finished]"
+
+test_ttl_set_in_spec_later_denied if {
+	update_deny([t.set("/spec/ttlSecondsAfterFinished", 1)]) == {{
+		"msg": "spec.ttlSecondsAfterFinished cannot be set: FlowForge deletes a finished Job itself once its logs are exported; lower the annotation flowforge.io/ttl-seconds-after-finished instead",
+		"field": "spec.ttlSecondsAfterFinished",
+	}}
+
+	# With the export off, the built-in TTL controller is the one to use.
+	count(update_deny([t.set("/spec/ttlSecondsAfterFinished", 1)])) == 0 with data.flowforge.config.export.enabled as false
+}
+
+test_ttl_annotation_raised_or_removed_denied if {
+	update_deny([t.set("/metadata/annotations/flowforge.io~1ttl-seconds-after-finished", "7200")]) == {{
+		"msg": "the annotation flowforge.io/ttl-seconds-after-finished cannot be raised from 3600 to 7200, only lowered",
+		"field": ttl_field,
+	}}
+	update_deny([t.remove("/metadata/annotations/flowforge.io~1ttl-seconds-after-finished")]) == {{
+		"msg": "the annotation flowforge.io/ttl-seconds-after-finished cannot be removed (it was \"3600\")",
+		"field": ttl_field,
+	}}
+	count(update_deny([t.set("/metadata/annotations/flowforge.io~1ttl-seconds-after-finished", "0")])) == 0
+}
+
+test_ttl_annotation_made_malformed_denied if {
+	t.fields(update_deny([t.set("/metadata/annotations/flowforge.io~1ttl-seconds-after-finished", "soon")])) == {ttl_field}
+}
+
+test_legacy_ttl_may_be_lowered if {
+	count(legacy_update_deny([t.set("/spec/ttlSecondsAfterFinished", 2)])) == 0
+	count(legacy_update_deny([t.set("/metadata/labels/team", "x")])) == 0
+}
+
 test_controller_updates_admitted if {
 	count(update_deny([])) == 0
 	count(update_deny([t.set("/metadata/finalizers", [])])) == 0
 	count(update_deny([t.remove("/metadata/finalizers")])) == 0
 	count(update_deny([t.set("/metadata/annotations/flowforge.io~1cancel", "true")])) == 0
 	count(update_deny([t.set("/spec/activeDeadlineSeconds", 60)])) == 0
-	count(update_deny([t.set("/spec/ttlSecondsAfterFinished", 60)])) == 0
+	count(update_deny([t.set("/metadata/annotations/flowforge.io~1ttl-seconds-after-finished", "60")])) == 0
+	count(legacy_update_deny([t.set("/spec/ttlSecondsAfterFinished", 60)])) == 0
 	count(update_deny([t.set("/spec/backoffLimit", 0)])) == 0
 	count(update_deny([t.set("/spec/suspend", true)])) == 0
 	count(update_deny([t.set("/metadata/labels/team", "x")])) == 0
@@ -64,12 +107,12 @@ test_limits_raised_denied if {
 		"msg": "spec.activeDeadlineSeconds cannot be raised from 3600 to 7200, only lowered",
 		"field": "spec.activeDeadlineSeconds",
 	}}
-	t.fields(update_deny([t.set("/spec/ttlSecondsAfterFinished", 86400)])) == {"spec.ttlSecondsAfterFinished"}
+	t.fields(legacy_update_deny([t.set("/spec/ttlSecondsAfterFinished", 86400)])) == {"spec.ttlSecondsAfterFinished"}
 	t.fields(update_deny([t.set("/spec/backoffLimit", 4)])) == {"spec.backoffLimit"}
 }
 
 test_limits_removed_denied if {
-	update_deny([t.remove("/spec/ttlSecondsAfterFinished")]) == {{
+	legacy_update_deny([t.remove("/spec/ttlSecondsAfterFinished")]) == {{
 		"msg": "spec.ttlSecondsAfterFinished cannot be removed (it was 3600)",
 		"field": "spec.ttlSecondsAfterFinished",
 	}}
@@ -82,20 +125,34 @@ test_limits_removed_denied if {
 }
 
 test_hardened_pod_fields_changed_denied if {
-	update_deny([t.set("/spec/template/spec/priorityClassName", "system-cluster-critical")]) == {{
-		"msg": "priorityClassName was hardened and cannot be changed",
-		"field": "spec.template.spec.priorityClassName",
-	}}
+	update_deny([t.set("/spec/template/spec/priorityClassName", "system-cluster-critical")]) == {
+		{
+			"msg": "priorityClassName was hardened and cannot be changed",
+			"field": "spec.template.spec.priorityClassName",
+		},
+		# And priority-class/ denies the class itself.
+		{
+			"msg": "priorityClassName \"system-cluster-critical\" is not allowed: FlowForge pods run with \"flowforge-worker\"",
+			"field": "spec.template.spec.priorityClassName",
+		},
+	}
 	t.fields(update_deny([t.set("/spec/template/spec/securityContext/runAsUser", 2000)])) == {"spec.template.spec.securityContext"}
 	t.fields(update_deny([t.set("/spec/template/spec/runtimeClassName", "runc")])) == {"spec.template.spec.runtimeClassName"}
 	t.fields(update_deny([t.remove("/spec/template/spec/automountServiceAccountToken")])) == {"spec.template.spec.automountServiceAccountToken"}
 }
 
 test_scheduling_weakened_denied if {
-	update_deny([t.remove("/spec/template/spec/nodeSelector/flowforge.io~1sandbox")]) == {{
-		"msg": "the node selector flowforge.io/sandbox=gvisor cannot be removed or changed",
-		"field": "spec.template.spec.nodeSelector[flowforge.io/sandbox]",
-	}}
+	update_deny([t.remove("/spec/template/spec/nodeSelector/flowforge.io~1sandbox")]) == {
+		{
+			"msg": "the node selector flowforge.io/sandbox=gvisor cannot be removed or changed",
+			"field": "spec.template.spec.nodeSelector[flowforge.io/sandbox]",
+		},
+		# validate/placement denies the missing entry on CREATE too.
+		{
+			"msg": "the node selector must keep flowforge.io/sandbox=gvisor (the sandbox pool)",
+			"field": "spec.template.spec.nodeSelector[flowforge.io/sandbox]",
+		},
+	}
 	t.fields(update_deny([t.set("/spec/template/spec/nodeSelector/flowforge.io~1sandbox", "none")])) == {"spec.template.spec.nodeSelector[flowforge.io/sandbox]"}
 	update_deny([t.set("/spec/template/spec/tolerations", [])]) == {{
 		"msg": "the toleration for \"flowforge.io/sandbox\" cannot be removed",

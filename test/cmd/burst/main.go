@@ -3,6 +3,11 @@
 // until the execution history has exported every one, and reports how many
 // were recorded, the export lag (finished → exported) at p50 and p99, and
 // the controller's resident memory and CPU. `make burst` runs it.
+//
+// With -ttl, every Job carries FlowForge's TTL annotation and the run also
+// waits until the controller has deleted every Job, and reports how late
+// each went: the time from the later of its TTL expiring and its export to
+// its disappearing (1 s polling resolution).
 package main
 
 import (
@@ -35,14 +40,15 @@ func main() {
 	namespace := flag.String("namespace", "flowforge-jobs", "namespace for the Jobs")
 	n := flag.Int("jobs", 500, "number of Jobs")
 	timeout := flag.Duration("timeout", 15*time.Minute, "give up after")
+	ttl := flag.Duration("ttl", 0, "TTL after finishing (whole seconds); 0: none, the Jobs are kept")
 	flag.Parse()
-	if err := run(*kubeconfig, *historyURL, *namespace, *n, *timeout); err != nil {
+	if err := run(*kubeconfig, *historyURL, *namespace, *n, *timeout, *ttl); err != nil {
 		fmt.Fprintf(os.Stderr, "burst: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error {
+func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) error {
 	if historyURL == "" {
 		return fmt.Errorf("no --history-url (or $FLOWFORGE_HISTORY_URL); source .local/endpoints.env")
 	}
@@ -78,7 +84,7 @@ func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error 
 			defer wg.Done()
 			defer func() { <-sem }()
 			id := fmt.Sprintf("burst-%s-%d", run, i)
-			if _, err := cs.BatchV1().Jobs(ns).Create(ctx, job(id), metav1.CreateOptions{}); err != nil {
+			if _, err := cs.BatchV1().Jobs(ns).Create(ctx, job(id, ttl), metav1.CreateOptions{}); err != nil {
 				errs <- fmt.Errorf("create %s: %w", id, err)
 			}
 		}()
@@ -94,9 +100,15 @@ func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error 
 	hc := &history.Client{BaseURL: historyURL}
 	var recs []history.Job
 	peakRSS := 0
+	gone := map[string]time.Time{}
 	for {
 		if rss, err := rssKiB(pid); err == nil && rss > peakRSS {
 			peakRSS = rss
+		}
+		if ttl > 0 {
+			if err := markGone(ctx, cs, ns, run, n, gone); err != nil {
+				return err
+			}
 		}
 		// Only this run's records: the history keeps earlier bursts'.
 		all, err := hc.Jobs(ctx, "burst", "", since, 100000)
@@ -113,12 +125,12 @@ func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error 
 				}
 			}
 		}
-		if exported == n {
+		if exported == n && (ttl == 0 || len(gone) == n) {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("after %s: %d of %d Jobs recorded, %d exported", timeout, len(recs), n, exported)
+			return fmt.Errorf("after %s: %d of %d Jobs recorded, %d exported, %d deleted", timeout, len(recs), n, exported, len(gone))
 		case <-time.After(time.Second):
 		}
 	}
@@ -143,12 +155,64 @@ func run(kubeconfig, historyURL, ns string, n int, timeout time.Duration) error 
 		pct(0.5).Round(10*time.Millisecond), pct(0.99).Round(10*time.Millisecond), pct(1).Round(10*time.Millisecond))
 	fmt.Printf("controller: peak RSS %d MiB (sampled %d MiB), CPU %.1fs over %s (%.2f cores on average)\n",
 		max(hwm, peakRSS)/1024, peakRSS/1024, cpu1-cpu0, total.Round(time.Second), (cpu1-cpu0)/total.Seconds())
+	if ttl > 0 {
+		reportDeletions(recs, gone, ttl)
+	}
 	return nil
 }
 
+// markGone records when each of this run's Jobs was first seen gone.
+func markGone(ctx context.Context, cs kubernetes.Interface, ns, run string, n int, gone map[string]time.Time) error {
+	list, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: templates.LabelUserID + "=burst"})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	present := map[string]bool{}
+	for _, j := range list.Items {
+		present[j.Labels[templates.LabelJobID]] = true
+	}
+	for i := range n {
+		id := fmt.Sprintf("burst-%s-%d", run, i)
+		if _, seen := gone[id]; !seen && !present[id] {
+			gone[id] = now
+		}
+	}
+	return nil
+}
+
+// reportDeletions prints how late after "TTL expired and exported" each
+// Job was seen gone.
+func reportDeletions(recs []history.Job, gone map[string]time.Time, ttl time.Duration) {
+	var late []time.Duration
+	early := 0
+	for _, r := range recs {
+		at, ok := gone[r.ID]
+		if !ok || r.Finished == nil || r.Exported == nil {
+			continue
+		}
+		due := r.Finished.Add(ttl)
+		if r.Exported.After(due) {
+			due = *r.Exported
+		}
+		if at.Before(r.Finished.Add(ttl)) || at.Before(*r.Exported) {
+			early++
+		}
+		late = append(late, max(0, at.Sub(due)))
+	}
+	if len(late) == 0 {
+		fmt.Println("no deletion measured")
+		return
+	}
+	slices.Sort(late)
+	pct := func(p float64) time.Duration { return late[min(len(late)-1, int(p*float64(len(late))))] }
+	fmt.Printf("deleted all %d Jobs (TTL %s); deletion after max(finished+TTL, exported): p50 %s  p99 %s  max %s; deleted before their TTL or export: %d\n",
+		len(late), ttl, pct(0.5).Round(10*time.Millisecond), pct(0.99).Round(10*time.Millisecond), pct(1).Round(10*time.Millisecond), early)
+}
+
 // job is a plain labelled agent Job that runs briefly and prints a few lines.
-func job(id string) *batchv1.Job {
-	return &batchv1.Job{
+func job(id string, ttl time.Duration) *batchv1.Job {
+	j := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        templates.JobName(id),
 			Labels:      map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: id, templates.LabelUserID: "burst"},
@@ -163,6 +227,10 @@ func job(id string) *batchv1.Job {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "worker", Image: "ghcr.io/flowforge/claude-worker:1.4.0"}}},
 		}},
 	}
+	if ttl > 0 {
+		j.Annotations[templates.AnnotationTTLSecondsAfterFinished] = strconv.Itoa(int(ttl / time.Second))
+	}
+	return j
 }
 
 // controllerPID finds the flowforge-controller process of `make up`.

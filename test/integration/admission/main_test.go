@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	nodev1 "k8s.io/api/node/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/flowforge/flowforge/test/framework"
@@ -30,6 +32,13 @@ func TestMain(m *testing.M) {
 			return nil, err
 		}
 		if hook, err = framework.StartWebhook(ctx, c, framework.WebhookOptions{PolicyDir: policyDir}); err != nil {
+			return nil, err
+		}
+		// A runtime class that exists but the policy does not allow, as in
+		// most clusters: the API server's RuntimeClass admission refuses a
+		// Pod naming an unknown class before any webhook, so FlowForge's
+		// runtime-class rule is only reachable for Pods through a real one.
+		if _, err := cs.NodeV1().RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc"}, Handler: "runc"}, metav1.CreateOptions{}); err != nil {
 			return nil, err
 		}
 		return func() {

@@ -118,11 +118,12 @@ func testSuccessOutlivesTheJob(t *testing.T) {
 		localcluster.AnnotationDuration:    "2s",
 	}, func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr.To[int32](1) }))
 
-	// TTL deletes the Job only once the export released it.
+	// The webhook moved the TTL to FlowForge's annotation; the controller
+	// deletes the Job once it has exported it and the TTL is up.
 	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
 		_, err := clientset.BatchV1().Jobs(ns).Get(ctx, templates.JobName("ok1"), metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
-	}), "the TTL controller deletes the Job after the export")
+	}), "the controller deletes the Job after the export and its TTL")
 
 	rec := exported(t, "ok1")
 	assert.Equal(t, history.StatusSucceeded, rec.Status)
@@ -295,6 +296,7 @@ func testMetrics(t *testing.T) {
 		`flowforge_export_lag_seconds_count`:                       7,
 		`flowforge_job_duration_seconds_count{status="Succeeded"}`: 1,
 		`flowforge_job_queue_wait_seconds_count`:                   1,
+		`flowforge_ttl_deletions_total`:                            1,
 		`flowforge_log_bytes_shipped_total`:                        float64(len("cloning acme/widgets\n")),
 	} {
 		v, err := framework.ScrapeMetric(ctx, ctl.MetricsURL, sample)

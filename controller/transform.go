@@ -1,0 +1,164 @@
+package controller
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The cache transforms below keep, of each watched Job and Pod, exactly
+// what the controller reads (the reconciler, the export, log shipping,
+// TTL deletion, the job-id claims and the state collector), so that the
+// cache costs what the work needs rather than what the API server stores:
+// the pod template of a Job and the spec of a Pod (containers, env,
+// volumes, security contexts) are most of either, and nothing reads them.
+// transform_test.go checks every field read survives, and that reconciles
+// from slim objects equal those from full ones. A new field access in the
+// controller must be added here (and to that test).
+
+// annotationLastApplied is kubectl's copy of the whole applied manifest:
+// never read, and as large as the object.
+const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// slimMeta keeps the identity, labels (the cache's and the pod list's
+// selectors), annotations (the FlowForge contract: job-id, template,
+// cancellation, termination, TTL …), finalizers, owner references (the
+// Pod watch maps a pod to its Job by them) and timestamps; it drops
+// managedFields.
+func slimMeta(m *metav1.ObjectMeta, keepAnnotations bool) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{
+		Name:                       m.Name,
+		Namespace:                  m.Namespace,
+		UID:                        m.UID,
+		ResourceVersion:            m.ResourceVersion,
+		Generation:                 m.Generation,
+		CreationTimestamp:          m.CreationTimestamp,
+		DeletionTimestamp:          m.DeletionTimestamp,
+		DeletionGracePeriodSeconds: m.DeletionGracePeriodSeconds,
+		Labels:                     m.Labels,
+		Finalizers:                 m.Finalizers,
+		OwnerReferences:            m.OwnerReferences,
+	}
+	if keepAnnotations && len(m.Annotations) > 0 {
+		out.Annotations = make(map[string]string, len(m.Annotations))
+		for k, v := range m.Annotations {
+			if k != annotationLastApplied {
+				out.Annotations[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// SlimJob is the cache transform for Jobs: metadata (without
+// managedFields and kubectl's last-applied copy), the whole status, and
+// the three spec fields read — activeDeadlineSeconds (cancellation and
+// timeouts lower it), podFailurePolicy (whether a failed attempt counts)
+// and ttlSecondsAfterFinished (whose deletion it is). The pod template is
+// dropped. Objects of other types pass unchanged.
+func SlimJob(in any) (any, error) {
+	j, ok := in.(*batchv1.Job)
+	if !ok {
+		return in, nil
+	}
+	return &batchv1.Job{
+		TypeMeta:   j.TypeMeta,
+		ObjectMeta: slimMeta(&j.ObjectMeta, true),
+		Spec: batchv1.JobSpec{
+			ActiveDeadlineSeconds:   j.Spec.ActiveDeadlineSeconds,
+			PodFailurePolicy:        j.Spec.PodFailurePolicy,
+			TTLSecondsAfterFinished: j.Spec.TTLSecondsAfterFinished,
+		},
+		Status: j.Status,
+	}, nil
+}
+
+// SlimPod is the cache transform for Pods: metadata without annotations
+// (none is read) and managedFields; of the spec, the node and the
+// container names (log following and archiving); of the status, the phase,
+// reason, start time, conditions and each container's name and states
+// (attempt records, pending reasons, failure policy, whether a container
+// ran). Images, resources, IPs, volumes and the rest are dropped.
+func SlimPod(in any) (any, error) {
+	p, ok := in.(*corev1.Pod)
+	if !ok {
+		return in, nil
+	}
+	return &corev1.Pod{
+		TypeMeta:   p.TypeMeta,
+		ObjectMeta: slimMeta(&p.ObjectMeta, false),
+		Spec: corev1.PodSpec{
+			NodeName:       p.Spec.NodeName,
+			InitContainers: containerNamesOnly(p.Spec.InitContainers),
+			Containers:     containerNamesOnly(p.Spec.Containers),
+		},
+		Status: corev1.PodStatus{
+			Phase:                 p.Status.Phase,
+			Reason:                p.Status.Reason,
+			StartTime:             p.Status.StartTime,
+			Conditions:            slimConditions(p.Status.Conditions),
+			InitContainerStatuses: slimStatuses(p.Status.InitContainerStatuses),
+			ContainerStatuses:     slimStatuses(p.Status.ContainerStatuses),
+		},
+	}, nil
+}
+
+func containerNamesOnly(cs []corev1.Container) []corev1.Container {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(cs))
+	for i := range cs {
+		out[i].Name = cs[i].Name
+	}
+	return out
+}
+
+// slimConditions keeps each condition's type, status, time and, for
+// PodScheduled (the pending reason quotes it), message.
+func slimConditions(cs []corev1.PodCondition) []corev1.PodCondition {
+	if cs == nil {
+		return nil
+	}
+	out := make([]corev1.PodCondition, len(cs))
+	for i, c := range cs {
+		out[i] = corev1.PodCondition{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime, Reason: c.Reason}
+		if c.Type == corev1.PodScheduled {
+			out[i].Message = c.Message
+		}
+	}
+	return out
+}
+
+func slimStatuses(ss []corev1.ContainerStatus) []corev1.ContainerStatus {
+	if ss == nil {
+		return nil
+	}
+	out := make([]corev1.ContainerStatus, len(ss))
+	for i, s := range ss {
+		out[i] = corev1.ContainerStatus{
+			Name:                 s.Name,
+			State:                slimState(s.State),
+			LastTerminationState: slimState(s.LastTerminationState),
+		}
+	}
+	return out
+}
+
+// slimState keeps which state a container is in, the waiting reason and
+// the termination's exit code, reason and times; it drops messages (a
+// terminated container's message is its termination log, up to 4 KiB)
+// and container IDs.
+func slimState(s corev1.ContainerState) corev1.ContainerState {
+	var out corev1.ContainerState
+	if w := s.Waiting; w != nil {
+		out.Waiting = &corev1.ContainerStateWaiting{Reason: w.Reason}
+	}
+	if r := s.Running; r != nil {
+		out.Running = &corev1.ContainerStateRunning{StartedAt: r.StartedAt}
+	}
+	if t := s.Terminated; t != nil {
+		out.Terminated = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Signal: t.Signal, Reason: t.Reason, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt}
+	}
+	return out
+}

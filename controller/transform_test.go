@@ -1,0 +1,533 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/templates/jobs"
+)
+
+// fatJob adds what the API server stores and the controller never reads:
+// a realistic pod template, managedFields and kubectl's last-applied copy.
+func fatJob(j *batchv1.Job) *batchv1.Job {
+	j = j.DeepCopy()
+	j.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", APIVersion: "batch/v1", FieldsType: "FieldsV1", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{}}`)}}}
+	if j.Annotations == nil {
+		j.Annotations = map[string]string{}
+	}
+	j.Annotations[annotationLastApplied] = `{"apiVersion":"batch/v1","kind":"Job"}`
+	j.Spec.BackoffLimit = ptr.To[int32](2)
+	j.Spec.Template = corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{templates.LabelApp: templates.AppName}},
+		Spec:       fatPodSpec(),
+	}
+	return j
+}
+
+func fatPodSpec() corev1.PodSpec {
+	return corev1.PodSpec{
+		RestartPolicy: corev1.RestartPolicyNever,
+		InitContainers: []corev1.Container{{
+			Name: "clone", Image: "ghcr.io/flowforge/git:1", Command: []string{"git", "clone"},
+		}},
+		Containers: []corev1.Container{{
+			Name: "worker", Image: "ghcr.io/flowforge/claude-worker:1.4.0",
+			Env:       []corev1.EnvVar{{Name: "TASK", Value: "fix the flaky test"}, {Name: "API_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "claude-secret"}, Key: "api-key"}}}},
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")}},
+			SecurityContext: &corev1.SecurityContext{
+				RunAsNonRoot: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			},
+			VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+		}},
+		Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}
+}
+
+// fatPod adds the spec, annotations and status details the API server
+// stores for a pod, keeping the test builder's node and container names.
+func fatPod(p *corev1.Pod) *corev1.Pod {
+	p = p.DeepCopy()
+	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet", APIVersion: "v1", FieldsType: "FieldsV1", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{}}`)}}}
+	p.Annotations = map[string]string{"flowforge.io/policy-revision": "abc", annotationLastApplied: "{}"}
+	spec := fatPodSpec()
+	spec.NodeName = p.Spec.NodeName
+	spec.InitContainers = nil
+	for i := range p.Spec.Containers {
+		if i < len(spec.Containers) {
+			spec.Containers[i].Name = p.Spec.Containers[i].Name
+		}
+	}
+	spec.Containers = spec.Containers[:len(p.Spec.Containers)]
+	p.Spec = spec
+	p.Status.PodIP, p.Status.HostIP, p.Status.QOSClass = "10.0.0.7", "192.168.0.2", corev1.PodQOSBurstable
+	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted", Message: "long text", LastTransitionTime: metav1.NewTime(now.Add(-9 * time.Second))})
+	for i := range p.Status.ContainerStatuses {
+		cs := &p.Status.ContainerStatuses[i]
+		cs.Image, cs.ImageID, cs.ContainerID = "ghcr.io/flowforge/claude-worker:1.4.0", "sha256:0123", "containerd://abc"
+		if t := cs.State.Terminated; t != nil {
+			t.Message, t.ContainerID = "termination log", "containerd://abc"
+		}
+		if w := cs.State.Waiting; w != nil {
+			w.Message = "Back-off pulling image"
+		}
+	}
+	return p
+}
+
+// jobReads is everything the controller reads of a Job: the reconciler,
+// export, TTL deletion, claims and the state collector.
+type jobReads struct {
+	Meta                        metav1.ObjectMeta
+	Status                      jobs.Status
+	Record                      history.Job
+	Finished                    bool
+	FinishedAt                  time.Time
+	TTL                         time.Duration
+	TTLBy                       string
+	TTLOK                       bool
+	ActiveDeadline              *int64
+	PodFailurePolicy            *batchv1.PodFailurePolicy
+	StartTime, CompletionTime   *metav1.Time
+	Succeeded, Failed, Active   int32
+	Conditions                  []batchv1.JobCondition
+	CancelAt, CancelBy, Reason  string
+	TerminationReason, TermMsg  string
+	JobID, UserID, App, Profile string
+}
+
+func readJob(j *batchv1.Job) jobReads {
+	st := jobs.StatusOf(j)
+	ttl, by, ok := jobs.TTLAfterFinished(j, templates.AnnotationTTLSecondsAfterFinished)
+	meta := *j.ObjectMeta.DeepCopy()
+	meta.ManagedFields = nil
+	delete(meta.Annotations, annotationLastApplied)
+	return jobReads{
+		Meta: meta, Status: st, Record: record(j, st),
+		Finished: finished(j), FinishedAt: finishedAt(j), TTL: ttl, TTLBy: by, TTLOK: ok,
+		ActiveDeadline: j.Spec.ActiveDeadlineSeconds, PodFailurePolicy: j.Spec.PodFailurePolicy,
+		StartTime: j.Status.StartTime, CompletionTime: j.Status.CompletionTime,
+		Succeeded: j.Status.Succeeded, Failed: j.Status.Failed, Active: j.Status.Active, Conditions: j.Status.Conditions,
+		CancelAt: j.Annotations[templates.AnnotationCancelRequestedAt], CancelBy: j.Annotations[templates.AnnotationCancelRequestedBy], Reason: j.Annotations[templates.AnnotationCancelReason],
+		TerminationReason: j.Annotations[templates.AnnotationTerminationReason], TermMsg: j.Annotations[AnnotationTerminationMessage],
+		JobID: j.Labels[templates.LabelJobID], UserID: j.Labels[templates.LabelUserID], App: j.Labels[templates.LabelApp], Profile: j.Annotations[templates.AnnotationProfile],
+	}
+}
+
+// podReads is everything the controller reads of a Pod, through the
+// functions that read it, for a given Job (the failure policy).
+type podReads struct {
+	Name, Namespace, Node     string
+	UID                       types.UID
+	ResourceVersion           string
+	Labels                    map[string]string
+	Finalizers                []string
+	Owners                    []metav1.OwnerReference
+	Created                   metav1.Time
+	Deleted                   *metav1.Time
+	Phase                     corev1.PodPhase
+	Terminal                  bool
+	Attempt                   history.Attempt
+	FailureReason, Pending    string
+	Containers                []string
+	Ran                       map[string]bool
+	MainTermination           *corev1.ContainerStateTerminated
+	Counted                   bool
+	LastTransition, StartTime time.Time
+}
+
+func readPod(job *batchv1.Job, p *corev1.Pod) podReads {
+	r := podReads{
+		Name: p.Name, Namespace: p.Namespace, Node: p.Spec.NodeName, UID: p.UID, ResourceVersion: p.ResourceVersion,
+		Labels: p.Labels, Finalizers: p.Finalizers, Owners: p.OwnerReferences, Created: p.CreationTimestamp, Deleted: p.DeletionTimestamp,
+		Phase: p.Status.Phase, Terminal: podTerminal(p), Attempt: attemptOf(job, p, 1),
+		FailureReason: failureReason(p), Pending: pendingReason(p), Containers: containerNames(p), Ran: map[string]bool{},
+		Counted: countedByPolicy(job, p), LastTransition: lastTransition(p),
+	}
+	if t := mainTermination(p); t != nil {
+		r.MainTermination = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Reason: t.Reason, FinishedAt: t.FinishedAt}
+	}
+	if p.Status.StartTime != nil {
+		r.StartTime = p.Status.StartTime.Time
+	}
+	for _, c := range r.Containers {
+		r.Ran[c] = containerRan(p, c)
+	}
+	return r
+}
+
+func slimJob(t *testing.T, j *batchv1.Job) *batchv1.Job {
+	t.Helper()
+	out, err := SlimJob(j)
+	require.NoError(t, err)
+	return out.(*batchv1.Job)
+}
+
+func slimPod(t *testing.T, p *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	out, err := SlimPod(p)
+	require.NoError(t, err)
+	return out.(*corev1.Pod)
+}
+
+func TestSlimJobKeepsEveryFieldTheControllerReads(t *testing.T) {
+	cases := map[string]*batchv1.Job{
+		"running": newJob("r", func(j *batchv1.Job) { j.Status.Active, j.Status.Ready = 1, ptr.To[int32](1) }),
+		"pending": newJob("p", func(j *batchv1.Job) { j.Status.StartTime = nil }),
+		"succeeded": newJob("s", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) {
+			j.Annotations[templates.AnnotationTemplate] = "claude-code"
+			j.Annotations[templates.AnnotationProfile] = "standard"
+			j.Annotations[templates.AnnotationPolicyRevision] = "rev-1"
+			j.Status.Succeeded = 1
+		}),
+		"failed": newJob("f", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), func(j *batchv1.Job) { j.Status.Failed = 2 }),
+		"cancelling": newJob("c", func(j *batchv1.Job) {
+			j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
+			j.Annotations[templates.AnnotationCancelReason] = "wrong branch"
+			j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+		}),
+		"cancelled": newJob("cd", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), func(j *batchv1.Job) {
+			j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
+			j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+			j.Annotations[templates.AnnotationTerminationReason] = templates.TerminationCancelled
+			j.Annotations[AnnotationTerminationMessage] = "cancelled by alice"
+		}),
+		"pending timeout": newJob("pt", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), func(j *batchv1.Job) {
+			j.Annotations[templates.AnnotationTerminationReason] = templates.TerminationPendingTimeout
+		}),
+		"ttl annotation, exported": newJob("t", withTTL("3600"), finishedAgo(time.Minute), func(j *batchv1.Job) { j.Finalizers = nil }),
+		"built-in ttl":             newJob("bt", finishedAgo(time.Minute), func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr.To[int32](60) }),
+		"deleted": newJob("d", func(j *batchv1.Job) {
+			j.DeletionTimestamp = ptr.To(metav1.NewTime(now))
+			j.UID = "uid-other"
+			j.ResourceVersion = "42"
+		}),
+	}
+	for name, job := range cases {
+		t.Run(name, func(t *testing.T) {
+			full := fatJob(job)
+			slim := slimJob(t, full)
+			assert.Equal(t, readJob(full), readJob(slim))
+			assert.Empty(t, slim.ManagedFields)
+			assert.NotContains(t, slim.Annotations, annotationLastApplied)
+			assert.Empty(t, slim.Spec.Template.Spec.Containers, "the pod template is not cached")
+			assert.Nil(t, slim.Spec.BackoffLimit)
+			assert.Equal(t, full.Spec.TTLSecondsAfterFinished, slim.Spec.TTLSecondsAfterFinished)
+			assert.Equal(t, full.Status, slim.Status, "the whole status is kept")
+			assert.NotContains(t, full.Annotations, "", "the full object is not changed")
+			assert.Contains(t, full.Annotations, annotationLastApplied, "the transform does not change its input")
+		})
+	}
+	other := &corev1.ConfigMap{}
+	out, err := SlimJob(other)
+	require.NoError(t, err)
+	assert.Same(t, other, out, "other types pass unchanged")
+}
+
+func TestSlimPodKeepsEveryFieldTheControllerReads(t *testing.T) {
+	job := newJob("pods")
+	disrupted := newPod(job, "disrupted", corev1.PodFailed, ptr.To[int32](137), now.Add(-40*time.Second))
+	disrupted.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-20 * time.Second))}}
+	evicted := newPod(job, "evicted", corev1.PodFailed, ptr.To[int32](1), now.Add(-40*time.Second))
+	evicted.Status.Reason = "Evicted"
+	unschedulable := newPod(job, "unsched", corev1.PodPending, nil, now.Add(-40*time.Second))
+	unschedulable.Spec.NodeName = ""
+	unschedulable.Status.ContainerStatuses = nil
+	unschedulable.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/3 nodes are available"}}
+	restarted := newPod(job, "restarted", corev1.PodRunning, nil, now.Add(-40*time.Second))
+	restarted.Status.ContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}
+	withInit := newPod(job, "init", corev1.PodPending, nil, now.Add(-40*time.Second))
+	withInit.Spec.InitContainers = []corev1.Container{{Name: "clone", Image: "git"}}
+	withInit.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "clone", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}}}
+	deleted := newPod(job, "deleted", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))
+	deleted.DeletionTimestamp = ptr.To(metav1.NewTime(now))
+
+	cases := map[string]*corev1.Pod{
+		"running":       newPod(job, "running", corev1.PodRunning, nil, now.Add(-40*time.Second)),
+		"succeeded":     newPod(job, "ok", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second)),
+		"failed":        newPod(job, "failed", corev1.PodFailed, ptr.To[int32](2), now.Add(-40*time.Second)),
+		"image pull":    newPod(job, "pull", corev1.PodPending, nil, now.Add(-40*time.Second)),
+		"disrupted":     disrupted,
+		"evicted":       evicted,
+		"unschedulable": unschedulable,
+		"restarted":     restarted,
+		"init":          withInit,
+		"deleted":       deleted,
+	}
+	for name, pod := range cases {
+		t.Run(name, func(t *testing.T) {
+			full := fatPod(pod)
+			if name == "init" {
+				full.Spec.InitContainers = pod.Spec.InitContainers
+				full.Status.InitContainerStatuses = pod.Status.InitContainerStatuses
+			}
+			slim := slimPod(t, full)
+			assert.Equal(t, readPod(job, full), readPod(job, slim))
+			assert.Empty(t, slim.ManagedFields)
+			assert.Empty(t, slim.Annotations)
+			for _, c := range append(append([]corev1.Container{}, slim.Spec.InitContainers...), slim.Spec.Containers...) {
+				assert.Equal(t, corev1.Container{Name: c.Name}, c, "only container names are kept")
+			}
+			assert.Empty(t, slim.Spec.Volumes)
+			assert.Empty(t, slim.Status.PodIP)
+			for _, cs := range slim.Status.ContainerStatuses {
+				assert.Empty(t, cs.Image)
+				if cs.State.Terminated != nil {
+					assert.Empty(t, cs.State.Terminated.Message, "the termination log is not cached")
+				}
+			}
+			assert.NotEmpty(t, full.Annotations, "the transform does not change its input")
+		})
+	}
+	other := &corev1.ConfigMap{}
+	out, err := SlimPod(other)
+	require.NoError(t, err)
+	assert.Same(t, other, out)
+}
+
+// newSlimEnv is newEnv whose client serves every Job and Pod through the
+// cache transforms, as the manager's cache does: writes reach the full
+// objects, reads see the slim ones.
+func newSlimEnv(t *testing.T, objs ...client.Object) *env {
+	t.Helper()
+	e := newEnv(t, objs...)
+	scheme := runtime.NewScheme()
+	require.NoError(t, clientgoscheme.AddToScheme(scheme))
+	raw := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithIndex(&corev1.Pod{}, PodJobUIDField, podJobUID).WithStatusSubresource(&batchv1.Job{}, &corev1.Pod{}).Build()
+	c := interceptor.NewClient(raw, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if err := c.Get(ctx, key, obj, opts...); err != nil {
+				return err
+			}
+			switch o := obj.(type) {
+			case *batchv1.Job:
+				s, _ := SlimJob(o)
+				*o = *s.(*batchv1.Job)
+			case *corev1.Pod:
+				s, _ := SlimPod(o)
+				*o = *s.(*corev1.Pod)
+			}
+			return nil
+		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if err := c.List(ctx, list, opts...); err != nil {
+				return err
+			}
+			switch l := list.(type) {
+			case *batchv1.JobList:
+				for i := range l.Items {
+					s, _ := SlimJob(&l.Items[i])
+					l.Items[i] = *s.(*batchv1.Job)
+				}
+			case *corev1.PodList:
+				for i := range l.Items {
+					s, _ := SlimPod(&l.Items[i])
+					l.Items[i] = *s.(*corev1.Pod)
+				}
+			}
+			return nil
+		},
+	})
+	e.client, e.r.Client = raw, c
+	return e
+}
+
+// outcome is everything a reconcile leaves behind: its results, the
+// events it recorded, the history (records, attempts, events, log
+// archives) and the objects in the API server.
+type outcome struct {
+	Results []string
+	Events  []string
+	Record  string
+	Logs    []string
+	Objects []string
+}
+
+func observe(t *testing.T, e *env, job *batchv1.Job, results []string) outcome {
+	t.Helper()
+	ctx := context.Background()
+	o := outcome{Results: results, Events: e.events()}
+	rec, err := e.store.JobByUID(ctx, string(job.UID))
+	if err == nil {
+		b, err := json.Marshal(rec)
+		require.NoError(t, err)
+		o.Record = string(b)
+	}
+	archives, err := e.store.LogArchives(ctx, string(job.UID))
+	require.NoError(t, err)
+	for _, a := range archives {
+		text, err := a.Text()
+		require.NoError(t, err)
+		o.Logs = append(o.Logs, fmt.Sprintf("%s/%s: %q", a.Pod, a.Container, text))
+	}
+	var jl batchv1.JobList
+	require.NoError(t, e.client.List(ctx, &jl))
+	var pl corev1.PodList
+	require.NoError(t, e.client.List(ctx, &pl))
+	for _, obj := range append(toObjects(jl.Items), podObjects(pl.Items)...) {
+		b, err := json.Marshal(obj)
+		require.NoError(t, err)
+		o.Objects = append(o.Objects, string(b))
+	}
+	return o
+}
+
+func toObjects(items []batchv1.Job) []any {
+	out := make([]any, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+func podObjects(items []corev1.Pod) []any {
+	out := make([]any, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// TestReconcileFromSlimObjectsEqualsFromFullObjects runs the reconciler
+// test cases (the same objects and steps) once with the full objects and
+// once with every Job and Pod served through the cache transforms, and
+// requires the same results, events, history and API objects.
+func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
+	type step func(e *env) string
+	rec := func(name string) step {
+		return func(e *env) string {
+			res, err := e.r.Reconcile(context.Background(), reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "agents", Name: name}})
+			return fmt.Sprintf("%+v %v", res, err)
+		}
+	}
+	wait := func(d time.Duration) step { return func(e *env) string { e.clock.Step(d); return "" } }
+	logsOf := func(pod, container, text string) func(*env) {
+		return func(e *env) { e.logs.logs[pod+"/"+container] = text }
+	}
+	type tc struct {
+		job   *batchv1.Job
+		pods  []*corev1.Pod
+		setup func(*env)
+		steps []step
+	}
+	cases := map[string]func() tc{
+		"running": func() tc {
+			job := newJob("run1", func(j *batchv1.Job) { j.Status.Active, j.Status.Ready = 1, ptr.To[int32](1) })
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "run1-a", corev1.PodRunning, nil, now.Add(-40*time.Second))}, steps: []step{rec(job.Name), rec(job.Name)}}
+		},
+		"retries": func() tc {
+			job := newJob("retry1")
+			return tc{job: job, pods: []*corev1.Pod{
+				newPod(job, "retry1-a", corev1.PodFailed, ptr.To[int32](3), now.Add(-40*time.Second)),
+				newPod(job, "retry1-b", corev1.PodRunning, nil, now.Add(-20*time.Second)),
+			}, steps: []step{rec(job.Name), rec(job.Name)}}
+		},
+		"cancel": func() tc {
+			job := newJob("cancel1", func(j *batchv1.Job) {
+				j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
+				j.Annotations[templates.AnnotationCancelReason] = "wrong branch"
+				j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+			})
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "cancel1-a", corev1.PodRunning, nil, now.Add(-40*time.Second))}, steps: []step{rec(job.Name), rec(job.Name)}}
+		},
+		"cancel before start": func() tc {
+			job := newJob("cancel2", func(j *batchv1.Job) {
+				j.Status.StartTime = nil
+				j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+			})
+			return tc{job: job, steps: []step{rec(job.Name)}}
+		},
+		"pending timeout": func() tc {
+			job := newJob("pend1")
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "pend1-a", corev1.PodPending, nil, now.Add(-100*time.Second))}, steps: []step{rec(job.Name), wait(201 * time.Second), rec(job.Name)}}
+		},
+		"export": func() tc {
+			job := newJob("done1", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) { j.Status.Succeeded = 1 })
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "done1-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))},
+				setup: logsOf("done1-a", "worker", "2026-11-27T11:59:30.000000001Z cloning\n2026-11-27T11:59:31.000000001Z done\n"),
+				steps: []step{rec(job.Name), rec(job.Name)}}
+		},
+		"export of failed attempts under a failure policy": func() tc {
+			job := newJob("evs", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), func(j *batchv1.Job) { j.Status.Failed = 2 })
+			disrupted := newPod(job, "evs-a", corev1.PodFailed, ptr.To[int32](137), now.Add(-40*time.Second))
+			disrupted.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}
+			return tc{job: job, pods: []*corev1.Pod{disrupted, newPod(job, "evs-b", corev1.PodFailed, ptr.To[int32](2), now.Add(-30*time.Second))},
+				setup: logsOf("evs-b", "worker", "2026-11-27T11:59:40Z failing\n"),
+				steps: []step{rec(job.Name)}}
+		},
+		"export waits for terminating pods": func() tc {
+			job := newJob("wait1", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded))
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "wait1-a", corev1.PodRunning, nil, now.Add(-40*time.Second))}, steps: []step{rec(job.Name), wait(3 * time.Minute), rec(job.Name)}}
+		},
+		"deleted before finishing": func() tc {
+			job := newJob("gone1", func(j *batchv1.Job) { j.DeletionTimestamp = ptr.To(metav1.NewTime(now)) })
+			return tc{job: job, steps: []step{rec(job.Name)}}
+		},
+		"not FlowForge's": func() tc {
+			job := newJob("other", func(j *batchv1.Job) { j.Labels[templates.LabelApp] = "something" })
+			return tc{job: job, steps: []step{rec(job.Name), rec("missing")}}
+		},
+		"unscheduled deleted pod": func() tc {
+			job := newJob("unsched", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), func(j *batchv1.Job) { j.Status.Failed = 1 })
+			pod := newPod(job, "unsched-a", corev1.PodPending, nil, now.Add(-20*time.Second))
+			pod.Spec.NodeName = ""
+			pod.DeletionTimestamp = ptr.To(metav1.NewTime(now.Add(-5 * time.Second)))
+			return tc{job: job, pods: []*corev1.Pod{pod}, steps: []step{rec(job.Name)}}
+		},
+		"ttl deletion": func() tc {
+			job := newJob("ttl1", withTTL("60"), finishedAgo(10*time.Second), func(j *batchv1.Job) { j.Status.Succeeded = 1 })
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "ttl1-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))},
+				steps: []step{rec(job.Name), wait(time.Minute), rec(job.Name), rec(job.Name)}}
+		},
+		"built-in ttl is left alone": func() tc {
+			job := newJob("ttl2", finishedAgo(10*time.Second), func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr.To[int32](0); j.Status.Succeeded = 1 })
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "ttl2-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))}, steps: []step{rec(job.Name), rec(job.Name)}}
+		},
+	}
+	for name, build := range cases {
+		t.Run(name, func(t *testing.T) {
+			run := func(slim bool) outcome {
+				c := build()
+				objs := []client.Object{fatJob(c.job)}
+				for _, p := range c.pods {
+					objs = append(objs, fatPod(p))
+				}
+				e := newEnv(t, objs...)
+				if slim {
+					e = newSlimEnv(t, objs...)
+				}
+				if c.setup != nil {
+					c.setup(e)
+				}
+				var results []string
+				for _, s := range c.steps {
+					results = append(results, s(e))
+				}
+				return observe(t, e, c.job, results)
+			}
+			full, slim := run(false), run(true)
+			assert.NotEmpty(t, full.Results)
+			assert.Equal(t, full, slim)
+		})
+	}
+}
