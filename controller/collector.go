@@ -45,7 +45,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var list batchv1.JobList
-	if err := c.reader.List(ctx, &list); err != nil {
+	// Read only: no deep copy of every cached Job on each scrape.
+	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
 	counts := map[jobs.Phase]float64{}

@@ -1,7 +1,12 @@
 // Package controller is FlowForge's companion controller: a
 // controller-runtime manager (with leader election) whose cache holds Jobs
-// and Pods labelled app=flowforge, with managedFields stripped, and the
-// events about Jobs, cut down to what the export copies.
+// and Pods labelled app=flowforge, cut down to what the controller reads
+// (SlimJob, SlimPod: metadata, status, container names and states, and
+// the Job's deadline, failure policy and TTL; no pod template, no pod
+// spec beyond names and node), and the events about Jobs, cut down to
+// what the export copies (SlimEvent). Pods are indexed by their Job's UID
+// (IndexPods), so a reconcile's pod list is a lookup. Memory thus follows
+// the Jobs in flight, not the finished ones waiting for their TTL.
 //
 // The Job reconciler:
 //   - records every Job and each of its attempts (pod, node, start and end,

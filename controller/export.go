@@ -34,6 +34,14 @@ type EventLister interface {
 	List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error
 }
 
+// ReasonExported and ReasonDeleted are the reasons of the events the
+// controller emits after a Job's export (the manager's event cache leaves
+// them out).
+const (
+	ReasonExported = "Exported"
+	ReasonDeleted  = "Deleted"
+)
+
 // EventObjectUIDField selects events by the UID of the object they are
 // about: a field selector the API server supports, and the name of the
 // cache index IndexJobEvents adds.
@@ -174,7 +182,7 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	r.memo.mark("exported/" + string(job.UID))
 	if first {
 		r.observeFinished(job, rec, done)
-		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, "Exported", "Export", "status, events and logs of %d attempt(s) saved to the execution history", len(pods))
+		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, ReasonExported, "Export", "status, events and logs of %d attempt(s) saved to the execution history", len(pods))
 		log.Info("Exported Job", "status", rec.Status, "attempts", len(pods))
 	}
 	if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
@@ -226,7 +234,7 @@ func (r *Reconciler) expire(ctx context.Context, job *batchv1.Job, settings Sett
 		late := r.Clock.Since(due)
 		metrics.TTLDeletions.Inc()
 		metrics.TTLDeletionDelay.Observe(late.Seconds())
-		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, "Deleted", "Delete", "deleting the Job and its pods: exported, and finished %s ago (TTL %s)", r.Clock.Since(done).Round(time.Second), ttl)
+		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, ReasonDeleted, "Delete", "deleting the Job and its pods: exported, and finished %s ago (TTL %s)", r.Clock.Since(done).Round(time.Second), ttl)
 		logr.FromContextOrDiscard(ctx).Info("Deleted finished Job", "ttl", ttl.String(), "late", late.String())
 	}
 	return reconcile.Result{}, nil

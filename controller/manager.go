@@ -129,7 +129,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 				// down to what the export copies, for the export: the API
 				// server does not cache events, so a list per export would
 				// scan the namespace's events in etcd.
-				&corev1.Event{}: {Field: fields.OneTermEqualSelector("involvedObject.kind", "Job"), Transform: SlimEvent},
+				// Not the controller's own Exported and Deleted events: they
+				// come after the export, which never copies them (a re-export
+				// after a restart copied them; now it is the same as the
+				// first), and they were two of about five events per Job.
+				&corev1.Event{}: {Field: fields.AndSelectors(
+					fields.OneTermEqualSelector("involvedObject.kind", "Job"),
+					fields.OneTermNotEqualSelector("reason", ReasonExported),
+					fields.OneTermNotEqualSelector("reason", ReasonDeleted),
+				), Transform: SlimEvent},
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},

@@ -114,15 +114,16 @@ func containerNamesOnly(cs []corev1.Container) []corev1.Container {
 	return out
 }
 
-// slimConditions keeps each condition's type, status, time and, for
-// PodScheduled (the pending reason quotes it), message.
+// slimConditions keeps each condition's type, status (failure policy,
+// disruption), time (an attempt's end) and, for PodScheduled (the pending
+// reason quotes it), message.
 func slimConditions(cs []corev1.PodCondition) []corev1.PodCondition {
 	if cs == nil {
 		return nil
 	}
 	out := make([]corev1.PodCondition, len(cs))
 	for i, c := range cs {
-		out[i] = corev1.PodCondition{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime, Reason: c.Reason}
+		out[i] = corev1.PodCondition{Type: c.Type, Status: c.Status, LastTransitionTime: c.LastTransitionTime}
 		if c.Type == corev1.PodScheduled {
 			out[i].Message = c.Message
 		}

@@ -187,13 +187,13 @@ func TestTTLDeletionOfAJobReplacedMeanwhile(t *testing.T) {
 		apierrors.NewConflict(gr, job.Name, errors.New("Precondition failed: UID in precondition: uid-ttl4, UID in object meta: other")),
 		apierrors.NewNotFound(gr, job.Name),
 	} {
-		c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(job.DeepCopy()).WithStatusSubresource(&batchv1.Job{}).
+		c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(job.DeepCopy()).WithIndex(&corev1.Pod{}, PodJobUIDField, podJobUID).WithStatusSubresource(&batchv1.Job{}).
 			WithInterceptorFuncs(interceptor.Funcs{Delete: func(context.Context, client.WithWatch, client.Object, ...client.DeleteOption) error { return failure }}).Build()
 		e.client, e.r.Client = c, c
 		res := e.reconcile(t, job.Name)
 		assert.Zero(t, res.RequeueAfter, "%v: nothing left to do", failure)
 	}
-	e.client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(job.DeepCopy()).WithStatusSubresource(&batchv1.Job{}).
+	e.client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(job.DeepCopy()).WithIndex(&corev1.Pod{}, PodJobUIDField, podJobUID).WithStatusSubresource(&batchv1.Job{}).
 		WithInterceptorFuncs(interceptor.Funcs{Delete: func(context.Context, client.WithWatch, client.Object, ...client.DeleteOption) error {
 			return errors.New("apiserver down")
 		}}).Build()

@@ -38,6 +38,7 @@ type Policy struct {
 	Tests int
 
 	data     map[string]any
+	limits   Limits
 	mutate   rego.PreparedEvalQuery
 	validate rego.PreparedEvalQuery
 }
@@ -161,8 +162,11 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
 		).PrepareForEval(ctx)
 	}
-	p := &Policy{Tests: tests, data: b.Data}
-	var err error
+	limits, err := parseLimits(b.Data)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{Tests: tests, data: b.Data, limits: limits}
 	if p.mutate, err = prepare(mutateQuery); err != nil {
 		return nil, fmt.Errorf("prepare mutation query: %w", err)
 	}

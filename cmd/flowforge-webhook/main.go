@@ -26,6 +26,7 @@ func main() {
 	flag.StringVar(&opts.PolicyDir, "policy-dir", "", "serve the policies in this directory (e.g. a mounted ConfigMap) instead of the embedded ones; edits are hot-reloaded")
 	flag.BoolVar(&opts.Profiling, "enable-profiling", false, "serve net/http/pprof on the health probe address")
 	flag.StringVar(&opts.ClaimNamespace, "claim-namespace", "flowforge-system", "namespace of the controller's records of exported Jobs' job-ids")
+	flag.IntVar(&opts.MaxInFlight, "max-in-flight", 0, "admission requests served at once, across every webhook path; beyond it a request is refused at once with HTTP 429 (a failed call: failurePolicy Fail refuses the object) rather than queued (0: 4 x GOMAXPROCS)")
 	gcPercent := flag.Int("gc-percent", 400, "Go GC target percentage, unless $GOGC is set: the live heap is small (a few MiB) and every admission allocates, so the default of 100 spends much of the CPU on GC")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

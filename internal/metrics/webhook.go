@@ -16,6 +16,15 @@ const (
 	OutcomeError   = "error"
 )
 
+// Reasons a request is refused before any policy evaluation
+// (AdmissionRejections).
+const (
+	RejectInFlight  = "in-flight-cap"
+	RejectLimit     = "limit"
+	RejectTooLarge  = "too-large"
+	RejectMalformed = "malformed"
+)
+
 var (
 	// AdmissionDuration is the admission latency, by webhook and outcome.
 	AdmissionDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -55,6 +64,19 @@ var (
 		Help: "Policy loads refused because the policy did not compile or failed its own tests; the previous policy keeps serving.",
 	})
 
+	// AdmissionsInFlight is the number of admission requests being served.
+	AdmissionsInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "flowforge_admission_in_flight_requests",
+		Help: "Admission requests being served now, across every webhook path; at most the --max-in-flight cap.",
+	})
+
+	// AdmissionRejections counts requests the webhook's guard refused
+	// before any policy evaluation, by path and reason.
+	AdmissionRejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flowforge_admission_rejections_total",
+		Help: "Admission requests refused before any policy evaluation, by webhook path and reason (in-flight-cap, limit, too-large, malformed).",
+	}, []string{"path", "reason"})
+
 	// PolicyInfo is 1 for the revision being served.
 	PolicyInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "flowforge_policy_info",
@@ -64,7 +86,7 @@ var (
 
 // RegisterWebhook registers the webhook server's metrics.
 func RegisterWebhook(reg prometheus.Registerer) error {
-	return register(reg, AdmissionDuration, PolicyEvalDuration, Mutations, Denials, PolicyReloads, PolicyReloadErrors, PolicyInfo)
+	return register(reg, AdmissionDuration, PolicyEvalDuration, Mutations, Denials, PolicyReloads, PolicyReloadErrors, PolicyInfo, AdmissionsInFlight, AdmissionRejections)
 }
 
 // register registers collectors; one already registered (a second server

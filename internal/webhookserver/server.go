@@ -55,6 +55,16 @@ type Options struct {
 	// ClaimNamespace holds the controller's records of exported Jobs'
 	// job-ids (default policies.DefaultClaimNamespace).
 	ClaimNamespace string
+	// MaxInFlight caps the admission requests served at once; beyond it a
+	// request is refused at once (0: webhook.DefaultMaxInFlight).
+	MaxInFlight int
+}
+
+func maxInFlight(opts Options) int {
+	if opts.MaxInFlight > 0 {
+		return opts.MaxInFlight
+	}
+	return webhook.DefaultMaxInFlight()
 }
 
 // Handlers returns FlowForge's admission handlers by path.
@@ -189,8 +199,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	WithClaims(handlers, webhook.CachedJobIDClaims(mgr.GetCache(), claimNamespace(opts)))
 	// Uncached: a pod's labels as they are now (validate.ClientPodMetadata).
 	WithPods(handlers, validate.ClientPodMetadata(mgr.GetAPIReader()))
+	// One cap of admissions in flight for every path; each request's
+	// object is checked against the served policy's limits before any
+	// decoding or evaluation (webhook.NewGuard).
+	inFlight := webhook.NewInFlight(maxInFlight(opts))
+	limits := func() policies.Limits { return engine.Current().Limits() }
 	for path, h := range handlers {
-		server.Register(path, webhook.Guard(webhook.DefaultMaxRequestBytes, &admission.Webhook{Handler: h, LogConstructor: logConstructor(log)}))
+		server.Register(path, webhook.NewGuard(webhook.GuardOptions{InFlight: inFlight, Limits: limits, Path: path},
+			&admission.Webhook{Handler: h, LogConstructor: logConstructor(log)}))
 	}
 	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {
 		return fmt.Errorf("add policy watcher: %w", err)
@@ -201,7 +217,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return fmt.Errorf("add probe server: %w", err)
 		}
 	}
-	log.Info("Starting FlowForge webhook server", "port", opts.Port, "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision)
+	log.Info("Starting FlowForge webhook server", "port", opts.Port, "maxInFlight", inFlight.Cap(), "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision)
 	return mgr.Start(ctx)
 }
 

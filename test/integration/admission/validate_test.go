@@ -10,14 +10,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -37,6 +41,14 @@ type adversarialCase struct {
 	// RefusedByAPIServer: the API server's own validation refuses the
 	// object before any webhook sees it.
 	RefusedByAPIServer bool `json:"refusedByAPIServer"`
+	// User and Groups send the request (impersonated; default the admin,
+	// a trusted submitter). Claims name Jobs that already hold the
+	// object's job-id: they are created first.
+	User   string   `json:"user"`
+	Groups []string `json:"groups"`
+	Claims []struct {
+		Name string `json:"name"`
+	} `json:"claims"`
 }
 
 func loadAdversarial(t *testing.T) (escapes, legitimate []adversarialCase) {
@@ -83,7 +95,7 @@ func (n *namespaces) get(labels map[string]string) string {
 // identity policy refuses a second Job with it), so it gets a namespace of
 // its own.
 func (n *namespaces) forCase(t *testing.T, c adversarialCase) string {
-	if len(c.Update) > 0 {
+	if len(c.Update) > 0 || c.User != "" || len(c.Claims) > 0 {
 		return framework.Namespace(t, clientset, "adv", c.NamespaceLabels)
 	}
 	return n.get(c.NamespaceLabels)
@@ -108,26 +120,43 @@ func submit(ctx context.Context, ns string, i int, c adversarialCase) error {
 	if len(c.Update) > 0 {
 		dryRun = metav1.CreateOptions{}
 	}
+	if err := createClaimHolders(ctx, ns, meta, c); err != nil {
+		return err
+	}
+	// The requester: the case's user sends the create, or for an update the
+	// patch (the admin creates the object it patches).
+	creator, patcher := kubernetes.Interface(clientset), kubernetes.Interface(clientset)
+	if c.User != "" {
+		impersonated, err := requesterClient(ctx, ns, c.User, c.Groups)
+		if err != nil {
+			return err
+		}
+		if len(c.Update) > 0 {
+			patcher = impersonated
+		} else {
+			creator = impersonated
+		}
+	}
 	switch c.Kind {
 	case "Job":
 		var job batchv1.Job
 		if err := json.Unmarshal(raw, &job); err != nil {
 			return err
 		}
-		if _, err := clientset.BatchV1().Jobs(ns).Create(ctx, &job, dryRun); err != nil || len(c.Update) == 0 {
+		if _, err := creator.BatchV1().Jobs(ns).Create(ctx, &job, dryRun); err != nil || len(c.Update) == 0 {
 			return err
 		}
-		_, err = clientset.BatchV1().Jobs(ns).Patch(ctx, name, types.MergePatchType, c.Update, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+		_, err = patcher.BatchV1().Jobs(ns).Patch(ctx, name, types.MergePatchType, c.Update, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
 		return err
 	case "Pod":
 		var pod corev1.Pod
 		if err := json.Unmarshal(raw, &pod); err != nil {
 			return err
 		}
-		if _, err := clientset.CoreV1().Pods(ns).Create(ctx, &pod, dryRun); err != nil || len(c.Update) == 0 {
+		if _, err := creator.CoreV1().Pods(ns).Create(ctx, &pod, dryRun); err != nil || len(c.Update) == 0 {
 			return err
 		}
-		_, err = clientset.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, c.Update, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}, c.SubResource)
+		_, err = patcher.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, c.Update, metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}, c.SubResource)
 		return err
 	}
 	return fmt.Errorf("unknown kind %q", c.Kind)
@@ -244,4 +273,74 @@ func TestKubeSystemIsNeverMatched(t *testing.T) {
 	got, err := clientset.BatchV1().Jobs("kube-system").Create(context.Background(), job, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	require.NoError(t, err)
 	assert.Nil(t, got.Spec.Template.Spec.RuntimeClassName, "a labelled Job in kube-system is not mutated")
+}
+
+// createClaimHolders creates, as the admin, the Jobs a case says already
+// hold its job-id: a minimal hardened-by-the-webhook Job with the case's
+// labels under each holder's name.
+func createClaimHolders(ctx context.Context, ns string, meta map[string]any, c adversarialCase) error {
+	if len(c.Claims) == 0 {
+		return nil
+	}
+	labels := map[string]string{}
+	if l, ok := meta["labels"].(map[string]any); ok {
+		for k, v := range l {
+			labels[k], _ = v.(string)
+		}
+	}
+	for _, holder := range c.Claims {
+		job := plainJob(holder.Name, nil)
+		job.Labels = labels
+		job.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+		if _, err := clientset.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create the holder Job %s: %w", holder.Name, err)
+		}
+	}
+	// The webhook sees the holders through its cache: wait until a second
+	// claim is refused for them (a dry run of another holder-labelled Job).
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
+		probe := plainJob("claim-probe", nil)
+		probe.Labels = labels
+		probe.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+		_, err := clientset.BatchV1().Jobs(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), "belongs to another Job"), nil
+	})
+}
+
+// requesterClient grants user the right to create and patch Jobs and Pods
+// in ns (as a team's Role would: RBAC lets them in, FlowForge decides) and
+// returns a client that impersonates them.
+func requesterClient(ctx context.Context, ns, user string, groups []string) (kubernetes.Interface, error) {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "adversary"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "create", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "create", "patch"}},
+		},
+	}
+	if _, err := clientset.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "adversary"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "adversary"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
+	}
+	if _, err := clientset.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(asConfig(user, groups...))
+	if err != nil {
+		return nil, err
+	}
+	// The API server's authorizer sees the binding within moments.
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return false, nil
+		}
+		_, err = cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil, nil
+	})
+	return cs, err
 }

@@ -1,0 +1,84 @@
+package policies
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEmbeddedLimitsAreUnderTheCeilings(t *testing.T) {
+	p, err := Load(context.Background(), Embedded())
+	require.NoError(t, err)
+	got, ceilings := p.Limits(), Ceilings()
+	for _, f := range limitFields() {
+		v, c := *f.field(&got), *f.field(&ceilings)
+		assert.Positive(t, v, f.name)
+		assert.LessOrEqual(t, v, c, f.name)
+		assert.Equal(t, "limits."+f.name, "limits."+LimitName(&got, f.field(&got)))
+	}
+	assert.Less(t, got.EnvPerContainer, ceilings.EnvPerContainer, "data.yaml lowers the limits it sets")
+	assert.Equal(t, "?", LimitName(&got, new(int64)))
+}
+
+func TestParseLimits(t *testing.T) {
+	ceilings := Ceilings()
+	data := func(limits any) map[string]any {
+		return map[string]any{"flowforge": map[string]any{"config": map[string]any{"limits": limits}}}
+	}
+	tests := []struct {
+		name    string
+		data    map[string]any
+		want    func(*Limits)
+		wantErr string
+	}{
+		{name: "no limits section: the ceilings", data: map[string]any{}, want: func(*Limits) {}},
+		{name: "a lowered limit, the others their ceilings", data: data(map[string]any{"containers": json.Number("8")}), want: func(l *Limits) { l.Containers = 8 }},
+		{name: "at the ceiling", data: data(map[string]any{"envTotal": float64(ceilings.EnvTotal)}), want: func(*Limits) {}},
+		{name: "an int", data: data(map[string]any{"labels": 3}), want: func(l *Limits) { l.Labels = 3 }},
+		{name: "one above the ceiling", data: data(map[string]any{"envTotal": float64(ceilings.EnvTotal + 1)}),
+			wantErr: "limits.envTotal is 8193, above its hard ceiling of 8192 (a policy may lower a limit, not raise it)"},
+		{name: "far above", data: data(map[string]any{"objectBytes": json.Number("1073741824")}), wantErr: "limits.objectBytes is 1073741824, above its hard ceiling of 3145728"},
+		{name: "zero", data: data(map[string]any{"volumes": json.Number("0")}), wantErr: "limits.volumes must be a whole number from 1 to 512, not 0"},
+		{name: "a fraction", data: data(map[string]any{"volumes": 1.5}), wantErr: "limits.volumes must be a whole number"},
+		{name: "a string", data: data(map[string]any{"volumes": "10"}), wantErr: "limits.volumes must be a whole number"},
+		{name: "an unknown limit", data: data(map[string]any{"containerz": json.Number("1")}), wantErr: "limits.containerz is not a known limit"},
+		{name: "not a map", data: data([]any{1}), wantErr: "data.flowforge.config.limits must be a map"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseLimits(tc.data)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			want := Ceilings()
+			tc.want(&want)
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+// TestLimitAboveTheCeilingIsRefusedAtLoad: a data.yaml that raises a limit
+// above its ceiling is refused, and the engine keeps serving the last
+// good policy.
+func TestLimitAboveTheCeilingIsRefusedAtLoad(t *testing.T) {
+	dir := fixtureDir(t)
+	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + "    limits: {containers: 16}\n"})
+	rec := &countingRecorder{}
+	e, err := NewEngine(context.Background(), Options{Dir: dir, Recorder: rec})
+	require.NoError(t, err)
+	assert.EqualValues(t, 16, e.Current().Limits().Containers)
+
+	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + "    limits: {containers: 129}\n"})
+	err = e.Reload(context.Background())
+	require.ErrorContains(t, err, "limits.containers is 129, above its hard ceiling of 128")
+	assert.EqualValues(t, 16, e.Current().Limits().Containers, "the last good policy keeps serving")
+
+	_, err = Load(context.Background(), os.DirFS(dir))
+	require.ErrorContains(t, err, "above its hard ceiling")
+}
