@@ -14,7 +14,6 @@ import (
 	kfields "k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"
 )
 
@@ -41,7 +40,7 @@ func (o *options) follow(ctx context.Context, c *jobs.Client, id string, withLog
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o.refreshProgress(ctx, p, templates.JobName(id))
+			o.refreshProgress(ctx, p)
 		}()
 	}
 	logsDone := make(chan error, 1)
@@ -98,7 +97,7 @@ func (o *options) follow(ctx context.Context, c *jobs.Client, id string, withLog
 
 // refreshProgress redraws the status line every deps.refresh and, every
 // other time, reads the job's latest event, until ctx ends.
-func (o *options) refreshProgress(ctx context.Context, p *progress, jobName string) {
+func (o *options) refreshProgress(ctx context.Context, p *progress) {
 	cs, err := o.deps.clientset(o)
 	if err != nil {
 		cs = nil // the line still ticks, without events
@@ -106,8 +105,8 @@ func (o *options) refreshProgress(ctx context.Context, p *progress, jobName stri
 	t := time.NewTicker(o.deps.refresh)
 	defer t.Stop()
 	for n := 0; ; n++ {
-		if cs != nil && n%2 == 0 {
-			if e, ok := latestEvent(ctx, cs, o.namespace, jobName); ok {
+		if name := p.jobName(); cs != nil && name != "" && n%2 == 0 {
+			if e, ok := latestEvent(ctx, cs, o.namespace, name); ok {
 				p.setEvent(e)
 			}
 		}

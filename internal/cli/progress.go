@@ -40,6 +40,14 @@ func newProgress(s Streams, now func() time.Time) *progress {
 	return &progress{streams: s, now: now, start: now()}
 }
 
+// jobName is the name of the Job being followed ("" before its first
+// status): clients name FlowForge Jobs as they like.
+func (p *progress) jobName() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last.Name
+}
+
 // update shows a new status of the job.
 func (p *progress) update(s jobs.Status) {
 	p.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -91,6 +92,10 @@ func fakeAPIServer(t *testing.T, historyURL string) (kubeconfig string, requests
 			})
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/jobs") { // no Job has the id
+			_ = json.NewEncoder(w).Encode(&batchv1.JobList{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "JobList"}})
+			return
+		}
 		w.WriteHeader(http.StatusNotFound)
 		_ = json.NewEncoder(w).Encode(&metav1.Status{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"},
@@ -130,7 +135,7 @@ func TestExecuteWithARealClient(t *testing.T) {
 	require.Equal(t, ExitOK, res.code, res.err)
 	assert.Contains(t, res.out, `"uid": "uid-gone-1"`)
 	assert.Equal(t, []string{
-		"GET /apis/batch/v1/namespaces/team-a/jobs/claude-job-gone-1",
+		"GET /apis/batch/v1/namespaces/team-a/jobs",
 		"GET /api/v1/namespaces/flowforge-system/configmaps/flowforge-endpoints",
 	}, requests())
 }

@@ -104,7 +104,7 @@ func TestStatusFromTheCluster(t *testing.T) {
 	})
 	t.Run("the API server refuses", func(t *testing.T) {
 		h := newHarness(t, job)
-		h.cs.PrependReactor("get", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		h.cs.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 			return true, nil, errors.New("forbidden: user cannot get jobs")
 		})
 		res := h.run("status", "s1")

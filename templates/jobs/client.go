@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -26,6 +29,9 @@ var (
 	ErrConflict = errors.New("another request already uses this job id")
 	// ErrNotFound: there is no Job with this id.
 	ErrNotFound = errors.New("job not found")
+	// ErrAmbiguous: several Jobs carry this id (only Jobs admitted before
+	// the policy bound a job-id to one Job can).
+	ErrAmbiguous = errors.New("several jobs have this job id")
 	// ErrDeleted: the Job was deleted (or is being deleted) before it
 	// reached a terminal phase.
 	ErrDeleted = errors.New("job was deleted before it finished")
@@ -125,7 +131,14 @@ func (c *Client) Submit(ctx context.Context, req templates.Request) (*batchv1.Jo
 		return err
 	})
 	if apierrors.IsAlreadyExists(err) {
-		existing, gerr := c.Get(ctx, out.Request.ID)
+		// The name is taken: by this request's earlier Submit, or by a Job
+		// that conflict reports.
+		var existing *batchv1.Job
+		gerr := c.call(ctx, fmt.Sprintf("get job %s in namespace %s", job.Name, job.Namespace), func(ctx context.Context) error {
+			var err error
+			existing, err = c.cs.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+			return err
+		})
 		if gerr != nil {
 			return nil, false, fmt.Errorf("%s: it already exists, and reading it failed: %w", what, gerr)
 		}
@@ -263,20 +276,55 @@ func conflict(existing *batchv1.Job, out *templates.Rendered) error {
 		existing.Name, existing.Namespace, existing.CreationTimestamp.UTC().Format(time.RFC3339), ErrConflict, strings.Join(diffs, "; "))
 }
 
-// Get returns the Job of a job id. A missing Job is an error that wraps
-// ErrNotFound (and satisfies apierrors.IsNotFound).
+// Get returns the Job of a job id: the one Job in the namespace labelled
+// app=flowforge with that job-id, whatever its name (any client may create
+// FlowForge Jobs, named as it likes). None is an error that wraps
+// ErrNotFound; several (created before job-ids were bound to one Job) is an
+// error that wraps ErrAmbiguous and names them.
 func (c *Client) Get(ctx context.Context, id string) (*batchv1.Job, error) {
-	name := templates.JobName(id)
-	var job *batchv1.Job
-	err := c.call(ctx, fmt.Sprintf("get job %s in namespace %s", name, c.opts.Namespace), func(ctx context.Context) error {
+	selector, err := JobIDSelector(id)
+	if err != nil {
+		return nil, err
+	}
+	var list *batchv1.JobList
+	err = c.call(ctx, fmt.Sprintf("find job %q in namespace %s", id, c.opts.Namespace), func(ctx context.Context) error {
 		var err error
-		job, err = c.cs.BatchV1().Jobs(c.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+		list, err = c.cs.BatchV1().Jobs(c.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		return err
 	})
-	if apierrors.IsNotFound(err) {
-		return nil, &NotFoundError{ID: id, Namespace: c.opts.Namespace, Cause: err}
+	if err != nil {
+		return nil, err
 	}
-	return job, err
+	return oneJob(id, c.opts.Namespace, list.Items)
+}
+
+// JobIDSelector selects the FlowForge Jobs (and pods) of a job id. A job id
+// that is not a label value is an error: no Job can carry it.
+func JobIDSelector(id string) (string, error) {
+	if id == "" {
+		return "", errors.New("a job id is required")
+	}
+	if errs := validation.IsValidLabelValue(id); len(errs) > 0 {
+		return "", fmt.Errorf("%q is not a job id: %s", id, strings.Join(errs, "; "))
+	}
+	return labels.SelectorFromSet(labels.Set{templates.LabelApp: templates.AppName, templates.LabelJobID: id}).String(), nil
+}
+
+// oneJob returns the only Job of items, or the error for none or several.
+func oneJob(id, namespace string, items []batchv1.Job) (*batchv1.Job, error) {
+	switch len(items) {
+	case 0:
+		return nil, &NotFoundError{ID: id, Namespace: namespace, Cause: apierrors.NewNotFound(batchv1.Resource("jobs"), id)}
+	case 1:
+		return &items[0], nil
+	}
+	names := make([]string, 0, len(items))
+	for _, j := range items {
+		names = append(names, j.Name)
+	}
+	slices.Sort(names)
+	return nil, fmt.Errorf("%w: job id %q names %d Jobs in namespace %s (%s); act on one with kubectl, or delete the extra ones",
+		ErrAmbiguous, id, len(items), namespace, strings.Join(names, ", "))
 }
 
 // Cancel asks for a Job to be cancelled by writing the cancel annotations
@@ -339,11 +387,16 @@ func (c *Client) Delete(ctx context.Context, id string, propagation metav1.Delet
 	if propagation == "" {
 		propagation = metav1.DeletePropagationBackground
 	}
-	name := templates.JobName(id)
+	job, err := c.Get(ctx, id)
+	if err != nil {
+		return err
+	}
 	attempts := 0
-	err := c.call(ctx, fmt.Sprintf("delete job %s in namespace %s", name, c.opts.Namespace), func(ctx context.Context) error {
+	// The UID precondition deletes this Job, never a later one of the name.
+	opts := metav1.DeleteOptions{PropagationPolicy: &propagation, Preconditions: metav1.NewUIDPreconditions(string(job.UID))}
+	err = c.call(ctx, fmt.Sprintf("delete job %s in namespace %s", job.Name, c.opts.Namespace), func(ctx context.Context) error {
 		attempts++
-		err := c.cs.BatchV1().Jobs(c.opts.Namespace).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &propagation})
+		err := c.cs.BatchV1().Jobs(c.opts.Namespace).Delete(ctx, job.Name, opts)
 		if apierrors.IsNotFound(err) && attempts > 1 {
 			return nil // an earlier attempt got through before failing
 		}

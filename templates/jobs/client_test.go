@@ -307,8 +307,15 @@ func TestDelete(t *testing.T) {
 	t.Run("foreground when asked", func(t *testing.T) {
 		cs := fake.NewClientset(existingJob("abc"))
 		require.NoError(t, newTestClient(t, cs).Delete(context.Background(), "abc", metav1.DeletePropagationForeground))
-		d := cs.Actions()[0].(k8stesting.DeleteAction)
-		assert.Equal(t, metav1.DeletePropagationForeground, *d.GetDeleteOptions().PropagationPolicy)
+		var deletes []k8stesting.DeleteAction
+		for _, a := range cs.Actions() {
+			if d, ok := a.(k8stesting.DeleteAction); ok {
+				deletes = append(deletes, d)
+			}
+		}
+		require.Len(t, deletes, 1)
+		assert.Equal(t, metav1.DeletePropagationForeground, *deletes[0].GetDeleteOptions().PropagationPolicy)
+		require.NotNil(t, deletes[0].GetDeleteOptions().Preconditions, "the Job found by its id, never a later one of its name")
 	})
 	t.Run("a missing job", func(t *testing.T) {
 		err := newTestClient(t, fake.NewClientset()).Delete(context.Background(), "abc", "")
@@ -327,5 +334,42 @@ func TestDelete(t *testing.T) {
 		})
 		require.NoError(t, newTestClient(t, cs).Delete(context.Background(), "abc", ""))
 		assert.Equal(t, 2, calls)
+	})
+}
+
+func TestGetFindsAJobByItsJobIDWhateverItsName(t *testing.T) {
+	byKubectl := existingJob("k1")
+	byKubectl.Name = "nightly-fix-7f3c" // a client that names Jobs its own way
+	unlabelled := existingJob("k1")
+	unlabelled.Name, unlabelled.UID, unlabelled.Labels = "not-ours", "uid-x", map[string]string{"job-id": "k1"}
+	c := newTestClient(t, fake.NewClientset(byKubectl, unlabelled))
+
+	job, err := c.Get(context.Background(), "k1")
+	require.NoError(t, err)
+	assert.Equal(t, "nightly-fix-7f3c", job.Name, "found by app=flowforge,job-id=k1, not by a derived name")
+
+	t.Run("several Jobs with one id", func(t *testing.T) {
+		second := existingJob("k2")
+		first := existingJob("k2")
+		first.Name, first.UID = "k2-first", "uid-first"
+		_, err := newTestClient(t, fake.NewClientset(first, second)).Get(context.Background(), "k2")
+		require.ErrorIs(t, err, ErrAmbiguous)
+		assert.Contains(t, err.Error(), `job id "k2" names 2 Jobs in namespace jobs-test (claude-job-k2, k2-first)`)
+	})
+	t.Run("an id no Job can carry", func(t *testing.T) {
+		_, err := c.Get(context.Background(), "no/such id")
+		require.ErrorContains(t, err, `"no/such id" is not a job id`)
+		_, err = c.Get(context.Background(), "")
+		require.ErrorContains(t, err, "a job id is required")
+	})
+	t.Run("cancel and delete act on it too", func(t *testing.T) {
+		cs := fake.NewClientset(byKubectl.DeepCopy())
+		cc := newTestClient(t, cs)
+		cancelled, err := cc.Cancel(context.Background(), "k1", "alice", "")
+		require.NoError(t, err)
+		assert.Equal(t, "nightly-fix-7f3c", cancelled.Name)
+		require.NoError(t, cc.Delete(context.Background(), "k1", ""))
+		_, err = cs.BatchV1().Jobs(testNS).Get(context.Background(), "nightly-fix-7f3c", metav1.GetOptions{})
+		assert.True(t, apierrors.IsNotFound(err))
 	})
 }

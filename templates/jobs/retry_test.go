@@ -79,9 +79,11 @@ func TestIsTransient(t *testing.T) {
 }
 
 // failGets makes the first len(errs) gets of jobs fail with errs, in order.
+// failGets fails the first reads of Jobs (Get finds a Job by listing its
+// job-id label) with errs, in order.
 func failGets(cs *fake.Clientset, errs ...error) *int {
 	calls := 0
-	cs.PrependReactor("get", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+	cs.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 		calls++
 		if calls <= len(errs) {
 			return true, nil, errs[calls-1]
@@ -120,7 +122,7 @@ func TestRetries(t *testing.T) {
 		_, err := newTestClient(t, cs).Get(context.Background(), "a")
 		require.Error(t, err)
 		assert.True(t, apierrors.IsForbidden(err), "the API error stays in the chain")
-		assert.Contains(t, err.Error(), "get job claude-job-a in namespace jobs-test")
+		assert.Contains(t, err.Error(), `find job "a" in namespace jobs-test`)
 		assert.Equal(t, 1, *calls)
 	})
 	t.Run("attempts are bounded and the error names the server", func(t *testing.T) {
@@ -136,7 +138,7 @@ func TestRetries(t *testing.T) {
 	t.Run("the caller's context stops the retries", func(t *testing.T) {
 		cs := fake.NewClientset()
 		ctx, cancel := context.WithCancel(context.Background())
-		cs.PrependReactor("get", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		cs.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
 			cancel()
 			return true, nil, apierrors.NewServiceUnavailable("down")
 		})

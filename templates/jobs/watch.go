@@ -10,12 +10,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
-
-	"github.com/flowforge/flowforge/templates"
 )
 
 // Watch follows a job until it reaches a terminal phase and returns its
@@ -40,13 +37,15 @@ func (c *Client) Watch(ctx context.Context, id string, fn func(Status) error) (S
 // list; "" means list first. A version the server no longer has is not an
 // error: Watch lists again and continues.
 func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn func(Status) error) (Status, error) {
-	name := templates.JobName(id)
+	selector, err := JobIDSelector(id)
+	if err != nil {
+		return Status{}, err
+	}
 	jobs := c.cs.BatchV1().Jobs(c.opts.Namespace)
-	selector := fields.OneTermEqualSelector(metav1.ObjectNameField, name).String()
 	src := source[*batchv1.Job]{
-		what: fmt.Sprintf("job %s in namespace %s", name, c.opts.Namespace),
+		what: fmt.Sprintf("job %q in namespace %s", id, c.opts.Namespace),
 		list: func(ctx context.Context) ([]*batchv1.Job, string, error) {
-			list, err := jobs.List(ctx, metav1.ListOptions{FieldSelector: selector})
+			list, err := jobs.List(ctx, metav1.ListOptions{LabelSelector: selector})
 			if err != nil {
 				return nil, "", err
 			}
@@ -57,7 +56,7 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 			return items, list.ResourceVersion, nil
 		},
 		watch: func(ctx context.Context, rv string) (watch.Interface, error) {
-			return jobs.Watch(ctx, metav1.ListOptions{FieldSelector: selector, ResourceVersion: rv, AllowWatchBookmarks: true})
+			return jobs.Watch(ctx, metav1.ListOptions{LabelSelector: selector, ResourceVersion: rv, AllowWatchBookmarks: true})
 		},
 	}
 
@@ -73,11 +72,11 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 		return fmt.Errorf("watch %s: %w: it %s while %s", src.what, ErrDeleted, how, last.Phase)
 	}
 	observe := func(job *batchv1.Job) (bool, error) {
-		if uid != "" && job.UID != uid {
-			return true, deleted("was replaced by another Job of the same name")
-		}
 		uid = job.UID
 		st := StatusOf(job)
+		if seen {
+			st.Phase = forward(last.Phase, st.Phase)
+		}
 		changed := !seen || !sameStatus(last, st)
 		last, seen = st, true
 		if changed {
@@ -93,18 +92,31 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 		}
 		return false, nil
 	}
-	err := observeObjects(ctx, c, src, resourceVersion,
+	err = observeObjects(ctx, c, src, resourceVersion,
 		func(items []*batchv1.Job) (bool, error) {
-			for _, job := range items {
-				if job.Name == name {
-					return observe(job)
+			if uid != "" {
+				// Relisting: follow the Job already seen, whatever else
+				// carries its id now.
+				for _, job := range items {
+					if job.UID == uid {
+						return observe(job)
+					}
 				}
+				return true, deleted("was deleted")
 			}
-			return true, deleted("was deleted")
+			jobs := make([]batchv1.Job, 0, len(items))
+			for _, job := range items {
+				jobs = append(jobs, *job)
+			}
+			job, err := oneJob(id, c.opts.Namespace, jobs)
+			if err != nil {
+				return true, err
+			}
+			return observe(job)
 		},
 		func(typ watch.EventType, job *batchv1.Job) (bool, error) {
-			if job.Name != name {
-				return false, nil
+			if uid != "" && job.UID != uid {
+				return false, nil // another Job with the id: not the one followed
 			}
 			if typ == watch.Deleted {
 				if seen && last.Phase.Terminal() {
@@ -124,6 +136,17 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 		err = fmt.Errorf("watch %s: ended before a terminal phase", src.what)
 	}
 	return last, err
+}
+
+// forward keeps a followed job's phase from going back to Pending once it
+// has left it: between an attempt's end and the Job's final condition the
+// Job controller's counts can briefly say "nothing active", which is not a
+// new start.
+func forward(last, next Phase) Phase {
+	if next == PhasePending && last != PhasePending && !last.Terminal() {
+		return last
+	}
+	return next
 }
 
 // sameStatus compares statuses ignoring the resource version.

@@ -243,10 +243,13 @@ func TestWatchDeletedJob(t *testing.T) {
 			lists:   []*batchv1.JobList{listOf("10", at("9", runningJob)), listOf("20")},
 			watches: []watchStep{{err: apierrors.NewResourceExpired("too old")}},
 		}, ErrDeleted, "was deleted"},
-		{"replaced by another Job of the same name", &script{
-			lists:   []*batchv1.JobList{listOf("10", at("9", runningJob))},
-			watches: []watchStep{{events: []watch.Event{{Type: watch.Modified, Object: replaced}}}},
-		}, ErrDeleted, "replaced"},
+		{"another Job with the id is not followed", &script{
+			lists: []*batchv1.JobList{listOf("10", at("9", runningJob))},
+			watches: []watchStep{{events: []watch.Event{
+				{Type: watch.Modified, Object: replaced},
+				{Type: watch.Deleted, Object: at("13", runningJob)},
+			}}},
+		}, ErrDeleted, "was deleted while Running"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := runWatch(t, tc.s, "")
@@ -307,4 +310,35 @@ func TestWatchStops(t *testing.T) {
 			}
 		}, 10e9, 1e6)
 	})
+}
+
+func TestWatchPhaseNeverGoesBack(t *testing.T) {
+	// Between the last pod's end and the Complete condition the Job
+	// controller can report nothing active: not a new Pending.
+	lull := flowJob("w", withCounts(0, 0, 0, 0))
+	s := &script{
+		lists: []*batchv1.JobList{listOf("10", at("9", pendingJob))},
+		watches: []watchStep{{events: []watch.Event{
+			{Type: watch.Modified, Object: at("11", runningJob)},
+			{Type: watch.Modified, Object: at("12", lull)},
+			{Type: watch.Modified, Object: at("13", doneJob)},
+		}}},
+	}
+	phases, final, err := runWatch(t, s, "")
+	require.NoError(t, err)
+	assert.NotContains(t, phases[1:], PhasePending, "once Running, never Pending again: %v", phases)
+	assert.Equal(t, PhaseSucceeded, final.Phase)
+}
+
+func TestForward(t *testing.T) {
+	for _, tc := range []struct{ last, next, want Phase }{
+		{PhasePending, PhasePending, PhasePending},
+		{PhasePending, PhaseRunning, PhaseRunning},
+		{PhaseRunning, PhasePending, PhaseRunning},
+		{PhaseCancelling, PhasePending, PhaseCancelling},
+		{PhaseRunning, PhaseSucceeded, PhaseSucceeded},
+		{PhaseRunning, PhaseCancelling, PhaseCancelling},
+	} {
+		assert.Equal(t, tc.want, forward(tc.last, tc.next), "%s then %s", tc.last, tc.next)
+	}
 }
