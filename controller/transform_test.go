@@ -531,3 +531,19 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 		})
 	}
 }
+
+func TestPodJobUIDIndexesPodsByTheirJob(t *testing.T) {
+	job := newJob("idx")
+	pod := newPod(job, "idx-a", corev1.PodRunning, nil, now)
+	assert.Equal(t, []string{string(job.UID)}, podJobUID(pod))
+	assert.Equal(t, []string{string(job.UID)}, podJobUID(slimPod(t, fatPod(pod))), "the slim pod keeps the label the index reads")
+	assert.Nil(t, podJobUID(&corev1.Pod{}), "a pod without a Job is not indexed")
+}
+
+func TestProfilingHandlersAreOptIn(t *testing.T) {
+	assert.Nil(t, profilingHandlers(false))
+	h := profilingHandlers(true)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile", "/debug/pprof/trace"} {
+		assert.Contains(t, h, path)
+	}
+}
