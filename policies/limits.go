@@ -77,24 +77,23 @@ func limitFields() []limitField {
 // Ceilings are the hard limits compiled into the webhook: a policy may
 // lower a limit, never raise it above its ceiling. They keep the
 // webhook's memory for a request bounded whatever the policy data says
-// (docs/performance.md); ObjectBytes is the API server's 3 MiB request
-// limit.
+// (docs/performance.md).
 func Ceilings() Limits {
 	return Limits{
-		ObjectBytes:              3 << 20,
-		Containers:               128,
-		EnvPerContainer:          2048,
-		EnvTotal:                 8192,
-		EnvFromPerContainer:      256,
-		Volumes:                  512,
-		VolumeMountsPerContainer: 512,
-		PortsPerContainer:        256,
-		ArgsPerContainer:         8192,
-		ArgsBytesPerContainer:    1 << 20,
-		ListEntries:              256,
-		Labels:                   1024,
-		Annotations:              1024,
-		MetadataBytes:            512 << 10,
+		ObjectBytes:              3 << 19, // etcd's default request limit: no larger object can be stored
+		Containers:               32,
+		EnvPerContainer:          512,
+		EnvTotal:                 2048,
+		EnvFromPerContainer:      32,
+		Volumes:                  128,
+		VolumeMountsPerContainer: 128,
+		PortsPerContainer:        64,
+		ArgsPerContainer:         512,
+		ArgsBytesPerContainer:    256 << 10,
+		ListEntries:              64,
+		Labels:                   128,
+		Annotations:              256,
+		MetadataBytes:            256 << 10,
 	}
 }
 

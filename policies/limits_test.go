@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 
@@ -40,9 +41,9 @@ func TestParseLimits(t *testing.T) {
 		{name: "at the ceiling", data: data(map[string]any{"envTotal": float64(ceilings.EnvTotal)}), want: func(*Limits) {}},
 		{name: "an int", data: data(map[string]any{"labels": 3}), want: func(l *Limits) { l.Labels = 3 }},
 		{name: "one above the ceiling", data: data(map[string]any{"envTotal": float64(ceilings.EnvTotal + 1)}),
-			wantErr: "limits.envTotal is 8193, above its hard ceiling of 8192 (a policy may lower a limit, not raise it)"},
-		{name: "far above", data: data(map[string]any{"objectBytes": json.Number("1073741824")}), wantErr: "limits.objectBytes is 1073741824, above its hard ceiling of 3145728"},
-		{name: "zero", data: data(map[string]any{"volumes": json.Number("0")}), wantErr: "limits.volumes must be a whole number from 1 to 512, not 0"},
+			wantErr: fmt.Sprintf("limits.envTotal is %d, above its hard ceiling of %d (a policy may lower a limit, not raise it)", ceilings.EnvTotal+1, ceilings.EnvTotal)},
+		{name: "far above", data: data(map[string]any{"objectBytes": json.Number("1073741824")}), wantErr: fmt.Sprintf("limits.objectBytes is 1073741824, above its hard ceiling of %d", ceilings.ObjectBytes)},
+		{name: "zero", data: data(map[string]any{"volumes": json.Number("0")}), wantErr: fmt.Sprintf("limits.volumes must be a whole number from 1 to %d, not 0", ceilings.Volumes)},
 		{name: "a fraction", data: data(map[string]any{"volumes": 1.5}), wantErr: "limits.volumes must be a whole number"},
 		{name: "a string", data: data(map[string]any{"volumes": "10"}), wantErr: "limits.volumes must be a whole number"},
 		{name: "an unknown limit", data: data(map[string]any{"containerz": json.Number("1")}), wantErr: "limits.containerz is not a known limit"},
@@ -74,9 +75,10 @@ func TestLimitAboveTheCeilingIsRefusedAtLoad(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 16, e.Current().Limits().Containers)
 
-	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + "    limits: {containers: 129}\n"})
+	over := Ceilings().Containers + 1
+	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + fmt.Sprintf("    limits: {containers: %d}\n", over)})
 	err = e.Reload(context.Background())
-	require.ErrorContains(t, err, "limits.containers is 129, above its hard ceiling of 128")
+	require.ErrorContains(t, err, fmt.Sprintf("limits.containers is %d, above its hard ceiling of %d", over, over-1))
 	assert.EqualValues(t, 16, e.Current().Limits().Containers, "the last good policy keeps serving")
 
 	_, err = Load(context.Background(), os.DirFS(dir))

@@ -135,12 +135,22 @@ func (h *Handler) claims(ctx context.Context, policy *policies.Policy, req admis
 	return &policies.Claims{JobID: holders}, nil
 }
 
-// Denial builds one response listing every violation with its field path,
-// as a 422 Invalid status in the style of kubectl's field errors.
+// maxListedViolations bounds the violations a denial lists.
+const maxListedViolations = 64
+
+// Denial builds one response listing every violation with its field path
+// (the first maxListedViolations, then how many more), as a 422 Invalid
+// status in the style of kubectl's field errors.
 func Denial(gvk schema.GroupVersionKind, name string, violations []policies.Violation) admission.Response {
-	errs := make(field.ErrorList, 0, len(violations))
-	for _, v := range violations {
+	listed := violations[:min(len(violations), maxListedViolations)]
+	errs := make(field.ErrorList, 0, len(listed)+1)
+	for _, v := range listed {
 		errs = append(errs, field.Forbidden(field.NewPath(v.Field), v.Msg))
+	}
+	if more := len(violations) - len(listed); more > 0 {
+		// apimachinery joins the messages in time quadratic in their
+		// number (issue 14: 235 GB for a Job of 5,000 containers).
+		errs = append(errs, field.Forbidden(field.NewPath("metadata"), fmt.Sprintf("and %d more violations", more)))
 	}
 	status := apierrors.NewInvalid(gvk.GroupKind(), name, errs).Status()
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}

@@ -26,14 +26,19 @@ func main() {
 	flag.StringVar(&opts.PolicyDir, "policy-dir", "", "serve the policies in this directory (e.g. a mounted ConfigMap) instead of the embedded ones; edits are hot-reloaded")
 	flag.BoolVar(&opts.Profiling, "enable-profiling", false, "serve net/http/pprof on the health probe address")
 	flag.StringVar(&opts.ClaimNamespace, "claim-namespace", "flowforge-system", "namespace of the controller's records of exported Jobs' job-ids")
-	flag.IntVar(&opts.MaxInFlight, "max-in-flight", 0, "admission requests served at once, across every webhook path; beyond it a request is refused at once with HTTP 429 (a failed call: failurePolicy Fail refuses the object) rather than queued (0: 4 x GOMAXPROCS)")
+	flag.Int64Var(&opts.InFlightBytes, "max-in-flight-bytes", 0, "request bytes served at once, across every webhook path (a request counts for its body, at least 64 KiB): the memory an admission costs grows with its object (0: 4 MiB, 8 objects at the default limits)")
+	flag.DurationVar(&opts.InFlightWait, "in-flight-wait", 0, "how long a request waits for room in --max-in-flight-bytes before it is refused with HTTP 429, a failed call that failurePolicy Fail turns into a refusal (0: 2s; negative: refuse at once)")
 	gcPercent := flag.Int("gc-percent", 400, "Go GC target percentage, unless $GOGC is set: the live heap is small (a few MiB) and every admission allocates, so the default of 100 spends much of the CPU on GC")
+	memoryLimitPercent := flag.Int("memory-limit-percent", 80, "when $GOMEMLIMIT is set (deploy/ sets it to the container's memory limit), keep the Go runtime's memory under this percentage of it: the process's RSS also holds what the runtime does not count (the binary's pages, freed memory not yet returned), and the GC target of --gc-percent lets the heap grow to the limit under load (docs/operations.md)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(*gcPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") != "" && *memoryLimitPercent > 0 && *memoryLimitPercent < 100 {
+		debug.SetMemoryLimit(debug.SetMemoryLimit(-1) / 100 * int64(*memoryLimitPercent))
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)

@@ -67,7 +67,7 @@ var (
 	// AdmissionsInFlight is the number of admission requests being served.
 	AdmissionsInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "flowforge_admission_in_flight_requests",
-		Help: "Admission requests being served now, across every webhook path; at most the --max-in-flight cap.",
+		Help: "Admission requests being served now, across every webhook path, within the --max-in-flight-bytes budget.",
 	})
 
 	// AdmissionRejections counts requests the webhook's guard refused

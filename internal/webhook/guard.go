@@ -2,13 +2,15 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
+	"time"
 
+	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -22,40 +24,69 @@ import (
 // 3 MiB each, plus a little.
 const DefaultMaxRequestBytes = 7 << 20
 
-// DefaultMaxInFlight is the default cap of admissions in flight: enough to
-// keep every CPU busy while some requests wait on the namespace cache, few
-// enough that as many requests for objects at the limits fit in the
-// webhook's memory (docs/performance.md).
-func DefaultMaxInFlight() int { return 4 * runtime.GOMAXPROCS(0) }
+// DefaultInFlightBytes is the default budget of request bytes being
+// served at once: 8 requests for objects at the default limits
+// (limits.objectBytes, 512 KiB), which the measured worst case keeps under
+// the webhook's 256 Mi (docs/performance.md), or 64 ordinary requests.
+const DefaultInFlightBytes = 4 << 20
 
-// InFlight caps the admission requests being served at once, across every
-// webhook path of a server. A request beyond the cap is refused at once
-// (HTTP 429), never queued.
+// DefaultInFlightWait is how long a request waits for room in the budget
+// before it is refused: well under the webhooks' timeoutSeconds (5), so a
+// burst of Jobs queues briefly instead of failing.
+const DefaultInFlightWait = 2 * time.Second
+
+// minRequestWeight is what a request counts for at least: a small body
+// still costs its decode, the policy's input and its evaluation.
+const minRequestWeight = 64 << 10
+
+// InFlight bounds the admission work being served at once, across every
+// webhook path of a server, by the bytes of the request bodies: the memory
+// a request costs grows with its size (decode, policy input, patch). A
+// request waits, first come first served, up to the wait for room; after
+// it, it is refused (HTTP 429) rather than queued without bound.
 type InFlight struct {
-	slots chan struct{}
+	budget int64
+	wait   time.Duration
+	sem    *semaphore.Weighted
 }
 
-// NewInFlight returns a cap of n requests (at least 1).
-func NewInFlight(n int) *InFlight {
-	return &InFlight{slots: make(chan struct{}, max(n, 1))}
+// NewInFlight returns a budget of budget bytes (at least one request's
+// minimum weight) and a wait (0: refuse at once when it is full).
+func NewInFlight(budget int64, wait time.Duration) *InFlight {
+	budget = max(budget, minRequestWeight)
+	return &InFlight{budget: budget, wait: wait, sem: semaphore.NewWeighted(budget)}
 }
 
-// Cap is the number of requests that may be in flight.
-func (f *InFlight) Cap() int { return cap(f.slots) }
+// Cap is the budget in bytes.
+func (f *InFlight) Cap() int64 { return f.budget }
 
-// tryAcquire takes a slot if one is free.
-func (f *InFlight) tryAcquire() bool {
-	select {
-	case f.slots <- struct{}{}:
-		metrics.AdmissionsInFlight.Inc()
-		return true
-	default:
-		return false
+// weight is what a request of contentLength bytes counts for (the largest
+// body allowed when its length is unknown).
+func (f *InFlight) weight(contentLength, maxBytes int64) int64 {
+	if contentLength <= 0 {
+		contentLength = maxBytes
 	}
+	return min(max(contentLength, minRequestWeight), f.budget)
 }
 
-func (f *InFlight) release() {
-	<-f.slots
+// acquire takes room for n bytes, waiting up to the wait.
+func (f *InFlight) acquire(ctx context.Context, n int64) bool {
+	if !f.sem.TryAcquire(n) {
+		if f.wait <= 0 {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(ctx, f.wait)
+		defer cancel()
+		if f.sem.Acquire(ctx, n) != nil {
+			return false
+		}
+	}
+	metrics.AdmissionsInFlight.Inc()
+	return true
+}
+
+func (f *InFlight) release(n int64) {
+	f.sem.Release(n)
 	metrics.AdmissionsInFlight.Dec()
 }
 
@@ -80,10 +111,11 @@ func Guard(maxBytes int64, next http.Handler) http.Handler {
 
 // NewGuard checks what controller-runtime's webhook does not, in this
 // order, each before anything costlier:
-//   - that fewer than the cap of requests are in flight: beyond it the
-//     answer is an HTTP 429 at once, without reading the body. The API
-//     server counts it as a failed call: with failurePolicy Fail the
-//     object is refused, with a message that says why;
+//   - that the request fits in the in-flight budget (bytes of the bodies
+//     being served), waiting briefly for room: after the wait the answer
+//     is an HTTP 429, without reading the body. The API server counts it
+//     as a failed call: with failurePolicy Fail the object is refused,
+//     with a message that says why;
 //   - that the body is an admission.k8s.io/v1 AdmissionReview, within the
 //     size cap. Anything else gets an HTTP 400 (or 413) with a message that
 //     says what is wrong, before any decoding into Kubernetes types;
@@ -104,15 +136,16 @@ func NewGuard(opts GuardOptions, next http.Handler) http.Handler {
 			return
 		}
 		if opts.InFlight != nil {
-			if !opts.InFlight.tryAcquire() {
+			n := opts.InFlight.weight(r.ContentLength, maxBytes)
+			if !opts.InFlight.acquire(r.Context(), n) {
 				metrics.AdmissionRejections.WithLabelValues(opts.Path, metrics.RejectInFlight).Inc()
 				writeStatus(w, http.StatusTooManyRequests, metav1.StatusReasonTooManyRequests,
-					fmt.Sprintf("FlowForge's webhook is answering its cap of %d admission requests at once; this one is refused rather than queued: retry", opts.InFlight.Cap()))
+					fmt.Sprintf("FlowForge's webhook is serving its budget of %d request bytes at once and had no room for this one within %s: retry", opts.InFlight.Cap(), opts.InFlight.wait))
 				return
 			}
-			defer opts.InFlight.release()
+			defer opts.InFlight.release(n)
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+		body, err := readBody(w, r, maxBytes)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -171,6 +204,21 @@ func NewGuard(opts GuardOptions, next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads the request body, at most maxBytes, into a buffer of
+// the size the request announces (io.ReadAll's growth would allocate about
+// twice the body).
+func readBody(w http.ResponseWriter, r *http.Request, maxBytes int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, maxBytes)
+	if r.ContentLength <= 0 || r.ContentLength > maxBytes {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // writeStatus answers with an HTTP error whose body is a metav1.Status, as

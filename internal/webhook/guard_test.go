@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,26 +84,28 @@ func TestGuardRefusesObjectsOverTheLimits(t *testing.T) {
 	}
 }
 
-// TestGuardCapsRequestsInFlight: with the cap's worth of requests held in
-// the handler, one more is refused at once with HTTP 429 and a message;
-// once one is answered, the next goes through. No clocks: the handler is
-// held by a channel.
+// TestGuardCapsRequestsInFlight: the budget counts request bytes (at
+// least minRequestWeight each). With it full and no wait, one more request
+// is refused at once with HTTP 429 and a message; with a wait, it enters as
+// soon as one is answered. No clocks: the handler is held by a channel, and
+// the wait is far longer than the test.
 func TestGuardCapsRequestsInFlight(t *testing.T) {
-	const limit = 3
+	const held = 3
 	const path = "/test-guard-in-flight"
 	entered, release := make(chan struct{}), make(chan struct{})
-	inFlight := NewInFlight(limit)
-	require.Equal(t, limit, inFlight.Cap())
-	h := NewGuard(GuardOptions{InFlight: inFlight, Path: path}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		entered <- struct{}{}
 		<-release
 		w.WriteHeader(http.StatusOK)
-	}))
+	})
+	refusing := NewInFlight(held*minRequestWeight, 0)
+	require.EqualValues(t, held*minRequestWeight, refusing.Cap())
+	h := NewGuard(GuardOptions{InFlight: refusing, Path: path}, handler)
 	body := reviewOf("null", "null")
 	gauge := testutil.ToFloat64(metrics.AdmissionsInFlight)
 	var wg sync.WaitGroup
-	codes := make(chan int, limit)
-	for range limit {
+	codes := make(chan int, held+1)
+	for range held {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -109,7 +113,7 @@ func TestGuardCapsRequestsInFlight(t *testing.T) {
 		}()
 		<-entered
 	}
-	require.Equal(t, gauge+limit, testutil.ToFloat64(metrics.AdmissionsInFlight))
+	require.Equal(t, gauge+held, testutil.ToFloat64(metrics.AdmissionsInFlight))
 
 	rejected := testutil.ToFloat64(metrics.AdmissionRejections.WithLabelValues(path, metrics.RejectInFlight))
 	rec := post(h, body) // returns without entering the handler, or the test would block
@@ -119,7 +123,7 @@ func TestGuardCapsRequestsInFlight(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &status))
 	require.Equal(t, metav1.StatusReasonTooManyRequests, status.Reason)
 	require.EqualValues(t, http.StatusTooManyRequests, status.Code)
-	require.Contains(t, status.Message, "cap of 3 admission requests at once; this one is refused rather than queued")
+	require.Contains(t, status.Message, "budget of 196608 request bytes at once and had no room for this one")
 	require.Equal(t, rejected+1, testutil.ToFloat64(metrics.AdmissionRejections.WithLabelValues(path, metrics.RejectInFlight)))
 
 	release <- struct{}{}
@@ -129,14 +133,40 @@ func TestGuardCapsRequestsInFlight(t *testing.T) {
 		defer wg.Done()
 		codes <- post(h, body).Code
 	}()
-	<-entered // a slot was free again
+	<-entered // room was free again
 	close(release)
 	wg.Wait()
-	close(codes)
-	for code := range codes {
-		require.Equal(t, http.StatusOK, code)
+	for range held {
+		require.Equal(t, http.StatusOK, <-codes)
 	}
-	require.Equal(t, gauge, testutil.ToFloat64(metrics.AdmissionsInFlight), "every slot released")
-	require.Equal(t, 1, NewInFlight(0).Cap(), "at least one")
-	require.Positive(t, DefaultMaxInFlight())
+	require.Equal(t, gauge, testutil.ToFloat64(metrics.AdmissionsInFlight), "every request released its room")
+}
+
+// TestGuardQueuesWithinTheWait: a request that finds the budget full waits
+// for room rather than failing a burst.
+func TestGuardQueuesWithinTheWait(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := NewGuard(GuardOptions{InFlight: NewInFlight(minRequestWeight, time.Hour), Path: "/test-guard-queue"}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}))
+	body := reviewOf("null", "null")
+	codes := make(chan int, 2)
+	go func() { codes <- post(h, body).Code }()
+	<-entered
+	go func() { codes <- post(h, body).Code }() // waits: the budget holds one
+	release <- struct{}{}
+	require.Equal(t, http.StatusOK, <-codes)
+	<-entered // the waiting one got the room
+	release <- struct{}{}
+	require.Equal(t, http.StatusOK, <-codes)
+}
+
+func TestInFlightWeights(t *testing.T) {
+	f := NewInFlight(1<<20, 0)
+	assert.EqualValues(t, minRequestWeight, f.weight(10, 7<<20), "a small body counts for the minimum")
+	assert.EqualValues(t, 300<<10, f.weight(300<<10, 7<<20), "a larger one for its size")
+	assert.EqualValues(t, 1<<20, f.weight(-1, 7<<20), "an unknown length for the largest allowed, within the budget")
+	assert.EqualValues(t, minRequestWeight, NewInFlight(0, 0).Cap(), "room for one request at least")
 }

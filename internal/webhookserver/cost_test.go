@@ -70,7 +70,11 @@ func costCases(limits policies.Limits) []costCase {
 	return []costCase{
 		{name: "env-flood-100000", object: worstcase.EnvFlood(100000)},
 		{name: "containers-5000", object: worstcase.ManyContainers(5000)},
+		// At the ceiling: what a policy that raised the limit would evaluate.
+		{name: "containers-128", object: worstcase.ManyContainers(int(policies.Ceilings().Containers))},
 		{name: "at-limits", object: worstcase.AtLimits(limits), admitted: true},
+		// What a policy that raised every limit to its ceiling would admit.
+		{name: "at-ceilings", object: worstcase.AtLimits(policies.Ceilings())},
 	}
 }
 

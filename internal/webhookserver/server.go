@@ -55,16 +55,26 @@ type Options struct {
 	// ClaimNamespace holds the controller's records of exported Jobs'
 	// job-ids (default policies.DefaultClaimNamespace).
 	ClaimNamespace string
-	// MaxInFlight caps the admission requests served at once; beyond it a
-	// request is refused at once (0: webhook.DefaultMaxInFlight).
-	MaxInFlight int
+	// InFlightBytes bounds the request bytes served at once, across every
+	// path (0: webhook.DefaultInFlightBytes); a request waits up to
+	// InFlightWait for room, then is refused (0: webhook.DefaultInFlightWait;
+	// negative: refuse at once).
+	InFlightBytes int64
+	InFlightWait  time.Duration
 }
 
-func maxInFlight(opts Options) int {
-	if opts.MaxInFlight > 0 {
-		return opts.MaxInFlight
+func inFlight(opts Options) *webhook.InFlight {
+	budget, wait := opts.InFlightBytes, opts.InFlightWait
+	if budget <= 0 {
+		budget = webhook.DefaultInFlightBytes
 	}
-	return webhook.DefaultMaxInFlight()
+	switch {
+	case wait == 0:
+		wait = webhook.DefaultInFlightWait
+	case wait < 0:
+		wait = 0
+	}
+	return webhook.NewInFlight(budget, wait)
 }
 
 // Handlers returns FlowForge's admission handlers by path.
@@ -202,7 +212,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	// One cap of admissions in flight for every path; each request's
 	// object is checked against the served policy's limits before any
 	// decoding or evaluation (webhook.NewGuard).
-	inFlight := webhook.NewInFlight(maxInFlight(opts))
+	inFlight := inFlight(opts)
 	limits := func() policies.Limits { return engine.Current().Limits() }
 	for path, h := range handlers {
 		server.Register(path, webhook.NewGuard(webhook.GuardOptions{InFlight: inFlight, Limits: limits, Path: path},
@@ -217,7 +227,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return fmt.Errorf("add probe server: %w", err)
 		}
 	}
-	log.Info("Starting FlowForge webhook server", "port", opts.Port, "maxInFlight", inFlight.Cap(), "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision)
+	log.Info("Starting FlowForge webhook server", "port", opts.Port, "inFlightBytes", inFlight.Cap(), "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision)
 	return mgr.Start(ctx)
 }
 
