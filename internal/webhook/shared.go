@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -18,14 +19,22 @@ import (
 // a cache-backed reader, so evaluation never waits on the network.
 type NamespaceLabels func(ctx context.Context, name string) (map[string]string, error)
 
-// ClientNamespaceLabels reads namespaces through a (cached) client.
-func ClientNamespaceLabels(r client.Reader) NamespaceLabels {
+// ClientNamespaceLabels reads namespaces through a cached client. A
+// namespace the cache does not have yet (created a moment ago, before the
+// informer saw it: a CI job that makes a namespace and a Job at once) is
+// read from live, when live is not nil, rather than refused: the miss is
+// rare and costs one GET.
+func ClientNamespaceLabels(cached, live client.Reader) NamespaceLabels {
 	return func(ctx context.Context, name string) (map[string]string, error) {
 		if name == "" {
 			return map[string]string{}, nil
 		}
 		var ns corev1.Namespace
-		if err := r.Get(ctx, client.ObjectKey{Name: name}, &ns); err != nil {
+		err := cached.Get(ctx, client.ObjectKey{Name: name}, &ns)
+		if apierrors.IsNotFound(err) && live != nil {
+			err = live.Get(ctx, client.ObjectKey{Name: name}, &ns)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("read namespace %q: %w", name, err)
 		}
 		return ns.Labels, nil

@@ -32,7 +32,7 @@ func TestNamespaceLabelsFromAClient(t *testing.T) {
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "agents", Labels: map[string]string{"flowforge.io/managed": "true"}}}).Build()
-	lookup := ClientNamespaceLabels(c)
+	lookup := ClientNamespaceLabels(c, nil)
 	labels, err := lookup(context.Background(), "agents")
 	require.NoError(t, err)
 	assert.Equal(t, "true", labels["flowforge.io/managed"])
@@ -41,6 +41,18 @@ func TestNamespaceLabelsFromAClient(t *testing.T) {
 	assert.Empty(t, labels)
 	_, err = lookup(context.Background(), "missing")
 	assert.ErrorContains(t, err, `read namespace "missing"`)
+
+	// A namespace the cache has not seen yet is read from live.
+	live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{"team": "a"}}}).Build()
+	withLive := ClientNamespaceLabels(c, live)
+	labels, err = withLive(context.Background(), "fresh")
+	require.NoError(t, err)
+	assert.Equal(t, "a", labels["team"])
+	labels, err = withLive(context.Background(), "agents")
+	require.NoError(t, err)
+	assert.Equal(t, "true", labels["flowforge.io/managed"], "the cache answers when it can")
+	_, err = withLive(context.Background(), "missing")
+	assert.ErrorContains(t, err, `read namespace "missing"`, "missing everywhere is still an error")
 }
 
 func TestSelectorsComeFromPolicyData(t *testing.T) {

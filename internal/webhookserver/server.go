@@ -205,7 +205,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}
 	// GetWebhookServer adds the server to the manager's runnables.
 	server = mgr.GetWebhookServer()
-	handlers := Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache()), clock.RealClock{})
+	handlers := Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache(), mgr.GetAPIReader()), clock.RealClock{})
 	WithClaims(handlers, webhook.CachedJobIDClaims(mgr.GetCache(), claimNamespace(opts)))
 	// Uncached: a pod's labels as they are now (validate.ClientPodMetadata).
 	WithPods(handlers, validate.ClientPodMetadata(mgr.GetAPIReader()))
