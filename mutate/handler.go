@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 
-	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
 )
@@ -49,61 +46,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 }
 
 func (h *Handler) handle(ctx context.Context, req admission.Request) admission.Response {
-	switch req.Operation {
-	case admissionv1.Create:
-	case admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
-		return admission.Allowed("FlowForge hardens Jobs on CREATE only")
-	default:
-		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
-	}
-	obj, err := decodeObject(req.AdmissionRequest)
-	if err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
-	}
-	policy := h.Policy.Current()
-	meta := objectMeta(obj)
-	if !webhook.Selected(policy, meta.labels) {
-		// Not ours (the webhook configuration selects labelled Jobs, so
-		// this is rare): check it decodes, and let it through unchanged.
-		if _, err := Decode(req.AdmissionRequest); err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		return admission.Allowed("not a FlowForge Job")
-	}
-	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "job", meta.name, "jobID", meta.labels["job-id"], "dryRun", isDryRun(req))
-
-	nsLabels, err := h.Namespaces(ctx, req.Namespace)
-	if err != nil {
-		return h.failClosed(log, err)
-	}
-	mutation, err := h.Policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj})
-	if err != nil {
-		return h.failClosed(log, err)
-	}
-	mutated, applied, err := applyTo(obj, mutation.Ops)
-	if err != nil {
-		if _, decodeErr := Decode(req.AdmissionRequest); decodeErr != nil {
-			return admission.Errored(http.StatusBadRequest, decodeErr)
-		}
-		return h.failClosed(log, err)
-	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, mutated)
-	if len(mutation.Warnings) > 0 {
-		resp = resp.WithWarnings(mutation.Warnings...)
-	}
-	if !isDryRun(req) {
-		for _, op := range applied {
-			metrics.Mutations.WithLabelValues(op.Setting).Inc()
-		}
-	}
-	log.V(1).Info("Hardened Job", "revision", mutation.Revision, "settings", len(applied))
-	return resp
-}
-
-// failClosed denies a labelled Job that could not be hardened.
-func (h *Handler) failClosed(log logr.Logger, err error) admission.Response {
-	log.Error(err, "Denying Job: hardening failed")
-	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this Job, so it is denied: %w", err))
+	return harden(ctx, req, h.Policy, h.Namespaces, jobHardening)
 }
 
 // Apply applies policy settings to a raw Job and returns the hardened Job,

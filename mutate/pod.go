@@ -5,16 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 
-	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
 )
@@ -49,53 +46,7 @@ func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admissio
 }
 
 func (h *PodHandler) handle(ctx context.Context, req admission.Request) admission.Response {
-	switch req.Operation {
-	case admissionv1.Create:
-	case admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
-		return admission.Allowed("FlowForge hardens Pods on CREATE only")
-	default:
-		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
-	}
-	obj, err := decodePod(req.AdmissionRequest)
-	if err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
-	}
-	meta := objectMeta(obj)
-	if !webhook.Selected(h.Policy.Current(), meta.labels) {
-		// The webhook configuration selects labelled Pods, so this is rare.
-		return admission.Allowed("not a FlowForge Pod")
-	}
-	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "pod", meta.name, "jobID", meta.labels["job-id"], "dryRun", isDryRun(req))
-
-	nsLabels, err := h.Namespaces(ctx, req.Namespace)
-	if err != nil {
-		return h.failClosed(log, err)
-	}
-	mutation, err := h.Policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj})
-	if err != nil {
-		return h.failClosed(log, err)
-	}
-	mutated, applied, err := ApplyPod(obj, mutation.Ops)
-	if err != nil {
-		return h.failClosed(log, err)
-	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, mutated)
-	if len(mutation.Warnings) > 0 {
-		resp = resp.WithWarnings(mutation.Warnings...)
-	}
-	if !isDryRun(req) {
-		for _, op := range applied {
-			metrics.Mutations.WithLabelValues(op.Setting).Inc()
-		}
-	}
-	log.V(1).Info("Hardened Pod", "revision", mutation.Revision, "settings", len(applied))
-	return resp
-}
-
-// failClosed denies a labelled Pod that could not be hardened.
-func (h *PodHandler) failClosed(log logr.Logger, err error) admission.Response {
-	log.Error(err, "Denying Pod: hardening failed")
-	return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this Pod, so it is denied: %w", err))
+	return harden(ctx, req, h.Policy, h.Namespaces, podHardening)
 }
 
 // ApplyPod applies policy settings to a decoded Pod, and returns the

@@ -54,7 +54,7 @@ func podRequest(op admissionv1.Operation, raw []byte) admission.Request {
 }
 
 // harden sends a Pod through the handler and returns it with the patch applied.
-func harden(t *testing.T, h *PodHandler, raw []byte) ([]byte, admission.Response) {
+func hardenPodRaw(t *testing.T, h *PodHandler, raw []byte) ([]byte, admission.Response) {
 	t.Helper()
 	resp := h.Handle(context.Background(), podRequest(admissionv1.Create, raw))
 	require.True(t, resp.Allowed, "%+v", resp.Result)
@@ -106,7 +106,7 @@ func TestPodHardening(t *testing.T) {
 	require.NoError(t, err)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hardened, resp := harden(t, h, []byte(tc.raw))
+			hardened, resp := hardenPodRaw(t, h, []byte(tc.raw))
 			require.NotEmpty(t, resp.Patches)
 			var pod corev1.Pod
 			require.NoError(t, json.Unmarshal(hardened, &pod))
@@ -127,7 +127,7 @@ func TestPodHardening(t *testing.T) {
 				assert.True(t, r.Allowed, "PodSecurity restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
 			}
 
-			again, resp2 := harden(t, h, hardened)
+			again, resp2 := hardenPodRaw(t, h, hardened)
 			assert.Empty(t, resp2.Patches, "a second pass changes nothing")
 			assert.JSONEq(t, string(hardened), string(again))
 		})
@@ -158,7 +158,7 @@ func TestJobPodIsLeftAsItIs(t *testing.T) {
 	require.NoError(t, err)
 
 	h := newPodHandler(t)
-	hardened, resp := harden(t, h, raw)
+	hardened, resp := hardenPodRaw(t, h, raw)
 	require.Len(t, resp.Patches, 1, "%v", resp.Patches)
 	assert.Equal(t, "/spec/activeDeadlineSeconds", resp.Patches[0].Path)
 	assert.Empty(t, validatePod(t, h.Policy.(*policies.Engine), hardened))
@@ -244,7 +244,7 @@ const injectedPod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","lab
 
 func TestInjectedTokenVolumeIsRemoved(t *testing.T) {
 	h := newPodHandler(t)
-	hardened, _ := harden(t, h, []byte(injectedPod))
+	hardened, _ := hardenPodRaw(t, h, []byte(injectedPod))
 	var pod corev1.Pod
 	require.NoError(t, json.Unmarshal(hardened, &pod))
 	assert.False(t, *pod.Spec.AutomountServiceAccountToken)
@@ -265,7 +265,7 @@ func TestInjectedTokenVolumeIsRemoved(t *testing.T) {
 func TestOtherTokenVolumesAreLeftForValidation(t *testing.T) {
 	h := newPodHandler(t)
 	raw := strings.ReplaceAll(injectedPod, "kube-api-access-x7k2p", "my-token")
-	hardened, _ := harden(t, h, []byte(raw))
+	hardened, _ := hardenPodRaw(t, h, []byte(raw))
 	assert.Contains(t, string(hardened), `"my-token"`)
 	fields := []string{}
 	for _, v := range validatePod(t, h.Policy.(*policies.Engine), hardened) {

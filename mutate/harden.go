@@ -1,0 +1,84 @@
+package mutate
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/flowforge/flowforge/internal/metrics"
+	"github.com/flowforge/flowforge/internal/webhook"
+	"github.com/flowforge/flowforge/policies"
+)
+
+// kindHardening is what differs between hardening a Job and a Pod: the
+// same Rego (data.flowforge.mutate) decides both.
+type kindHardening struct {
+	// kind names the object in messages and logs ("Job", "Pod").
+	kind string
+	// decode checks the request's kind and decodes its object strictly,
+	// keeping numbers exact.
+	decode func(admissionv1.AdmissionRequest) (map[string]any, error)
+	// apply applies the policy's settings and checks the result is still
+	// a valid object of the kind.
+	apply func(map[string]any, []policies.Op) ([]byte, []policies.Op, error)
+}
+
+var (
+	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyTo}
+	podHardening = kindHardening{kind: "Pod", decode: decodePod, apply: ApplyPod}
+)
+
+// harden answers one admission request for k: CREATE of a labelled object
+// is hardened (a JSON patch), anything else passes unchanged, and a
+// labelled object that cannot be hardened is denied.
+func harden(ctx context.Context, req admission.Request, policy Policy, namespaces webhook.NamespaceLabels, k kindHardening) admission.Response {
+	switch req.Operation {
+	case admissionv1.Create:
+	case admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+		return admission.Allowed(fmt.Sprintf("FlowForge hardens %ss on CREATE only", k.kind))
+	default:
+		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
+	}
+	obj, err := k.decode(req.AdmissionRequest)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	meta := objectMeta(obj)
+	if !webhook.Selected(policy.Current(), meta.labels) {
+		// The webhook configuration selects labelled objects, so this is rare.
+		return admission.Allowed("not a FlowForge " + k.kind)
+	}
+	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "kind", k.kind, "name", meta.name, "jobID", meta.labels["job-id"], "dryRun", isDryRun(req))
+	failClosed := func(err error) admission.Response {
+		log.Error(err, "Denying: hardening failed")
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this %s, so it is denied: %w", k.kind, err))
+	}
+
+	nsLabels, err := namespaces(ctx, req.Namespace)
+	if err != nil {
+		return failClosed(err)
+	}
+	mutation, err := policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj})
+	if err != nil {
+		return failClosed(err)
+	}
+	mutated, applied, err := k.apply(obj, mutation.Ops)
+	if err != nil {
+		return failClosed(err)
+	}
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, mutated)
+	if len(mutation.Warnings) > 0 {
+		resp = resp.WithWarnings(mutation.Warnings...)
+	}
+	if !isDryRun(req) {
+		for _, op := range applied {
+			metrics.Mutations.WithLabelValues(op.Setting).Inc()
+		}
+	}
+	log.V(1).Info("Hardened", "revision", mutation.Revision, "settings", len(applied))
+	return resp
+}
