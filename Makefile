@@ -35,10 +35,11 @@ help: ## Show this help.
 tools: ## Build the pinned control plane, kwok, kubectl and opa into bin/ (idempotent; ~15 min cold).
 	@$(BUILD_ENV) hack/tools.sh
 
-# What the tests need: everything but kubectl (which the demo uses).
+# What the tests need: the control plane, kwok, opa, and kubectl (the
+# plugin, `kubectl --as` and `kubectl exec` tests drive the pinned kubectl).
 .PHONY: tools-test
 tools-test:
-	@$(BUILD_ENV) hack/tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kwok opa
+	@$(BUILD_ENV) hack/tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok opa
 
 .PHONY: build
 build: ## Build FlowForge's programs into bin/ (and the CLI as the kubectl plugin bin/kubectl-flowforge).
