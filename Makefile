@@ -94,7 +94,7 @@ test-policy: tools-test ## opa check --strict, opa fmt --fail and opa test (cove
 # cores. Without optimisation it is about a tenth faster (cold CI: 361 s
 # instead of 398 s for the three targets), and a run of a few seconds does
 # not need optimised code.
-FUZZ_TARGETS = FuzzDecode:./internal/webhook FuzzHandle:./mutate FuzzHandlePod:./mutate FuzzHandle:./validate FuzzNamespaceHandle:./validate
+FUZZ_TARGETS = FuzzDecode:./webhook FuzzHandle:./mutate FuzzHandlePod:./mutate FuzzHandle:./validate FuzzNamespaceHandle:./validate
 FUZZ_GCFLAGS ?= all=-N -l
 .PHONY: test-fuzz
 test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).

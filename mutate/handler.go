@@ -11,8 +11,8 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // Path is where the handler is served, following controller-runtime's

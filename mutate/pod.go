@@ -12,8 +12,8 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // PodPath is where the pod handler is served, following controller-runtime's

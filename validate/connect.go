@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // ConnectPath serves CONNECT requests on pods' subresources (exec, attach,

@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // CronJobPath serves batch/v1 CronJobs.

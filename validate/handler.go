@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // Paths, following controller-runtime's conventions.

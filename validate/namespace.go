@@ -19,8 +19,8 @@ import (
 	kjson "sigs.k8s.io/json"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // NamespacePath is where the namespace-label guard listens.

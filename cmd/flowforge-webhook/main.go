@@ -1,5 +1,5 @@
 // Command flowforge-webhook serves FlowForge's mutating and validating
-// admission webhooks. See internal/webhookserver.
+// admission webhooks. See webhook/server.
 package main
 
 import (
@@ -11,11 +11,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/flowforge/flowforge/internal/webhookserver"
+	"github.com/flowforge/flowforge/webhook/server"
 )
 
 func main() {
-	opts := webhookserver.Options{}
+	opts := server.Options{}
 	flag.StringVar(&opts.Host, "host", "", "address the admission endpoint listens on (empty: all)")
 	flag.IntVar(&opts.Port, "port", 9443, "port of the admission endpoint (TLS)")
 	flag.StringVar(&opts.CertDir, "cert-dir", "/etc/flowforge/tls", "directory holding the serving certificate and key; changes are picked up without a restart")
@@ -47,7 +47,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "flowforge-webhook: %v\n", err)
 		os.Exit(1)
 	}
-	if err := webhookserver.Run(ctrl.SetupSignalHandler(), cfg, opts, log); err != nil {
+	if err := server.Run(ctrl.SetupSignalHandler(), cfg, opts, log); err != nil {
 		log.Error(err, "Webhook server failed")
 		os.Exit(1)
 	}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/flowforge/flowforge/certs"
 	"github.com/flowforge/flowforge/deploy"
-	"github.com/flowforge/flowforge/internal/webhookserver"
 	"github.com/flowforge/flowforge/test/localcluster"
+	"github.com/flowforge/flowforge/webhook/server"
 )
 
 // Webhook is FlowForge's webhook server running in the test process and
@@ -79,7 +79,7 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 		done:       make(chan error, 1),
 	}
 	go func() {
-		w.done <- webhookserver.Run(runCtx, cfg, webhookserver.Options{
+		w.done <- server.Run(runCtx, cfg, server.Options{
 			Host: "127.0.0.1", Port: ports[0],
 			CertDir: dir, CertName: "tls.crt", KeyName: "tls.key",
 			MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]),

@@ -2,6 +2,6 @@
 // FlowForge webhook to make one admission cost as much as it can: the
 // largest objects within the policy's limits (AtLimits), and floods far
 // over them (EnvFlood, ManyContainers), as AdmissionReviews. The cost
-// benchmarks (internal/webhookserver) and the load tool
+// benchmarks (webhook/server) and the load tool
 // (test/cmd/webhookload -worst) send them.
 package worstcase

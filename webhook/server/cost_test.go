@@ -1,4 +1,4 @@
-package webhookserver
+package server
 
 import (
 	"bytes"
@@ -13,11 +13,11 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
 	"github.com/flowforge/flowforge/test/worstcase"
 	"github.com/flowforge/flowforge/validate"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // costStack serves the Job webhooks as Run does: the guard (with the
@@ -102,7 +102,7 @@ func TestWorstCaseObjects(t *testing.T) {
 
 // BenchmarkAdmissionCost measures the bytes allocated by one admission of
 // each worst-case object, with the limits and without (the webhook before
-// them): go test -run '^$' -bench AdmissionCost -benchmem ./internal/webhookserver/
+// them): go test -run '^$' -bench AdmissionCost -benchmem ./webhook/server/
 func BenchmarkAdmissionCost(b *testing.B) {
 	for _, limited := range []bool{false, true} {
 		m, limits := costStack(b, limited)

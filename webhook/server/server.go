@@ -1,4 +1,4 @@
-package webhookserver
+package server
 
 import (
 	"context"
@@ -29,10 +29,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
 	"github.com/flowforge/flowforge/validate"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 // Options configure the webhook server program.

@@ -1,4 +1,4 @@
-package webhookserver
+package server
 
 import (
 	"bytes"
@@ -18,10 +18,10 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/internal/webhook"
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
 	"github.com/flowforge/flowforge/validate"
+	"github.com/flowforge/flowforge/webhook"
 )
 
 var loadEngine = sync.OnceValues(func() (*policies.Engine, error) {

@@ -4,4 +4,4 @@
 // (reloaded without a restart by controller-runtime's certificate watcher),
 // keeps the policy engine hot-reloading, and serves /healthz, /readyz (with
 // the policy's revision and any refused reload as details) and /metrics.
-package webhookserver
+package server
