@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"

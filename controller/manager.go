@@ -29,7 +29,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/flowforge/flowforge/controller/history"
+	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/policies"
 	"github.com/flowforge/flowforge/templates"
@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err != nil {
 		return err
 	}
-	store, err := history.OpenSQLite(ctx, opts.Database)
+	store, err := historystore.OpenSQLite(ctx, opts.Database)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		}
 	}
 	if opts.HistoryAddr != "" && opts.HistoryAddr != "0" {
-		api := &history.API{Store: store, Clock: clk, Log: log.WithName("history")}
+		api := &historystore.API{Store: store, Clock: clk, Log: log.WithName("history")}
 		if err := mgr.Add(httpRunnable(opts.HistoryAddr, api.Handler(), log)); err != nil {
 			return fmt.Errorf("add history API: %w", err)
 		}

@@ -26,7 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
+	"github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/templates"
 )
@@ -67,7 +68,7 @@ func (f fakeEvents) List(_ context.Context, list client.ObjectList, opts ...clie
 type env struct {
 	r      *Reconciler
 	client client.Client
-	store  *history.SQLite
+	store  *store.SQLite
 	rec    *events.FakeRecorder
 	clock  *clocktesting.FakeClock
 	logs   *fakeLogs
@@ -78,7 +79,7 @@ func newEnv(t *testing.T, objs ...client.Object) *env {
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithIndex(&corev1.Pod{}, PodJobUIDField, podJobUID).WithStatusSubresource(&batchv1.Job{}, &corev1.Pod{}).Build()
-	store, err := history.OpenSQLite(context.Background(), ":memory:")
+	store, err := store.OpenSQLite(context.Background(), ":memory:")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
 	e := &env{client: c, store: store, rec: events.NewFakeRecorder(100), clock: clocktesting.NewFakeClock(now), logs: &fakeLogs{logs: map[string]string{}}}

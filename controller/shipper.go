@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/internal/metrics"
 )
 

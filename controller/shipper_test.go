@@ -22,7 +22,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/internal/metrics"
 )
 
@@ -74,7 +74,7 @@ func (s streamingLogs) Stream(ctx context.Context, _, _ string, opts *corev1.Pod
 }
 
 func TestShipperFollowsAndResumesWithoutRepeating(t *testing.T) {
-	store, err := history.OpenSQLite(context.Background(), ":memory:")
+	store, err := store.OpenSQLite(context.Background(), ":memory:")
 	require.NoError(t, err)
 	defer store.Close() //nolint:errcheck // test
 	job := newJob("ship1")
@@ -112,7 +112,7 @@ func TestShipperFollowsAndResumesWithoutRepeating(t *testing.T) {
 }
 
 func TestCatchUpShipsOnlyTheRest(t *testing.T) {
-	store, err := history.OpenSQLite(context.Background(), ":memory:")
+	store, err := store.OpenSQLite(context.Background(), ":memory:")
 	require.NoError(t, err)
 	defer store.Close() //nolint:errcheck // test
 	pod := newPod(newJob("c1"), "c1-a", corev1.PodSucceeded, ptr.To[int32](0), now)
@@ -175,7 +175,7 @@ func (f *flakySink) Ship(l Line) error {
 
 func TestShipReportsSinkFailureAndRetryShipsTheRest(t *testing.T) {
 	ctx := context.Background()
-	store, err := history.OpenSQLite(ctx, ":memory:")
+	store, err := store.OpenSQLite(ctx, ":memory:")
 	require.NoError(t, err)
 	defer store.Close() //nolint:errcheck // test
 	pod := newPod(newJob("f1"), "f1-a", corev1.PodSucceeded, ptr.To[int32](0), now)

@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/templates/jobs"
 )
 

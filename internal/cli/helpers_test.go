@@ -23,7 +23,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
+	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"
 )
@@ -260,7 +261,7 @@ func pod(job *batchv1.Job, name string, created time.Time) *corev1.Pod {
 // historyServer serves a real history API on an in-memory store.
 type historyServer struct {
 	URL   string
-	store *history.SQLite
+	store *historystore.SQLite
 	srv   *httptest.Server
 }
 
@@ -270,10 +271,10 @@ func (s *historyServer) close() { s.srv.Close() }
 func newHistoryServer(t *testing.T) *historyServer {
 	t.Helper()
 	ctx := context.Background()
-	store, err := history.OpenSQLite(ctx, ":memory:")
+	store, err := historystore.OpenSQLite(ctx, ":memory:")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
-	srv := httptest.NewServer((&history.API{Store: store, Clock: clocktesting.NewFakePassiveClock(t0), Log: logr.Discard()}).Handler())
+	srv := httptest.NewServer((&historystore.API{Store: store, Clock: clocktesting.NewFakePassiveClock(t0), Log: logr.Discard()}).Handler())
 	t.Cleanup(srv.Close)
 	return &historyServer{URL: srv.URL, store: store, srv: srv}
 }

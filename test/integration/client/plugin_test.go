@@ -25,7 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
-	"github.com/flowforge/flowforge/controller/history"
+	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"
 	"github.com/flowforge/flowforge/test/framework"
@@ -209,10 +209,10 @@ func TestPluginThroughKubectl(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 
 	// A real history API (empty), for the errors that name it.
-	store, err := history.OpenSQLite(ctx, ":memory:")
+	store, err := historystore.OpenSQLite(ctx, ":memory:")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
-	hist := httptest.NewServer((&history.API{Store: store, Clock: clock.RealClock{}, Log: logr.Discard()}).Handler())
+	hist := httptest.NewServer((&historystore.API{Store: store, Clock: clock.RealClock{}, Log: logr.Discard()}).Handler())
 	t.Cleanup(hist.Close)
 
 	t.Run("submit -o json, warnings on stderr", func(t *testing.T) {

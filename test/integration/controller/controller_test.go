@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ffcontroller "github.com/flowforge/flowforge/controller"
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/templates/jobs"
 	"github.com/flowforge/flowforge/test/framework"

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"

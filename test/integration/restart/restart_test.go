@@ -18,7 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
+	"github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
@@ -90,7 +91,7 @@ func TestControllerStoppedMidExportAndRestarted(t *testing.T) {
 	}
 	first.Stop()
 
-	store, err := history.OpenSQLite(ctx, first.Database)
+	store, err := store.OpenSQLite(ctx, first.Database)
 	require.NoError(t, err)
 	rec, err := store.Job(ctx, "r1")
 	require.NoError(t, err)

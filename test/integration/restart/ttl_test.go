@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
-	"github.com/flowforge/flowforge/controller/history"
+	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"

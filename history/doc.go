@@ -5,11 +5,10 @@
 // and the Kubernetes events of the Job, kept after the cluster has deleted
 // the Job and its pods.
 //
-// The Store interface is what the controller writes and the HTTP API reads.
-// The default implementation is embedded SQLite through the pure-Go
-// modernc.org/sqlite driver (no cgo, one file, WAL mode). It suits one
-// active controller replica with its database on a persistent volume; a
-// shared store for several replicas would implement the same interface.
+// This package holds the records, the Store interface the controller
+// writes and the history API reads, and the client. It has no storage
+// driver: the implementations live in history/store, which only the
+// controller links.
 //
 // Writes are idempotent upserts keyed by Kubernetes UIDs, and Mark records
 // one-time facts (an event sent, a metric observed) so that a controller

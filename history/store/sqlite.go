@@ -1,6 +1,7 @@
-package history
+package store
 
 import (
+	"github.com/flowforge/flowforge/history"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -84,7 +85,7 @@ type SQLite struct {
 	db *sql.DB
 }
 
-var _ Store = (*SQLite)(nil)
+var _ history.Store = (*SQLite)(nil)
 
 // OpenSQLite opens (creating if needed) the database at path. ":memory:"
 // gives a private in-memory database.
@@ -131,7 +132,7 @@ func fromMS(v sql.NullInt64) *time.Time {
 
 // UpsertJob creates or updates a Job record. Fields that are set once
 // (started, finished, exported) are never cleared by a later upsert.
-func (s *SQLite) UpsertJob(ctx context.Context, j Job) error {
+func (s *SQLite) UpsertJob(ctx context.Context, j history.Job) error {
 	_, err := s.db.ExecContext(ctx, `
 INSERT INTO jobs (uid, job_id, namespace, name, user_id, repository, branch, template, profile, policy_revision,
 	status, reason, message, cancelled_by, created_at, started_at, finished_at)
@@ -153,7 +154,7 @@ ON CONFLICT (uid) DO UPDATE SET
 }
 
 // SetEvents replaces the exported events of a Job.
-func (s *SQLite) SetEvents(ctx context.Context, jobUID string, events []Event) error {
+func (s *SQLite) SetEvents(ctx context.Context, jobUID string, events []history.Event) error {
 	data, err := json.Marshal(events)
 	if err != nil {
 		return fmt.Errorf("history: encode events: %w", err)
@@ -165,7 +166,7 @@ func (s *SQLite) SetEvents(ctx context.Context, jobUID string, events []Event) e
 }
 
 // UpsertAttempt creates or updates an attempt.
-func (s *SQLite) UpsertAttempt(ctx context.Context, a Attempt) (bool, error) {
+func (s *SQLite) UpsertAttempt(ctx context.Context, a history.Attempt) (bool, error) {
 	var exit, counted any
 	if a.ExitCode != nil {
 		exit = *a.ExitCode
@@ -205,7 +206,7 @@ ON CONFLICT (pod_uid) DO UPDATE SET
 }
 
 // PutLogArchive stores a container's log archive.
-func (s *SQLite) PutLogArchive(ctx context.Context, a LogArchive) error {
+func (s *SQLite) PutLogArchive(ctx context.Context, a history.LogArchive) error {
 	_, err := s.db.ExecContext(ctx, `
 INSERT INTO log_archives (pod_uid, container, job_uid, attempt, pod, data, size, truncated)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -287,8 +288,8 @@ const jobColumns = `uid, job_id, namespace, name, user_id, repository, branch, t
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanJob(r rowScanner) (*Job, error) {
-	var j Job
+func scanJob(r rowScanner) (*history.Job, error) {
+	var j history.Job
 	var created int64
 	var started, finished, exported sql.NullInt64
 	var events string
@@ -305,19 +306,19 @@ func scanJob(r rowScanner) (*Job, error) {
 }
 
 // Job returns the newest record for a job id, with attempts and events.
-func (s *SQLite) Job(ctx context.Context, id string) (*Job, error) {
+func (s *SQLite) Job(ctx context.Context, id string) (*history.Job, error) {
 	return s.oneJob(ctx, `SELECT `+jobColumns+` FROM jobs WHERE job_id = ? ORDER BY created_at DESC LIMIT 1`, id)
 }
 
 // JobByUID returns a record by UID, with attempts and events.
-func (s *SQLite) JobByUID(ctx context.Context, uid string) (*Job, error) {
+func (s *SQLite) JobByUID(ctx context.Context, uid string) (*history.Job, error) {
 	return s.oneJob(ctx, `SELECT `+jobColumns+` FROM jobs WHERE uid = ?`, uid)
 }
 
-func (s *SQLite) oneJob(ctx context.Context, query, arg string) (*Job, error) {
+func (s *SQLite) oneJob(ctx context.Context, query, arg string) (*history.Job, error) {
 	j, err := scanJob(s.db.QueryRowContext(ctx, query, arg))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("history: job %q: %w", arg, ErrNotFound)
+		return nil, fmt.Errorf("history: job %q: %w", arg, history.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("history: read job %q: %w", arg, err)
@@ -328,16 +329,16 @@ func (s *SQLite) oneJob(ctx context.Context, query, arg string) (*Job, error) {
 	return j, nil
 }
 
-func (s *SQLite) attempts(ctx context.Context, jobUID string) ([]Attempt, error) {
+func (s *SQLite) attempts(ctx context.Context, jobUID string) ([]history.Attempt, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT pod_uid, job_uid, number, pod, node, phase, started_at, finished_at, exit_code, reason, counted
 FROM attempts WHERE job_uid = ? ORDER BY number`, jobUID)
 	if err != nil {
 		return nil, fmt.Errorf("history: read attempts: %w", err)
 	}
 	defer rows.Close() //nolint:errcheck // read-only
-	var out []Attempt
+	var out []history.Attempt
 	for rows.Next() {
-		var a Attempt
+		var a history.Attempt
 		var started, finished sql.NullInt64
 		var exit sql.NullInt32
 		var counted sql.NullBool
@@ -357,7 +358,7 @@ FROM attempts WHERE job_uid = ? ORDER BY number`, jobUID)
 }
 
 // Jobs lists records, newest first, without attempts and events.
-func (s *SQLite) Jobs(ctx context.Context, f Filter) ([]Job, error) {
+func (s *SQLite) Jobs(ctx context.Context, f history.Filter) ([]history.Job, error) {
 	var where []string
 	var args []any
 	if f.User != "" {
@@ -382,7 +383,7 @@ func (s *SQLite) Jobs(ctx context.Context, f Filter) ([]Job, error) {
 		return nil, fmt.Errorf("history: list jobs: %w", err)
 	}
 	defer rows.Close() //nolint:errcheck // read-only
-	var out []Job
+	var out []history.Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
@@ -395,16 +396,16 @@ func (s *SQLite) Jobs(ctx context.Context, f Filter) ([]Job, error) {
 }
 
 // LogArchives returns a Job's archives by attempt, then container.
-func (s *SQLite) LogArchives(ctx context.Context, jobUID string) ([]LogArchive, error) {
+func (s *SQLite) LogArchives(ctx context.Context, jobUID string) ([]history.LogArchive, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT pod_uid, job_uid, attempt, pod, container, data, size, truncated
 FROM log_archives WHERE job_uid = ? ORDER BY attempt, container`, jobUID)
 	if err != nil {
 		return nil, fmt.Errorf("history: read log archives: %w", err)
 	}
 	defer rows.Close() //nolint:errcheck // read-only
-	var out []LogArchive
+	var out []history.LogArchive
 	for rows.Next() {
-		var a LogArchive
+		var a history.LogArchive
 		if err := rows.Scan(&a.PodUID, &a.JobUID, &a.Attempt, &a.Pod, &a.Container, &a.Gzip, &a.Size, &a.Truncated); err != nil {
 			return nil, fmt.Errorf("history: read log archive: %w", err)
 		}

@@ -1,6 +1,7 @@
-package history
+package store
 
 import (
+	"github.com/flowforge/flowforge/history"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,20 +30,20 @@ func openStore(t *testing.T) *SQLite {
 	return s
 }
 
-func job(uid, id, user, status string, created time.Time) Job {
-	return Job{UID: uid, ID: id, Namespace: "agents", Name: "claude-job-" + id, User: user, Repository: "acme/app", Branch: "main", Status: status, Created: created}
+func job(uid, id, user, status string, created time.Time) history.Job {
+	return history.Job{UID: uid, ID: id, Namespace: "agents", Name: "claude-job-" + id, User: user, Repository: "acme/app", Branch: "main", Status: status, Created: created}
 }
 
 func TestJobRecordsKeepWhatIsSetOnce(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
 	started := t0.Add(time.Second)
-	j := job("uid-1", "a1", "u1", StatusRunning, t0)
+	j := job("uid-1", "a1", "u1", history.StatusRunning, t0)
 	j.Started = &started
 	require.NoError(t, s.UpsertJob(ctx, j))
 
 	later := j
-	later.Status, later.Reason, later.Started = StatusSucceeded, "Completed", nil
+	later.Status, later.Reason, later.Started = history.StatusSucceeded, "Completed", nil
 	finished := t0.Add(time.Minute)
 	later.Finished = &finished
 	later.PolicyRevision = ""
@@ -50,7 +51,7 @@ func TestJobRecordsKeepWhatIsSetOnce(t *testing.T) {
 
 	got, err := s.Job(ctx, "a1")
 	require.NoError(t, err)
-	assert.Equal(t, StatusSucceeded, got.Status)
+	assert.Equal(t, history.StatusSucceeded, got.Status)
 	assert.Equal(t, started, *got.Started, "a later upsert does not clear the start")
 	assert.Equal(t, finished, *got.Finished)
 	assert.Nil(t, got.Exported)
@@ -66,22 +67,22 @@ func TestJobRecordsKeepWhatIsSetOnce(t *testing.T) {
 	assert.Equal(t, t0.Add(2*time.Minute), *got.Exported)
 
 	_, err = s.Job(ctx, "missing")
-	assert.ErrorIs(t, err, ErrNotFound)
+	assert.ErrorIs(t, err, history.ErrNotFound)
 }
 
 func TestAttemptsEventsAndMarks(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	require.NoError(t, s.UpsertJob(ctx, job("uid-1", "a1", "u1", StatusRunning, t0)))
-	created, err := s.UpsertAttempt(ctx, Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Phase: "Running"})
+	require.NoError(t, s.UpsertJob(ctx, job("uid-1", "a1", "u1", history.StatusRunning, t0)))
+	created, err := s.UpsertAttempt(ctx, history.Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Phase: "Running"})
 	require.NoError(t, err)
 	assert.True(t, created)
-	created, err = s.UpsertAttempt(ctx, Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Node: "n1", Phase: "Failed", ExitCode: ptr.To[int32](3), Reason: "Error", Counted: ptr.To(true)})
+	created, err = s.UpsertAttempt(ctx, history.Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Node: "n1", Phase: "Failed", ExitCode: ptr.To[int32](3), Reason: "Error", Counted: ptr.To(true)})
 	require.NoError(t, err)
 	assert.False(t, created)
-	_, err = s.UpsertAttempt(ctx, Attempt{PodUID: "p2", JobUID: "uid-1", Number: 2, Pod: "pod-2", Phase: "Succeeded", ExitCode: ptr.To[int32](0)})
+	_, err = s.UpsertAttempt(ctx, history.Attempt{PodUID: "p2", JobUID: "uid-1", Number: 2, Pod: "pod-2", Phase: "Succeeded", ExitCode: ptr.To[int32](0)})
 	require.NoError(t, err)
-	require.NoError(t, s.SetEvents(ctx, "uid-1", []Event{{Time: t0, Type: "Normal", Reason: "Started", Object: "job/a1", Message: "go"}}))
+	require.NoError(t, s.SetEvents(ctx, "uid-1", []history.Event{{Time: t0, Type: "Normal", Reason: "Started", Object: "job/a1", Message: "go"}}))
 
 	got, err := s.Job(ctx, "a1")
 	require.NoError(t, err)
@@ -114,10 +115,10 @@ func TestAttemptsEventsAndMarks(t *testing.T) {
 func TestListFilters(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	require.NoError(t, s.UpsertJob(ctx, job("1", "a", "alice", StatusSucceeded, t0)))
-	require.NoError(t, s.UpsertJob(ctx, job("2", "b", "bob", StatusFailed, t0.Add(time.Hour))))
-	require.NoError(t, s.UpsertJob(ctx, job("3", "c", "alice", StatusFailed, t0.Add(2*time.Hour))))
-	ids := func(f Filter) []string {
+	require.NoError(t, s.UpsertJob(ctx, job("1", "a", "alice", history.StatusSucceeded, t0)))
+	require.NoError(t, s.UpsertJob(ctx, job("2", "b", "bob", history.StatusFailed, t0.Add(time.Hour))))
+	require.NoError(t, s.UpsertJob(ctx, job("3", "c", "alice", history.StatusFailed, t0.Add(2*time.Hour))))
+	ids := func(f history.Filter) []string {
 		list, err := s.Jobs(ctx, f)
 		require.NoError(t, err)
 		var out []string
@@ -126,22 +127,22 @@ func TestListFilters(t *testing.T) {
 		}
 		return out
 	}
-	assert.Equal(t, []string{"c", "b", "a"}, ids(Filter{}), "newest first")
-	assert.Equal(t, []string{"c", "a"}, ids(Filter{User: "alice"}))
-	assert.Equal(t, []string{"c", "b"}, ids(Filter{Status: StatusFailed}))
-	assert.Equal(t, []string{"c", "b"}, ids(Filter{Since: t0.Add(30 * time.Minute)}))
-	assert.Equal(t, []string{"c"}, ids(Filter{Limit: 1}))
-	assert.Empty(t, ids(Filter{User: "nobody"}))
+	assert.Equal(t, []string{"c", "b", "a"}, ids(history.Filter{}), "newest first")
+	assert.Equal(t, []string{"c", "a"}, ids(history.Filter{User: "alice"}))
+	assert.Equal(t, []string{"c", "b"}, ids(history.Filter{Status: history.StatusFailed}))
+	assert.Equal(t, []string{"c", "b"}, ids(history.Filter{Since: t0.Add(30 * time.Minute)}))
+	assert.Equal(t, []string{"c"}, ids(history.Filter{Limit: 1}))
+	assert.Empty(t, ids(history.Filter{User: "nobody"}))
 }
 
 func TestLogArchives(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	gz, size, truncated, err := Compress(strings.NewReader("hello\nworld\n"), 1<<20)
+	gz, size, truncated, err := history.Compress(strings.NewReader("hello\nworld\n"), 1<<20)
 	require.NoError(t, err)
 	assert.False(t, truncated)
 	assert.EqualValues(t, 12, size)
-	require.NoError(t, s.PutLogArchive(ctx, LogArchive{PodUID: "p1", JobUID: "uid-1", Attempt: 1, Pod: "pod-1", Container: "worker", Gzip: gz, Size: size}))
+	require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p1", JobUID: "uid-1", Attempt: 1, Pod: "pod-1", Container: "worker", Gzip: gz, Size: size}))
 	has, err := s.HasLogArchive(ctx, "p1", "worker")
 	require.NoError(t, err)
 	assert.True(t, has)
@@ -150,11 +151,11 @@ func TestLogArchives(t *testing.T) {
 	assert.False(t, has)
 
 	long := strings.Repeat("x", 100)
-	gz, size, truncated, err = Compress(strings.NewReader(long), 10)
+	gz, size, truncated, err = history.Compress(strings.NewReader(long), 10)
 	require.NoError(t, err)
 	assert.True(t, truncated)
 	assert.EqualValues(t, 10, size)
-	require.NoError(t, s.PutLogArchive(ctx, LogArchive{PodUID: "p2", JobUID: "uid-1", Attempt: 2, Pod: "pod-2", Container: "worker", Gzip: gz, Size: size, Truncated: true}))
+	require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p2", JobUID: "uid-1", Attempt: 2, Pod: "pod-2", Container: "worker", Gzip: gz, Size: size, Truncated: true}))
 
 	archives, err := s.LogArchives(ctx, "uid-1")
 	require.NoError(t, err)
@@ -165,7 +166,7 @@ func TestLogArchives(t *testing.T) {
 	text, err = archives[1].Text()
 	require.NoError(t, err)
 	assert.Equal(t, "xxxxxxxxxx\n[flowforge: log truncated after 10 bytes]\n", string(text))
-	_, err = LogArchive{Gzip: []byte("not gzip")}.Text()
+	_, err = history.LogArchive{Gzip: []byte("not gzip")}.Text()
 	assert.Error(t, err)
 }
 
@@ -180,23 +181,23 @@ func TestOpenFailsClearly(t *testing.T) {
 func TestAPIAndClient(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()
-	require.NoError(t, s.UpsertJob(ctx, job("uid-1", "a1", "alice", StatusFailed, t0)))
-	require.NoError(t, s.UpsertJob(ctx, job("uid-2", "b2", "bob", StatusSucceeded, t0.Add(time.Hour))))
+	require.NoError(t, s.UpsertJob(ctx, job("uid-1", "a1", "alice", history.StatusFailed, t0)))
+	require.NoError(t, s.UpsertJob(ctx, job("uid-2", "b2", "bob", history.StatusSucceeded, t0.Add(time.Hour))))
 	for i, text := range []string{"first try\n", "second try\n"} {
-		gz, size, _, err := Compress(strings.NewReader(text), 1<<20)
+		gz, size, _, err := history.Compress(strings.NewReader(text), 1<<20)
 		require.NoError(t, err)
-		require.NoError(t, s.PutLogArchive(ctx, LogArchive{PodUID: "p" + string(rune('1'+i)), JobUID: "uid-1", Attempt: i + 1, Pod: "pod", Container: "worker", Gzip: gz, Size: size}))
+		require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p" + string(rune('1'+i)), JobUID: "uid-1", Attempt: i + 1, Pod: "pod", Container: "worker", Gzip: gz, Size: size}))
 	}
 	api := &API{Store: s, Clock: clocktesting.NewFakePassiveClock(t0.Add(2 * time.Hour)), Log: logr.Discard()}
 	srv := httptest.NewServer(api.Handler())
 	defer srv.Close()
-	c := &Client{BaseURL: srv.URL}
+	c := &history.Client{BaseURL: srv.URL}
 
 	jobs, err := c.Jobs(ctx, "alice", "", "", 0)
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "a1", jobs[0].ID)
-	jobs, err = c.Jobs(ctx, "", StatusSucceeded, "90m", 10)
+	jobs, err = c.Jobs(ctx, "", history.StatusSucceeded, "90m", 10)
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "b2", jobs[0].ID)
@@ -205,7 +206,7 @@ func TestAPIAndClient(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "alice", j.User)
 	_, err = c.Job(ctx, "nope")
-	assert.ErrorIs(t, err, ErrNotFound)
+	assert.ErrorIs(t, err, history.ErrNotFound)
 
 	var out bytes.Buffer
 	require.NoError(t, c.Logs(ctx, "a1", 0, "", &out))
@@ -224,7 +225,7 @@ func TestAPIAndClient(t *testing.T) {
 		require.NoError(t, json.Unmarshal(body, &e))
 		assert.NotEmpty(t, e["error"])
 	}
-	unreachable := &Client{BaseURL: "http://127.0.0.1:1"}
+	unreachable := &history.Client{BaseURL: "http://127.0.0.1:1"}
 	_, err = unreachable.Jobs(ctx, "", "", "", 0)
 	assert.ErrorContains(t, err, "unreachable")
 }

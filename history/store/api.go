@@ -1,6 +1,7 @@
-package history
+package store
 
 import (
+	"github.com/flowforge/flowforge/history"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 //	GET /api/v1/jobs/{id}
 //	GET /api/v1/jobs/{id}/logs?attempt=N&container=C   (text/plain)
 type API struct {
-	Store Store
+	Store history.Store
 	Clock clock.PassiveClock
 	Log   logr.Logger
 }
@@ -65,13 +66,13 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	jobs, err := a.Store.Jobs(r.Context(), Filter{User: q.Get("user"), Status: q.Get("status"), Since: since, Limit: limit})
+	jobs, err := a.Store.Jobs(r.Context(), history.Filter{User: q.Get("user"), Status: q.Get("status"), Since: since, Limit: limit})
 	if err != nil {
 		a.fail(w, http.StatusInternalServerError, err)
 		return
 	}
 	if jobs == nil {
-		jobs = []Job{}
+		jobs = []history.Job{}
 	}
 	writeJSON(w, map[string]any{"items": jobs})
 }
@@ -124,7 +125,7 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func countAttempts(archives []LogArchive) int {
+func countAttempts(archives []history.LogArchive) int {
 	seen := map[int]bool{}
 	for _, a := range archives {
 		seen[a.Attempt] = true
@@ -133,7 +134,7 @@ func countAttempts(archives []LogArchive) int {
 }
 
 func statusFor(err error) int {
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, history.ErrNotFound) {
 		return http.StatusNotFound
 	}
 	return http.StatusInternalServerError
