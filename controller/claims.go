@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/policies"
-	"github.com/flowforge/flowforge/templates"
 )
 
 // Claims records that an exported Job's job-id stays taken after the Job
@@ -37,7 +37,7 @@ func ClaimName(namespace, jobID string) string {
 
 // Record writes the record of job's job-id, once.
 func (c *Claims) Record(ctx context.Context, job *batchv1.Job) error {
-	id := job.Labels[templates.LabelJobID]
+	id := job.Labels[contract.LabelJobID]
 	if c == nil || id == "" {
 		return nil
 	}

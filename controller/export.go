@@ -22,10 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // EventLister lists the Kubernetes events about an object, selected by
@@ -205,7 +205,7 @@ func (r *Reconciler) expire(ctx context.Context, job *batchv1.Job, settings Sett
 	}
 	annotation := settings.TTLAnnotation
 	if annotation == "" {
-		annotation = templates.AnnotationTTLSecondsAfterFinished
+		annotation = contract.AnnotationTTLSecondsAfterFinished
 	}
 	ttl, by, ok := jobs.TTLAfterFinished(job, annotation)
 	done := finishedAt(job)
@@ -287,7 +287,7 @@ func (r *Reconciler) observeFinished(job *batchv1.Job, rec history.Job, done tim
 		metrics.Cancellations.Inc()
 	case history.StatusTimedOut:
 		kind := "deadline"
-		if job.Annotations[templates.AnnotationTerminationReason] == templates.TerminationPendingTimeout {
+		if job.Annotations[contract.AnnotationTerminationReason] == contract.TerminationPendingTimeout {
 			kind = "pending"
 		}
 		metrics.Timeouts.WithLabelValues(kind).Inc()
@@ -300,7 +300,7 @@ func (r *Reconciler) observeFinished(job *batchv1.Job, rec history.Job, done tim
 // lost rather than retried for ever.
 func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, attempt int, settings Settings) error {
 	limit := settings.LogArchiveLimit
-	tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: attempt}
+	tags := Tags{JobID: job.Labels[contract.LabelJobID], UserID: job.Labels[contract.LabelUserID], Attempt: attempt}
 	for _, c := range containerNames(pod) {
 		if !containerRan(pod, c) {
 			continue

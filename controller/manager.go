@@ -29,10 +29,10 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/flowforge/flowforge/contract"
 	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/policies"
-	"github.com/flowforge/flowforge/templates"
 )
 
 // Options configure the controller program.
@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
-	selector := labels.SelectorFromSet(labels.Set{templates.LabelApp: templates.AppName})
+	selector := labels.SelectorFromSet(labels.Set{contract.LabelApp: contract.AppName})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,

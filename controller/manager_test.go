@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/policies"
-	"github.com/flowforge/flowforge/templates"
 )
 
 func TestSettingsComeFromPolicyData(t *testing.T) {
@@ -24,7 +24,7 @@ func TestSettingsComeFromPolicyData(t *testing.T) {
 	assert.Equal(t, 300*time.Second, s.PendingTimeout)
 	assert.Equal(t, "flowforge.io/export", s.JobFinalizer)
 	assert.Equal(t, "flowforge.io/log-export", s.PodFinalizer)
-	assert.Equal(t, templates.AnnotationTTLSecondsAfterFinished, s.TTLAnnotation, "the policy data and the templates contract name the same annotation")
+	assert.Equal(t, contract.AnnotationTTLSecondsAfterFinished, s.TTLAnnotation, "the policy data and the templates contract name the same annotation")
 	assert.EqualValues(t, 10<<20, s.LogArchiveLimit, "default cap")
 	assert.Equal(t, 2*time.Minute, s.ExportGrace)
 

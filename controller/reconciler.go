@@ -18,10 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // Settings come from policy data and flags.
@@ -84,7 +84,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, &job); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if job.Labels[templates.LabelApp] != templates.AppName {
+	if job.Labels[contract.LabelApp] != contract.AppName {
 		return reconcile.Result{}, nil
 	}
 	pods, err := r.pods(ctx, &job)
@@ -111,10 +111,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// Deleted before it finished: export what there is.
 		return r.export(ctx, &job, pods)
 	}
-	if job.Annotations[templates.AnnotationCancelRequestedAt] != "" {
-		log.Info("Cancelling Job", "by", job.Annotations[templates.AnnotationCancelRequestedBy])
-		return r.terminate(ctx, &job, templates.TerminationCancelled,
-			fmt.Sprintf("cancelled by %s: %s", job.Annotations[templates.AnnotationCancelRequestedBy], job.Annotations[templates.AnnotationCancelReason]))
+	if job.Annotations[contract.AnnotationCancelRequestedAt] != "" {
+		log.Info("Cancelling Job", "by", job.Annotations[contract.AnnotationCancelRequestedBy])
+		return r.terminate(ctx, &job, contract.TerminationCancelled,
+			fmt.Sprintf("cancelled by %s: %s", job.Annotations[contract.AnnotationCancelRequestedBy], job.Annotations[contract.AnnotationCancelReason]))
 	}
 	return r.checkPending(ctx, &job, pods)
 }
@@ -159,13 +159,13 @@ func record(job *batchv1.Job, st jobs.Status) history.Job {
 		User:           st.UserID,
 		Repository:     st.Repository,
 		Branch:         st.Branch,
-		Template:       job.Annotations[templates.AnnotationTemplate],
+		Template:       job.Annotations[contract.AnnotationTemplate],
 		Profile:        st.Profile,
 		PolicyRevision: st.PolicyRevision,
 		Status:         historyStatus(st.Phase),
 		Reason:         st.Reason,
 		Message:        st.Message,
-		CancelledBy:    job.Annotations[templates.AnnotationCancelRequestedBy],
+		CancelledBy:    job.Annotations[contract.AnnotationCancelRequestedBy],
 		Created:        job.CreationTimestamp.UTC(),
 		Started:        st.Started,
 		Finished:       st.Finished,
@@ -271,7 +271,7 @@ func (r *Reconciler) shipLogs(job *batchv1.Job, pods []corev1.Pod) {
 	}
 	for i := range pods {
 		pod := &pods[i]
-		tags := Tags{JobID: job.Labels[templates.LabelJobID], UserID: job.Labels[templates.LabelUserID], Attempt: i + 1}
+		tags := Tags{JobID: job.Labels[contract.LabelJobID], UserID: job.Labels[contract.LabelUserID], Attempt: i + 1}
 		switch {
 		case podTerminal(pod) || pod.DeletionTimestamp != nil:
 			r.Shipper.StopAsync(pod.UID)
@@ -299,11 +299,11 @@ func (r *Reconciler) terminate(ctx context.Context, job *batchv1.Job, reason, me
 		job.Spec.ActiveDeadlineSeconds = &elapsed
 		changed = true
 	}
-	if job.Annotations[templates.AnnotationTerminationReason] != reason {
+	if job.Annotations[contract.AnnotationTerminationReason] != reason {
 		if job.Annotations == nil {
 			job.Annotations = map[string]string{}
 		}
-		job.Annotations[templates.AnnotationTerminationReason] = reason
+		job.Annotations[contract.AnnotationTerminationReason] = reason
 		job.Annotations[AnnotationTerminationMessage] = message
 		changed = true
 	}
@@ -340,7 +340,7 @@ func (r *Reconciler) checkPending(ctx context.Context, job *batchv1.Job, pods []
 	if waited < limit {
 		return reconcile.Result{RequeueAfter: limit - waited}, nil
 	}
-	return r.terminate(ctx, job, templates.TerminationPendingTimeout,
+	return r.terminate(ctx, job, contract.TerminationPendingTimeout,
 		fmt.Sprintf("pod %s stayed Pending for more than %s: %s", pod.Name, limit, pendingReason(pod)))
 }
 
@@ -359,6 +359,6 @@ func pendingReason(pod *corev1.Pod) string {
 	return "not started"
 }
 
-// AnnotationTerminationMessage says, next to templates.AnnotationTerminationReason,
+// AnnotationTerminationMessage says, next to contract.AnnotationTerminationReason,
 // why the controller ended a Job.
 const AnnotationTerminationMessage = "flowforge.io/termination-message"

@@ -26,10 +26,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/templates"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -116,8 +116,8 @@ func newJob(id string, mutate ...func(*batchv1.Job)) *batchv1.Job {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "claude-job-" + id, Namespace: "agents", UID: types.UID("uid-" + id),
 			CreationTimestamp: metav1.NewTime(now.Add(-time.Minute)),
-			Labels:            map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: id, templates.LabelUserID: "alice"},
-			Annotations:       map[string]string{templates.AnnotationRepository: "acme/app", templates.AnnotationBranch: "main"},
+			Labels:            map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: id, contract.LabelUserID: "alice"},
+			Annotations:       map[string]string{contract.AnnotationRepository: "acme/app", contract.AnnotationBranch: "main"},
 			Finalizers:        []string{"flowforge.io/export"},
 		},
 		Spec: batchv1.JobSpec{
@@ -147,7 +147,7 @@ func newPod(job *batchv1.Job, name string, phase corev1.PodPhase, exit *int32, c
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: "agents", UID: types.UID("uid-" + name),
 			CreationTimestamp: metav1.NewTime(created),
-			Labels:            map[string]string{batchv1.ControllerUidLabel: string(job.UID), templates.LabelApp: templates.AppName},
+			Labels:            map[string]string{batchv1.ControllerUidLabel: string(job.UID), contract.LabelApp: contract.AppName},
 			Finalizers:        []string{"flowforge.io/log-export"},
 			OwnerReferences:   []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID, Controller: ptr.To(true)}},
 		},
@@ -213,9 +213,9 @@ func TestRetriesAreRecordedOnce(t *testing.T) {
 
 func TestCancelLowersTheDeadline(t *testing.T) {
 	job := newJob("cancel1", func(j *batchv1.Job) {
-		j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
-		j.Annotations[templates.AnnotationCancelReason] = "wrong branch"
-		j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+		j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
+		j.Annotations[contract.AnnotationCancelReason] = "wrong branch"
+		j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
 	})
 	e := newEnv(t, job, newPod(job, "cancel1-a", corev1.PodRunning, nil, now.Add(-40*time.Second)))
 	res := e.reconcile(t, job.Name)
@@ -224,7 +224,7 @@ func TestCancelLowersTheDeadline(t *testing.T) {
 	var got batchv1.Job
 	require.NoError(t, e.client.Get(context.Background(), client.ObjectKeyFromObject(job), &got))
 	assert.Equal(t, int64(50), *got.Spec.ActiveDeadlineSeconds, "the deadline becomes the time already run")
-	assert.Equal(t, templates.TerminationCancelled, got.Annotations[templates.AnnotationTerminationReason])
+	assert.Equal(t, contract.TerminationCancelled, got.Annotations[contract.AnnotationTerminationReason])
 	assert.Equal(t, "cancelled by alice: wrong branch", got.Annotations[AnnotationTerminationMessage])
 
 	e.reconcile(t, job.Name)
@@ -244,7 +244,7 @@ func TestCancelLowersTheDeadline(t *testing.T) {
 func TestCancelBeforeTheJobStartedWaits(t *testing.T) {
 	job := newJob("cancel2", func(j *batchv1.Job) {
 		j.Status.StartTime = nil
-		j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+		j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
 	})
 	e := newEnv(t, job)
 	res := e.reconcile(t, job.Name)
@@ -261,7 +261,7 @@ func TestPendingTimeout(t *testing.T) {
 	e.reconcile(t, job.Name)
 	var got batchv1.Job
 	require.NoError(t, e.client.Get(context.Background(), client.ObjectKeyFromObject(job), &got))
-	assert.Equal(t, templates.TerminationPendingTimeout, got.Annotations[templates.AnnotationTerminationReason])
+	assert.Equal(t, contract.TerminationPendingTimeout, got.Annotations[contract.AnnotationTerminationReason])
 	assert.Contains(t, got.Annotations[AnnotationTerminationMessage], "container worker is waiting: ImagePullBackOff")
 	assert.Equal(t, int64(251), *got.Spec.ActiveDeadlineSeconds)
 	assert.Contains(t, strings.Join(e.events(), "\n"), "Warning Terminating stopping the Job: pod pend1-a stayed Pending for more than 5m0s")
@@ -413,7 +413,7 @@ func TestDeletedBeforeFinishingIsExported(t *testing.T) {
 }
 
 func TestIgnoresWhatIsNotFlowForge(t *testing.T) {
-	job := newJob("other", func(j *batchv1.Job) { j.Labels[templates.LabelApp] = "something" })
+	job := newJob("other", func(j *batchv1.Job) { j.Labels[contract.LabelApp] = "something" })
 	e := newEnv(t, job)
 	e.reconcile(t, job.Name)
 	e.reconcile(t, "missing")

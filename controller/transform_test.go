@@ -22,9 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // fatJob adds what the API server stores and the controller never reads:
@@ -38,7 +38,7 @@ func fatJob(j *batchv1.Job) *batchv1.Job {
 	j.Annotations[annotationLastApplied] = `{"apiVersion":"batch/v1","kind":"Job"}`
 	j.Spec.BackoffLimit = ptr.To[int32](2)
 	j.Spec.Template = corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{templates.LabelApp: templates.AppName}},
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{contract.LabelApp: contract.AppName}},
 		Spec:       fatPodSpec(),
 	}
 	return j
@@ -118,7 +118,7 @@ type jobReads struct {
 
 func readJob(j *batchv1.Job) jobReads {
 	st := jobs.StatusOf(j)
-	ttl, by, ok := jobs.TTLAfterFinished(j, templates.AnnotationTTLSecondsAfterFinished)
+	ttl, by, ok := jobs.TTLAfterFinished(j, contract.AnnotationTTLSecondsAfterFinished)
 	meta := *j.ObjectMeta.DeepCopy()
 	meta.ManagedFields = nil
 	delete(meta.Annotations, annotationLastApplied)
@@ -128,9 +128,9 @@ func readJob(j *batchv1.Job) jobReads {
 		ActiveDeadline: j.Spec.ActiveDeadlineSeconds, PodFailurePolicy: j.Spec.PodFailurePolicy,
 		StartTime: j.Status.StartTime, CompletionTime: j.Status.CompletionTime,
 		Succeeded: j.Status.Succeeded, Failed: j.Status.Failed, Active: j.Status.Active, Conditions: j.Status.Conditions,
-		CancelAt: j.Annotations[templates.AnnotationCancelRequestedAt], CancelBy: j.Annotations[templates.AnnotationCancelRequestedBy], Reason: j.Annotations[templates.AnnotationCancelReason],
-		TerminationReason: j.Annotations[templates.AnnotationTerminationReason], TermMsg: j.Annotations[AnnotationTerminationMessage],
-		JobID: j.Labels[templates.LabelJobID], UserID: j.Labels[templates.LabelUserID], App: j.Labels[templates.LabelApp], Profile: j.Annotations[templates.AnnotationProfile],
+		CancelAt: j.Annotations[contract.AnnotationCancelRequestedAt], CancelBy: j.Annotations[contract.AnnotationCancelRequestedBy], Reason: j.Annotations[contract.AnnotationCancelReason],
+		TerminationReason: j.Annotations[contract.AnnotationTerminationReason], TermMsg: j.Annotations[AnnotationTerminationMessage],
+		JobID: j.Labels[contract.LabelJobID], UserID: j.Labels[contract.LabelUserID], App: j.Labels[contract.LabelApp], Profile: j.Annotations[contract.AnnotationProfile],
 	}
 }
 
@@ -195,25 +195,25 @@ func TestSlimJobKeepsEveryFieldTheControllerReads(t *testing.T) {
 		"running": newJob("r", func(j *batchv1.Job) { j.Status.Active, j.Status.Ready = 1, ptr.To[int32](1) }),
 		"pending": newJob("p", func(j *batchv1.Job) { j.Status.StartTime = nil }),
 		"succeeded": newJob("s", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) {
-			j.Annotations[templates.AnnotationTemplate] = "claude-code"
-			j.Annotations[templates.AnnotationProfile] = "standard"
-			j.Annotations[templates.AnnotationPolicyRevision] = "rev-1"
+			j.Annotations[contract.AnnotationTemplate] = "claude-code"
+			j.Annotations[contract.AnnotationProfile] = "standard"
+			j.Annotations[contract.AnnotationPolicyRevision] = "rev-1"
 			j.Status.Succeeded = 1
 		}),
 		"failed": newJob("f", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), func(j *batchv1.Job) { j.Status.Failed = 2 }),
 		"cancelling": newJob("c", func(j *batchv1.Job) {
-			j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
-			j.Annotations[templates.AnnotationCancelReason] = "wrong branch"
-			j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+			j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
+			j.Annotations[contract.AnnotationCancelReason] = "wrong branch"
+			j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
 		}),
 		"cancelled": newJob("cd", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), func(j *batchv1.Job) {
-			j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
-			j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
-			j.Annotations[templates.AnnotationTerminationReason] = templates.TerminationCancelled
+			j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
+			j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+			j.Annotations[contract.AnnotationTerminationReason] = contract.TerminationCancelled
 			j.Annotations[AnnotationTerminationMessage] = "cancelled by alice"
 		}),
 		"pending timeout": newJob("pt", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), func(j *batchv1.Job) {
-			j.Annotations[templates.AnnotationTerminationReason] = templates.TerminationPendingTimeout
+			j.Annotations[contract.AnnotationTerminationReason] = contract.TerminationPendingTimeout
 		}),
 		"ttl annotation, exported": newJob("t", withTTL("3600"), finishedAgo(time.Minute), func(j *batchv1.Job) { j.Finalizers = nil }),
 		"built-in ttl":             newJob("bt", finishedAgo(time.Minute), func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr.To[int32](60) }),
@@ -444,16 +444,16 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 		},
 		"cancel": func() tc {
 			job := newJob("cancel1", func(j *batchv1.Job) {
-				j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
-				j.Annotations[templates.AnnotationCancelReason] = "wrong branch"
-				j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+				j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
+				j.Annotations[contract.AnnotationCancelReason] = "wrong branch"
+				j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
 			})
 			return tc{job: job, pods: []*corev1.Pod{newPod(job, "cancel1-a", corev1.PodRunning, nil, now.Add(-40*time.Second))}, steps: []step{rec(job.Name), rec(job.Name)}}
 		},
 		"cancel before start": func() tc {
 			job := newJob("cancel2", func(j *batchv1.Job) {
 				j.Status.StartTime = nil
-				j.Annotations[templates.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+				j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
 			})
 			return tc{job: job, steps: []step{rec(job.Name)}}
 		},
@@ -484,7 +484,7 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 			return tc{job: job, steps: []step{rec(job.Name)}}
 		},
 		"not FlowForge's": func() tc {
-			job := newJob("other", func(j *batchv1.Job) { j.Labels[templates.LabelApp] = "something" })
+			job := newJob("other", func(j *batchv1.Job) { j.Labels[contract.LabelApp] = "something" })
 			return tc{job: job, steps: []step{rec(job.Name), rec("missing")}}
 		},
 		"unscheduled deleted pod": func() tc {

@@ -25,13 +25,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/templates"
 )
 
 // withTTL sets the TTL annotation the webhook writes.
 func withTTL(seconds string) func(*batchv1.Job) {
-	return func(j *batchv1.Job) { j.Annotations[templates.AnnotationTTLSecondsAfterFinished] = seconds }
+	return func(j *batchv1.Job) { j.Annotations[contract.AnnotationTTLSecondsAfterFinished] = seconds }
 }
 
 // finishedAgo makes the Job finished, d before now.
@@ -169,7 +169,7 @@ func TestJobsFlowForgeDoesNotDelete(t *testing.T) {
 			e := envRecordingDeletes(t, d, tc.job)
 			res := e.reconcile(t, tc.job.Name)
 			assert.Zero(t, res.RequeueAfter)
-			rec, err := e.store.Job(context.Background(), tc.job.Labels[templates.LabelJobID])
+			rec, err := e.store.Job(context.Background(), tc.job.Labels[contract.LabelJobID])
 			require.NoError(t, err)
 			assert.NotNil(t, rec.Exported, "exported all the same")
 			assert.Empty(t, d.opts, "no delete")

@@ -76,5 +76,5 @@
 // HashRequest hashes the normalized request (defaults filled in), and the
 // Job records it in flowforge.io/request-hash. Submitting the same request
 // again finds a Job with the same id and hash and is a no-op; another
-// request with the same id is a conflict (see package templates/jobs).
+// request with the same id is a conflict (see package jobs).
 package templates

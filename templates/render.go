@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/flowforge/flowforge/contract"
 )
 
 // Defaults of RendererOptions. The timeout bounds and profiles follow
@@ -261,42 +263,42 @@ func (r *Renderer) Render(req Request) (*Rendered, error) {
 	}
 	t := r.templates[req.Template]
 	hash := HashRequest(req)
-	name := JobName(req.ID)
+	name := contract.JobName(req.ID)
 
 	env := []corev1.EnvVar{
-		{Name: EnvJobID, Value: req.ID},
-		{Name: EnvRepositoryURL, Value: literal(req.RepositoryURL)},
-		{Name: EnvBranch, Value: literal(req.Branch)},
+		{Name: contract.EnvJobID, Value: req.ID},
+		{Name: contract.EnvRepositoryURL, Value: literal(req.RepositoryURL)},
+		{Name: contract.EnvBranch, Value: literal(req.Branch)},
 	}
 	var cm *corev1.ConfigMap
 	var volumes []corev1.Volume
 	var mounts []corev1.VolumeMount
 	if len(req.Task) <= r.maxInlineTask {
-		env = append(env, corev1.EnvVar{Name: EnvTask, Value: literal(req.Task)})
+		env = append(env, corev1.EnvVar{Name: contract.EnvTask, Value: literal(req.Task)})
 	} else {
 		cm = &corev1.ConfigMap{
 			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 			ObjectMeta: metav1.ObjectMeta{
-				Name:        TaskConfigMapName(req.ID),
+				Name:        contract.TaskConfigMapName(req.ID),
 				Labels:      labels(req),
-				Annotations: map[string]string{AnnotationRequestHash: hash},
+				Annotations: map[string]string{contract.AnnotationRequestHash: hash},
 			},
 			Immutable: ptr.To(true),
-			Data:      map[string]string{TaskConfigMapKey: req.Task},
+			Data:      map[string]string{contract.TaskConfigMapKey: req.Task},
 		}
-		env = append(env, corev1.EnvVar{Name: EnvTaskFile, Value: TaskFilePath})
+		env = append(env, corev1.EnvVar{Name: contract.EnvTaskFile, Value: contract.TaskFilePath})
 		volumes = append(volumes, corev1.Volume{
-			Name: TaskVolumeName,
+			Name: contract.TaskVolumeName,
 			VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name},
 				DefaultMode:          ptr.To[int32](0o444),
 			}},
 		})
-		mounts = append(mounts, corev1.VolumeMount{Name: TaskVolumeName, MountPath: TaskMountPath, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: contract.TaskVolumeName, MountPath: contract.TaskMountPath, ReadOnly: true})
 	}
 	env = append(env,
-		secretEnv(EnvAPIKey, APIKeySecret, APIKeySecretKey),
-		secretEnv(EnvGitCredentials, GitCredentialsSecretName(req.ID), GitCredentialsSecretKey),
+		secretEnv(contract.EnvAPIKey, contract.APIKeySecret, contract.APIKeySecretKey),
+		secretEnv(contract.EnvGitCredentials, contract.GitCredentialsSecretName(req.ID), contract.GitCredentialsSecretKey),
 	)
 	// The template's env, with the request's values for the names it
 	// shares, then the request's other names, sorted.
@@ -326,12 +328,12 @@ func (r *Renderer) Render(req Request) (*Rendered, error) {
 			Name:   name,
 			Labels: labels(req),
 			Annotations: map[string]string{
-				AnnotationRepository:  req.Repository,
-				AnnotationBranch:      req.Branch,
-				AnnotationProfile:     req.Profile,
-				AnnotationTimeout:     strconv.FormatInt(int64(req.Timeout/time.Second), 10),
-				AnnotationTemplate:    req.Template,
-				AnnotationRequestHash: hash,
+				contract.AnnotationRepository:  req.Repository,
+				contract.AnnotationBranch:      req.Branch,
+				contract.AnnotationProfile:     req.Profile,
+				contract.AnnotationTimeout:     strconv.FormatInt(int64(req.Timeout/time.Second), 10),
+				contract.AnnotationTemplate:    req.Template,
+				contract.AnnotationRequestHash: hash,
 			},
 		},
 		Spec: batchv1.JobSpec{
@@ -359,10 +361,10 @@ func (r *Renderer) Render(req Request) (*Rendered, error) {
 
 func labels(req Request) map[string]string {
 	return map[string]string{
-		LabelApp:       AppName,
-		LabelComponent: ComponentWorker,
-		LabelJobID:     req.ID,
-		LabelUserID:    req.UserID,
+		contract.LabelApp:       contract.AppName,
+		contract.LabelComponent: contract.ComponentWorker,
+		contract.LabelJobID:     req.ID,
+		contract.LabelUserID:    req.UserID,
 	}
 }
 

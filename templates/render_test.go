@@ -15,6 +15,8 @@ import (
 	yaml3 "gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flowforge/flowforge/contract"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -105,10 +107,10 @@ func TestRenderContract(t *testing.T) {
 	assert.Empty(t, job.Namespace, "the client chooses the namespace")
 	assert.Equal(t, wantLabels, job.Labels)
 	assert.Equal(t, wantLabels, job.Spec.Template.Labels)
-	assert.Equal(t, "3600", job.Annotations[AnnotationTimeout], "the template's default timeout, in seconds")
-	assert.Equal(t, "medium", job.Annotations[AnnotationProfile])
-	assert.Equal(t, "claude-code", job.Annotations[AnnotationTemplate])
-	assert.Equal(t, out.Hash, job.Annotations[AnnotationRequestHash])
+	assert.Equal(t, "3600", job.Annotations[contract.AnnotationTimeout], "the template's default timeout, in seconds")
+	assert.Equal(t, "medium", job.Annotations[contract.AnnotationProfile])
+	assert.Equal(t, "claude-code", job.Annotations[contract.AnnotationTemplate])
+	assert.Equal(t, out.Hash, job.Annotations[contract.AnnotationRequestHash])
 	assert.Len(t, out.Hash, 64)
 	assert.Nil(t, out.TaskConfigMap)
 
@@ -166,8 +168,8 @@ func TestTaskSizeDecidesEnvOrConfigMap(t *testing.T) {
 			}
 			if !tc.configMap {
 				assert.Nil(t, out.TaskConfigMap)
-				assert.Equal(t, req.Task, names[EnvTask])
-				assert.NotContains(t, names, EnvTaskFile)
+				assert.Equal(t, req.Task, names[contract.EnvTask])
+				assert.NotContains(t, names, contract.EnvTaskFile)
 				assert.Empty(t, out.Job.Spec.Template.Spec.Volumes)
 				return
 			}
@@ -179,12 +181,12 @@ func TestTaskSizeDecidesEnvOrConfigMap(t *testing.T) {
 			assert.Equal(t, "abc123", cm.Labels["job-id"])
 			assert.Equal(t, "u-42", cm.Labels["user-id"])
 			assert.Equal(t, "flowforge", cm.Labels["app"])
-			assert.Equal(t, out.Hash, cm.Annotations[AnnotationRequestHash])
-			assert.NotContains(t, names, EnvTask)
-			assert.Equal(t, "/var/run/flowforge/task/task.md", names[EnvTaskFile])
+			assert.Equal(t, out.Hash, cm.Annotations[contract.AnnotationRequestHash])
+			assert.NotContains(t, names, contract.EnvTask)
+			assert.Equal(t, "/var/run/flowforge/task/task.md", names[contract.EnvTaskFile])
 			require.Len(t, c.VolumeMounts, 1)
 			assert.True(t, c.VolumeMounts[0].ReadOnly)
-			assert.Equal(t, TaskMountPath, c.VolumeMounts[0].MountPath)
+			assert.Equal(t, contract.TaskMountPath, c.VolumeMounts[0].MountPath)
 			vols := out.Job.Spec.Template.Spec.Volumes
 			require.Len(t, vols, 1)
 			assert.Equal(t, cm.Name, vols[0].ConfigMap.Name)
@@ -245,7 +247,7 @@ func TestEnvValuesReachTheWorkerVerbatim(t *testing.T) {
 			require.NoError(t, err)
 			vars := map[string]string{"JOB_ID": "abc123", "ANTHROPIC_API_KEY": "sk-secret"}
 			for _, e := range out.Job.Spec.Template.Spec.Containers[0].Env {
-				if e.Name == EnvTask || e.Name == "EXTRA" {
+				if e.Name == contract.EnvTask || e.Name == "EXTRA" {
 					assert.Equal(t, text, expand(e.Value, vars), e.Name)
 				}
 			}

@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/flowforge/flowforge/contract"
 )
 
 // Request is one job request: an agent working on one task in one
@@ -153,7 +155,7 @@ func (l errorList) err() error {
 }
 
 // maxIDLength keeps claude-job-<id> a DNS label (63 characters).
-const maxIDLength = validation.DNS1123LabelMaxLength - len(JobNamePrefix)
+const maxIDLength = validation.DNS1123LabelMaxLength - len(contract.JobNamePrefix)
 
 const (
 	maxRepositoryLength = 256
@@ -221,9 +223,9 @@ func validateID(errs *errorList, id string) {
 	case id == "":
 		errs.add("id", "is required")
 	case len(id) > maxIDLength:
-		errs.add("id", "is %d characters long; at most %d fit in the Job name %s<id>", len(id), maxIDLength, JobNamePrefix)
-	case len(validation.IsDNS1123Label(JobName(id))) > 0:
-		errs.add("id", "%q must consist of lower-case letters, digits and '-', and end with a letter or digit (the Job name %s<id> is a DNS label)", truncate(id), JobNamePrefix)
+		errs.add("id", "is %d characters long; at most %d fit in the Job name %s<id>", len(id), maxIDLength, contract.JobNamePrefix)
+	case len(validation.IsDNS1123Label(contract.JobName(id))) > 0:
+		errs.add("id", "%q must consist of lower-case letters, digits and '-', and end with a letter or digit (the Job name %s<id> is a DNS label)", truncate(id), contract.JobNamePrefix)
 	}
 }
 
@@ -256,7 +258,7 @@ func checkEnv(errs *errorList, field, name, value string) {
 	switch {
 	case len(validation.IsCIdentifier(name)) > 0:
 		errs.add(field, "name must be a C identifier (letters, digits and '_', not starting with a digit)")
-	case isReservedEnv(name):
+	case contract.IsReservedEnv(name):
 		errs.add(field, "%s is set by FlowForge and cannot be overridden", name)
 	}
 	switch {

@@ -14,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/flowforge/flowforge/contract"
 )
 
 // DefaultTemplate is the template used when a request names none.
@@ -149,7 +151,7 @@ func (r *Renderer) checkTemplate(t *Template) error {
 		}
 	}
 	for _, a := range argv {
-		for _, name := range []string{EnvTask, EnvAPIKey, EnvGitCredentials} {
+		for _, name := range []string{contract.EnvTask, contract.EnvAPIKey, contract.EnvGitCredentials} {
 			if strings.Contains(a, "$("+name+")") {
 				add("container command/args must not reference $(%s): it would end up on the command line", name)
 			}
@@ -160,7 +162,7 @@ func (r *Renderer) checkTemplate(t *Template) error {
 		switch {
 		case len(validation.IsCIdentifier(e.Name)) > 0:
 			add("container.env[%d]: name %q must be a C identifier", i, e.Name)
-		case isReservedEnv(e.Name):
+		case contract.IsReservedEnv(e.Name):
 			add("container.env[%d]: %s is set by FlowForge", i, e.Name)
 		case seen[e.Name]:
 			add("container.env[%d]: %s is set twice", i, e.Name)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flowforge/flowforge/contract"
 )
 
 const goodTemplate = `name: %s
@@ -127,11 +129,11 @@ func TestRendererOptionsAreChecked(t *testing.T) {
 }
 
 func TestContractHelpers(t *testing.T) {
-	assert.Equal(t, "claude-job-x", JobName("x"))
-	assert.Equal(t, "claude-job-x-task", TaskConfigMapName("x"))
-	assert.Equal(t, "git-credentials-x", GitCredentialsSecretName("x"))
-	for _, name := range ReservedEnv() {
-		assert.True(t, isReservedEnv(name), name)
+	assert.Equal(t, "claude-job-x", contract.JobName("x"))
+	assert.Equal(t, "claude-job-x-task", contract.TaskConfigMapName("x"))
+	assert.Equal(t, "git-credentials-x", contract.GitCredentialsSecretName("x"))
+	for _, name := range contract.ReservedEnv() {
+		assert.True(t, contract.IsReservedEnv(name), name)
 	}
-	assert.False(t, isReservedEnv("HOME"))
+	assert.False(t, contract.IsReservedEnv("HOME"))
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 // completionTimeout bounds the cluster and history lookups of one
@@ -68,14 +68,14 @@ func (o *options) clusterJobIDs(ctx context.Context) []string {
 		return nil
 	}
 	list, err := cs.BatchV1().Jobs(o.namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: templates.LabelApp + "=" + templates.AppName + "," + templates.LabelJobID,
+		LabelSelector: contract.LabelApp + "=" + contract.AppName + "," + contract.LabelJobID,
 	})
 	if err != nil {
 		return nil
 	}
 	ids := make([]string, 0, len(list.Items))
 	for _, j := range list.Items {
-		if id := j.Labels[templates.LabelJobID]; id != "" {
+		if id := j.Labels[contract.LabelJobID]; id != "" {
 			ids = append(ids, id)
 		}
 	}

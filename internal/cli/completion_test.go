@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 // completion is what cobra's hidden __complete command printed: the
@@ -33,7 +33,7 @@ func namespace(name string) *corev1.Namespace {
 
 // otherJob is a Job in the namespace that is not an agent Job.
 func otherJob() *batchv1.Job {
-	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: testNS, Labels: map[string]string{templates.LabelJobID: "backup"}}}
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "backup", Namespace: testNS, Labels: map[string]string{contract.LabelJobID: "backup"}}}
 }
 
 func TestCompleteJobIDs(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package cli is the flowforge command: submit, follow, list, cancel and
 // read the logs of agent Jobs on the cluster (through the Jobs client in
-// templates/jobs), read the execution history after the cluster has deleted
+// jobs/), read the execution history after the cluster has deleted
 // them (through the controller's history API), and check a policy change
 // offline (flowforge policy apply / test) with exactly the webhook's code.
 //

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // notFoundAnywhere says that a job id is neither in the cluster nor in the

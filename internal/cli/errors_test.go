@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // TestErrorMessages: each error says once what failed, with the object,

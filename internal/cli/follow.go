@@ -14,7 +14,7 @@ import (
 	kfields "k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // logsDrainTimeout bounds how long follow waits, after the job ended, for

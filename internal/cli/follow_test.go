@@ -17,8 +17,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 func TestProgressOnATerminal(t *testing.T) {
@@ -289,4 +289,4 @@ func TestLimitedBuffer(t *testing.T) {
 	require.EqualError(t, err, "the logs exceed 64 MiB: drop -o to stream them as text")
 }
 
-var _ = templates.AnnotationPolicyRevision
+var _ = contract.AnnotationPolicyRevision

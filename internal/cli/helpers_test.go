@@ -23,10 +23,11 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	historystore "github.com/flowforge/flowforge/history/store"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
 )
 
 // testNS is the namespace of the agent Jobs: the --namespace default.
@@ -122,7 +123,7 @@ func (h *harness) run(args ...string) result {
 // job reads a Job from the fake cluster.
 func (h *harness) job(id string) *batchv1.Job {
 	h.t.Helper()
-	obj, err := h.cs.Tracker().Get(jobsGVR, testNS, templates.JobName(id))
+	obj, err := h.cs.Tracker().Get(jobsGVR, testNS, contract.JobName(id))
 	require.NoError(h.t, err)
 	return obj.(*batchv1.Job)
 }
@@ -132,7 +133,7 @@ func (h *harness) job(id string) *batchv1.Job {
 // Modified events. The watch then stays open.
 func (h *harness) scriptWatch(id string, steps ...func(*batchv1.Job)) {
 	h.cs.PrependWatchReactor("jobs", func(k8stesting.Action) (bool, watch.Interface, error) {
-		obj, err := h.cs.Tracker().Get(jobsGVR, testNS, templates.JobName(id))
+		obj, err := h.cs.Tracker().Get(jobsGVR, testNS, contract.JobName(id))
 		if err != nil {
 			return true, nil, err
 		}
@@ -154,7 +155,7 @@ func (h *harness) hardenOnCreate(revision string) {
 	h.cs.PrependReactor("create", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		job := a.(k8stesting.CreateAction).GetObject().(*batchv1.Job).DeepCopy()
 		job.Spec.Template.Spec.RuntimeClassName = new("gvisor")
-		job.Annotations[templates.AnnotationPolicyRevision] = revision
+		job.Annotations[contract.AnnotationPolicyRevision] = revision
 		job.UID = types.UID("uid-" + job.Name)
 		if err := h.cs.Tracker().Create(jobsGVR, job, job.Namespace); err != nil {
 			return true, nil, err
@@ -234,10 +235,10 @@ var (
 )
 
 func cancelled(j *batchv1.Job) {
-	j.Annotations[templates.AnnotationCancelRequestedBy] = "bob"
-	j.Annotations[templates.AnnotationCancelReason] = "wrong branch"
-	j.Annotations[templates.AnnotationCancelRequestedAt] = t0.Add(-3 * time.Minute).Format(time.RFC3339)
-	j.Annotations[templates.AnnotationTerminationReason] = templates.TerminationCancelled
+	j.Annotations[contract.AnnotationCancelRequestedBy] = "bob"
+	j.Annotations[contract.AnnotationCancelReason] = "wrong branch"
+	j.Annotations[contract.AnnotationCancelRequestedAt] = t0.Add(-3 * time.Minute).Format(time.RFC3339)
+	j.Annotations[contract.AnnotationTerminationReason] = contract.TerminationCancelled
 	finished(batchv1.JobFailed, "PodFailurePolicy", "cancelled")(j)
 }
 

@@ -12,7 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -26,8 +26,8 @@ func TestStableJSON(t *testing.T) {
 	seedHistory(t, srv)
 	seedHistoryList(t, srv)
 	live := clusterJob(t, testRequest("live-1"), running, func(j *batchv1.Job) {
-		j.Annotations[templates.AnnotationPolicyRevision] = "2026-11-27-14571c1bbc24"
-		j.Labels[templates.LabelUserID] = "alice"
+		j.Annotations[contract.AnnotationPolicyRevision] = "2026-11-27-14571c1bbc24"
+		j.Labels[contract.LabelUserID] = "alice"
 		j.Status.StartTime = &metav1.Time{Time: t0.Add(-9 * time.Minute)}
 	})
 	tests := []struct {

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 )
 
 // progress shows a job's progress: one status line redrawn in place on a

@@ -22,8 +22,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
 )
 
 // execute runs the real command tree (real dependencies) as main does.

@@ -16,14 +16,15 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
 )
 
 func TestStatusFromTheCluster(t *testing.T) {
 	job := clusterJob(t, testRequest("s1"), running)
-	job.Annotations[templates.AnnotationPolicyRevision] = "rev-3"
+	job.Annotations[contract.AnnotationPolicyRevision] = "rev-3"
 
 	t.Run("table", func(t *testing.T) {
 		h := newHarness(t, job)
@@ -45,7 +46,7 @@ func TestStatusFromTheCluster(t *testing.T) {
 		assert.True(t, strings.HasSuffix(out[1], "Job was active longer than specified deadline"), out[1])
 	})
 	t.Run("when a finished job is deleted", func(t *testing.T) {
-		ttl := func(j *batchv1.Job) { j.Annotations[templates.AnnotationTTLSecondsAfterFinished] = "600" }
+		ttl := func(j *batchv1.Job) { j.Annotations[contract.AnnotationTTLSecondsAfterFinished] = "600" }
 		h := newHarness(t, clusterJob(t, testRequest("s3"), timedOut, ttl))
 		res := h.run("status", "s3")
 		require.Equal(t, ExitOK, res.code, res.err)
@@ -406,9 +407,9 @@ func TestCancel(t *testing.T) {
 		require.Equal(t, ExitOK, res.code, res.err)
 		assert.Equal(t, "job c1: cancel requested by carol (Cancelling)\n", res.out)
 		ann := h.job("c1").Annotations
-		assert.Equal(t, "carol", ann[templates.AnnotationCancelRequestedBy])
-		assert.Equal(t, "not needed any more", ann[templates.AnnotationCancelReason])
-		_, err := time.Parse(time.RFC3339, ann[templates.AnnotationCancelRequestedAt])
+		assert.Equal(t, "carol", ann[contract.AnnotationCancelRequestedBy])
+		assert.Equal(t, "not needed any more", ann[contract.AnnotationCancelReason])
+		_, err := time.Parse(time.RFC3339, ann[contract.AnnotationCancelRequestedAt])
 		assert.NoError(t, err, "requested-at is an RFC 3339 time")
 	})
 	t.Run("defaults", func(t *testing.T) {
@@ -416,27 +417,27 @@ func TestCancel(t *testing.T) {
 		res := h.run("cancel", "c2")
 		require.Equal(t, ExitOK, res.code, res.err)
 		ann := h.job("c2").Annotations
-		assert.Equal(t, testUser, ann[templates.AnnotationCancelRequestedBy], "the authenticated user, not a local name")
-		assert.Equal(t, "cancelled from the flowforge CLI", ann[templates.AnnotationCancelReason])
+		assert.Equal(t, testUser, ann[contract.AnnotationCancelRequestedBy], "the authenticated user, not a local name")
+		assert.Equal(t, "cancelled from the flowforge CLI", ann[contract.AnnotationCancelReason])
 		assert.Equal(t, "job c2: cancel requested by "+testUser+" (Cancelling)\n", res.out)
 	})
 	t.Run("cancelling twice keeps the first request", func(t *testing.T) {
 		job := clusterJob(t, testRequest("c3"), running)
-		job.Annotations[templates.AnnotationCancelRequestedBy] = "bob"
-		job.Annotations[templates.AnnotationCancelReason] = "first"
-		job.Annotations[templates.AnnotationCancelRequestedAt] = t0.Format(time.RFC3339)
+		job.Annotations[contract.AnnotationCancelRequestedBy] = "bob"
+		job.Annotations[contract.AnnotationCancelReason] = "first"
+		job.Annotations[contract.AnnotationCancelRequestedAt] = t0.Format(time.RFC3339)
 		h := newHarness(t, job)
 		res := h.run("cancel", "c3", "--by", "carol", "--reason", "second")
 		require.Equal(t, ExitOK, res.code, res.err)
 		assert.Equal(t, "job c3: cancel requested by bob (Cancelling)\n", res.out)
-		assert.Equal(t, "first", h.job("c3").Annotations[templates.AnnotationCancelReason])
+		assert.Equal(t, "first", h.job("c3").Annotations[contract.AnnotationCancelReason])
 	})
 	t.Run("an already finished job", func(t *testing.T) {
 		h := newHarness(t, clusterJob(t, testRequest("c4"), succeeded))
 		res := h.run("cancel", "c4", "--by", "carol")
 		require.Equal(t, ExitOK, res.code, res.err)
 		assert.Equal(t, "job c4 has already finished: cancel job c4: job already finished (Succeeded)\n", res.out)
-		assert.NotContains(t, h.job("c4").Annotations, templates.AnnotationCancelRequestedBy)
+		assert.NotContains(t, h.job("c4").Annotations, contract.AnnotationCancelRequestedBy)
 	})
 	t.Run("not found", func(t *testing.T) {
 		h := newHarness(t)
@@ -459,7 +460,7 @@ func TestCancel(t *testing.T) {
 		res := h.run("cancel", "c8")
 		assert.Equal(t, ExitError, res.code)
 		assert.Contains(t, res.err, "cancel: who is cancelling: the API server did not say who this client is")
-		assert.NotContains(t, h.job("c8").Annotations, templates.AnnotationCancelRequestedAt, "no request without a requester")
+		assert.NotContains(t, h.job("c8").Annotations, contract.AnnotationCancelRequestedAt, "no request without a requester")
 	})
 	t.Run("no cluster", func(t *testing.T) {
 		h := newHarness(t)

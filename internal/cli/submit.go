@@ -13,8 +13,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
 )
 
 func newSubmitCommand(o *options) *cobra.Command {
@@ -126,7 +127,7 @@ func (o *options) submit(ctx context.Context, req templates.Request, sf submitFl
 		// stdout is the JSON or YAML document; what happened goes to stderr.
 		out = o.streams.Err
 	}
-	fmt.Fprintf(out, "job %s %s: Job %s/%s, policy revision %s\n", req.ID, verb, job.Namespace, job.Name, orDash(job.Annotations[templates.AnnotationPolicyRevision]))
+	fmt.Fprintf(out, "job %s %s: Job %s/%s, policy revision %s\n", req.ID, verb, job.Namespace, job.Name, orDash(job.Annotations[contract.AnnotationPolicyRevision]))
 	if sf.diff {
 		rendered, err := c.Renderer().Render(req)
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 func workerEnv(t *testing.T, job *batchv1.Job) map[string]string {
@@ -46,12 +46,12 @@ func TestSubmitFromFlags(t *testing.T) {
 	assert.Empty(t, res.err)
 
 	job := h.job("a1")
-	assert.Equal(t, "alice", job.Labels[templates.LabelUserID])
-	assert.Equal(t, "a1", job.Labels[templates.LabelJobID])
-	assert.Equal(t, "acme/widgets", job.Annotations[templates.AnnotationRepository])
-	assert.Equal(t, "fix-a1", job.Annotations[templates.AnnotationBranch])
-	assert.Equal(t, "2700", job.Annotations[templates.AnnotationTimeout])
-	assert.Equal(t, "small", job.Annotations[templates.AnnotationProfile])
+	assert.Equal(t, "alice", job.Labels[contract.LabelUserID])
+	assert.Equal(t, "a1", job.Labels[contract.LabelJobID])
+	assert.Equal(t, "acme/widgets", job.Annotations[contract.AnnotationRepository])
+	assert.Equal(t, "fix-a1", job.Annotations[contract.AnnotationBranch])
+	assert.Equal(t, "2700", job.Annotations[contract.AnnotationTimeout])
+	assert.Equal(t, "small", job.Annotations[contract.AnnotationProfile])
 	env := workerEnv(t, job)
 	assert.Equal(t, "Fix the flaky test.", env["TASK"])
 	assert.Equal(t, "https://github.com/acme/widgets.git", env["REPOSITORY_URL"])
@@ -98,9 +98,9 @@ func TestSubmitFromFile(t *testing.T) {
 			name: "a file",
 			args: []string{"-f", path},
 			check: func(t *testing.T, job *batchv1.Job) {
-				assert.Equal(t, "from-file", job.Annotations[templates.AnnotationBranch])
-				assert.Equal(t, "2700", job.Annotations[templates.AnnotationTimeout])
-				assert.Equal(t, "small", job.Annotations[templates.AnnotationProfile])
+				assert.Equal(t, "from-file", job.Annotations[contract.AnnotationBranch])
+				assert.Equal(t, "2700", job.Annotations[contract.AnnotationTimeout])
+				assert.Equal(t, "small", job.Annotations[contract.AnnotationProfile])
 				assert.Equal(t, "Task from the file.", workerEnv(t, job)["TASK"])
 			},
 		},
@@ -108,8 +108,8 @@ func TestSubmitFromFile(t *testing.T) {
 			name: "a JSON file",
 			args: []string{"--filename", jsonPath},
 			check: func(t *testing.T, job *batchv1.Job) {
-				assert.Equal(t, "from-file", job.Annotations[templates.AnnotationBranch])
-				assert.Equal(t, "2700", job.Annotations[templates.AnnotationTimeout])
+				assert.Equal(t, "from-file", job.Annotations[contract.AnnotationBranch])
+				assert.Equal(t, "2700", job.Annotations[contract.AnnotationTimeout])
 			},
 		},
 		{
@@ -117,21 +117,21 @@ func TestSubmitFromFile(t *testing.T) {
 			stdin: requestYAML,
 			args:  []string{"-f", "-"},
 			check: func(t *testing.T, job *batchv1.Job) {
-				assert.Equal(t, "from-file", job.Annotations[templates.AnnotationBranch])
-				assert.Equal(t, "small", job.Annotations[templates.AnnotationProfile])
+				assert.Equal(t, "from-file", job.Annotations[contract.AnnotationBranch])
+				assert.Equal(t, "small", job.Annotations[contract.AnnotationProfile])
 			},
 		},
 		{
 			name: "flags override the file's fields",
 			args: []string{"-f", path, "--branch", "from-flag", "--timeout", "1h", "--profile", "large", "--task", "Task from a flag."},
 			check: func(t *testing.T, job *batchv1.Job) {
-				assert.Equal(t, "from-flag", job.Annotations[templates.AnnotationBranch])
-				assert.Equal(t, "3600", job.Annotations[templates.AnnotationTimeout])
-				assert.Equal(t, "large", job.Annotations[templates.AnnotationProfile])
+				assert.Equal(t, "from-flag", job.Annotations[contract.AnnotationBranch])
+				assert.Equal(t, "3600", job.Annotations[contract.AnnotationTimeout])
+				assert.Equal(t, "large", job.Annotations[contract.AnnotationProfile])
 				assert.Equal(t, "Task from a flag.", workerEnv(t, job)["TASK"])
 				// Fields no flag set keep the file's values.
-				assert.Equal(t, "acme/widgets", job.Annotations[templates.AnnotationRepository])
-				assert.Equal(t, "alice", job.Labels[templates.LabelUserID])
+				assert.Equal(t, "acme/widgets", job.Annotations[contract.AnnotationRepository])
+				assert.Equal(t, "alice", job.Labels[contract.LabelUserID])
 			},
 		},
 		{

@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 // cliVersion is set at link time (-ldflags "-X
@@ -134,14 +134,14 @@ func (o *options) clusterVersion(ctx context.Context, info *VersionInfo) error {
 	info.Server = sv
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	list, err := cs.BatchV1().Jobs(o.namespace).List(ctx, metav1.ListOptions{LabelSelector: templates.LabelApp + "=" + templates.AppName})
+	list, err := cs.BatchV1().Jobs(o.namespace).List(ctx, metav1.ListOptions{LabelSelector: contract.LabelApp + "=" + contract.AppName})
 	if err != nil {
 		return fmt.Errorf("policy revision: list the agent Jobs in namespace %s: %w", o.namespace, err)
 	}
 	var newest *metav1.ObjectMeta
 	for i := range list.Items {
 		m := &list.Items[i].ObjectMeta
-		if m.Annotations[templates.AnnotationPolicyRevision] == "" {
+		if m.Annotations[contract.AnnotationPolicyRevision] == "" {
 			continue
 		}
 		if newest == nil || m.CreationTimestamp.After(newest.CreationTimestamp.Time) ||
@@ -150,7 +150,7 @@ func (o *options) clusterVersion(ctx context.Context, info *VersionInfo) error {
 		}
 	}
 	if newest != nil {
-		info.Policy = &PolicyVersion{Revision: newest.Annotations[templates.AnnotationPolicyRevision], Job: newest.Namespace + "/" + newest.Name}
+		info.Policy = &PolicyVersion{Revision: newest.Annotations[contract.AnnotationPolicyRevision], Job: newest.Namespace + "/" + newest.Name}
 	}
 	return nil
 }

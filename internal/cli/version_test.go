@@ -18,7 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 func TestClientVersion(t *testing.T) {
@@ -35,7 +35,7 @@ func revisionJob(t *testing.T, id, revision string, created time.Duration) *batc
 	return clusterJob(t, testRequest(id), func(j *batchv1.Job) {
 		j.CreationTimestamp = metav1.NewTime(t0.Add(created))
 		if revision != "" {
-			j.Annotations[templates.AnnotationPolicyRevision] = revision
+			j.Annotations[contract.AnnotationPolicyRevision] = revision
 		}
 	})
 }

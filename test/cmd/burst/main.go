@@ -30,8 +30,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
 
@@ -208,14 +208,14 @@ func sleep(ctx context.Context, timeout time.Duration, recorded, n, gone int) er
 
 // markGone records when each of this run's Jobs was first seen gone.
 func markGone(ctx context.Context, cs kubernetes.Interface, ns, run string, n int, gone map[string]time.Time) error {
-	list, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: templates.LabelUserID + "=burst"})
+	list, err := cs.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: contract.LabelUserID + "=burst"})
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	present := map[string]bool{}
 	for _, j := range list.Items {
-		present[j.Labels[templates.LabelJobID]] = true
+		present[j.Labels[contract.LabelJobID]] = true
 	}
 	for i := range n {
 		id := fmt.Sprintf("burst-%s-%d", run, i)
@@ -259,9 +259,9 @@ func reportDeletions(recs []history.Job, gone map[string]time.Time, ttl time.Dur
 func job(id string, ttl time.Duration) *batchv1.Job {
 	j := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        templates.JobName(id),
-			Labels:      map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: id, templates.LabelUserID: "burst"},
-			Annotations: map[string]string{templates.AnnotationRepository: "acme/widgets"},
+			Name:        contract.JobName(id),
+			Labels:      map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: id, contract.LabelUserID: "burst"},
+			Annotations: map[string]string{contract.AnnotationRepository: "acme/widgets"},
 		},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
@@ -273,7 +273,7 @@ func job(id string, ttl time.Duration) *batchv1.Job {
 		}},
 	}
 	if ttl > 0 {
-		j.Annotations[templates.AnnotationTTLSecondsAfterFinished] = strconv.Itoa(int(ttl / time.Second))
+		j.Annotations[contract.AnnotationTTLSecondsAfterFinished] = strconv.Itoa(int(ttl / time.Second))
 	}
 	return j
 }

@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 )
 
@@ -82,7 +82,7 @@ func users(names ...string) []rbacv1.Subject {
 
 // ownedJob is a plain labelled Job named after its job id, for user.
 func ownedJob(id, user string) *batchv1.Job {
-	j := plainJob(templates.JobName(id), nil)
+	j := plainJob(contract.JobName(id), nil)
 	j.Labels["job-id"] = id
 	j.Labels["user-id"] = user
 	return j
@@ -236,11 +236,11 @@ func TestCancellationIsTheOwnersAndRecordsTheRequester(t *testing.T) {
 	require.NoError(t, err)
 	job, err := alice.Cancel(ctx, "c1", who, "done with it")
 	require.NoError(t, err)
-	assert.Equal(t, "alice", job.Annotations[templates.AnnotationCancelRequestedBy], "the authenticated owner is recorded")
+	assert.Equal(t, "alice", job.Annotations[contract.AnnotationCancelRequestedBy], "the authenticated owner is recorded")
 	assert.Equal(t, jobs.PhaseCancelling, jobs.StatusOf(job).Phase)
 
 	// Once recorded, nobody rewrites it, not even a canceller.
-	_, err = as(t, "ops", "system:masters").BatchV1().Jobs(ns).Patch(ctx, templates.JobName("c1"), types.MergePatchType,
+	_, err = as(t, "ops", "system:masters").BatchV1().Jobs(ns).Patch(ctx, contract.JobName("c1"), types.MergePatchType,
 		[]byte(`{"metadata":{"annotations":{"flowforge.io/cancel-requested-by":"ops"}}}`), metav1.PatchOptions{})
 	requireRefused(t, err, "metadata.annotations[flowforge.io/cancel-requested-by]", "cannot be changed or withdrawn")
 
@@ -249,5 +249,5 @@ func TestCancellationIsTheOwnersAndRecordsTheRequester(t *testing.T) {
 	require.NoError(t, err)
 	job, err = client("ops", "system:masters").Cancel(ctx, "c2", "ops", "maintenance")
 	require.NoError(t, err)
-	assert.Equal(t, "ops", job.Annotations[templates.AnnotationCancelRequestedBy])
+	assert.Equal(t, "ops", job.Annotations[contract.AnnotationCancelRequestedBy])
 }

@@ -20,8 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 
+	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -70,12 +71,12 @@ func TestSubmitIsHardenedAndWatchedToSuccess(t *testing.T) {
 	require.NotNil(t, pod.RuntimeClassName)
 	assert.Equal(t, "gvisor", *pod.RuntimeClassName)
 	assert.Equal(t, "flowforge-worker", pod.PriorityClassName)
-	assert.NotEmpty(t, job.Annotations[templates.AnnotationPolicyRevision])
+	assert.NotEmpty(t, job.Annotations[contract.AnnotationPolicyRevision])
 	require.NotNil(t, job.Spec.ActiveDeadlineSeconds)
 	assert.Equal(t, int64(600), *job.Spec.ActiveDeadlineSeconds, "from the timeout annotation")
 	assert.Equal(t, "1", pod.Containers[0].Resources.Limits.Cpu().String(), "the small profile")
 	assert.Contains(t, job.Finalizers, "flowforge.io/export")
-	assert.Equal(t, "u-42", job.Spec.Template.Labels[templates.LabelUserID])
+	assert.Equal(t, "u-42", job.Spec.Template.Labels[contract.LabelUserID])
 
 	var mu sync.Mutex
 	var phases []jobs.Phase
@@ -95,7 +96,7 @@ func TestSubmitIsHardenedAndWatchedToSuccess(t *testing.T) {
 	assert.Equal(t, "feature/login", final.Branch)
 	assert.Equal(t, int32(1), final.Succeeded)
 	assert.NotNil(t, final.Finished)
-	assert.Equal(t, job.Annotations[templates.AnnotationPolicyRevision], final.PolicyRevision)
+	assert.Equal(t, job.Annotations[contract.AnnotationPolicyRevision], final.PolicyRevision)
 
 	list, err := c.List(ctx, jobs.ListOptions{UserID: "u-42", Phase: jobs.PhaseSucceeded})
 	require.NoError(t, err)
@@ -224,9 +225,9 @@ func TestLargeTaskGoesInAnOwnedConfigMap(t *testing.T) {
 	job, created, err := c.Submit(ctx, req)
 	require.NoError(t, err, "the webhook admits the read-only ConfigMap volume")
 	require.True(t, created)
-	cm, err := clientset.CoreV1().ConfigMaps(ns).Get(ctx, templates.TaskConfigMapName("large"), metav1.GetOptions{})
+	cm, err := clientset.CoreV1().ConfigMaps(ns).Get(ctx, contract.TaskConfigMapName("large"), metav1.GetOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, req.Task, cm.Data[templates.TaskConfigMapKey])
+	assert.Equal(t, req.Task, cm.Data[contract.TaskConfigMapKey])
 	require.Len(t, cm.OwnerReferences, 1)
 	assert.Equal(t, job.UID, cm.OwnerReferences[0].UID)
 
@@ -256,15 +257,15 @@ func TestCancelIsRecordedOnce(t *testing.T) {
 
 	job, err := c.Cancel(ctx, "cancel", "alice", "wrong branch")
 	require.NoError(t, err)
-	at := job.Annotations[templates.AnnotationCancelRequestedAt]
+	at := job.Annotations[contract.AnnotationCancelRequestedAt]
 	_, err = time.Parse(time.RFC3339, at)
 	require.NoError(t, err)
 
 	again, err := c.Cancel(ctx, "cancel", "bob", "")
 	require.NoError(t, err)
-	assert.Equal(t, "alice", again.Annotations[templates.AnnotationCancelRequestedBy])
-	assert.Equal(t, "wrong branch", again.Annotations[templates.AnnotationCancelReason])
-	assert.Equal(t, at, again.Annotations[templates.AnnotationCancelRequestedAt])
+	assert.Equal(t, "alice", again.Annotations[contract.AnnotationCancelRequestedBy])
+	assert.Equal(t, "wrong branch", again.Annotations[contract.AnnotationCancelReason])
+	assert.Equal(t, at, again.Annotations[contract.AnnotationCancelRequestedAt])
 
 	st, err := c.Status(ctx, "cancel")
 	require.NoError(t, err)

@@ -25,9 +25,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/flowforge/flowforge/contract"
 	historystore "github.com/flowforge/flowforge/history/store"
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -269,7 +269,7 @@ func TestPluginThroughKubectl(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(res.out), &v), res.out)
 		assert.NotEmpty(t, v.Client.Version)
-		assert.Equal(t, job.Annotations[templates.AnnotationPolicyRevision], v.Policy.Revision)
+		assert.Equal(t, job.Annotations[contract.AnnotationPolicyRevision], v.Policy.Revision)
 		assert.Equal(t, ns+"/claude-job-p1", v.Policy.Job)
 		assert.True(t, strings.HasPrefix(v.Server.GitVersion, "v1.37."), v.Server.GitVersion)
 	})

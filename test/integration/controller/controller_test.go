@@ -19,10 +19,11 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/flowforge/flowforge/contract"
 	ffcontroller "github.com/flowforge/flowforge/controller"
 	"github.com/flowforge/flowforge/history"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -31,9 +32,9 @@ import (
 func agentJob(id string, podAnnotations map[string]string, mutate ...func(*batchv1.Job)) *batchv1.Job {
 	j := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        templates.JobName(id),
-			Labels:      map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: id, templates.LabelUserID: "alice"},
-			Annotations: map[string]string{templates.AnnotationRepository: "acme/widgets", templates.AnnotationBranch: "main"},
+			Name:        contract.JobName(id),
+			Labels:      map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: id, contract.LabelUserID: "alice"},
+			Annotations: map[string]string{contract.AnnotationRepository: "acme/widgets", contract.AnnotationBranch: "main"},
 		},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Annotations: podAnnotations},
@@ -121,7 +122,7 @@ func testSuccessOutlivesTheJob(t *testing.T) {
 	// The webhook moved the TTL to FlowForge's annotation; the controller
 	// deletes the Job once it has exported it and the TTL is up.
 	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
-		_, err := clientset.BatchV1().Jobs(ns).Get(ctx, templates.JobName("ok1"), metav1.GetOptions{})
+		_, err := clientset.BatchV1().Jobs(ns).Get(ctx, contract.JobName("ok1"), metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	}), "the controller deletes the Job after the export and its TTL")
 
@@ -178,7 +179,7 @@ func testFailureWithRetries(t *testing.T) {
 	}
 	assert.True(t, kinds["job"], "the Job's events (from the controller's cache) were exported: %v", rec.Events)
 	assert.True(t, kinds["pod"], "the failed pods' events (listed from the API server) were exported: %v", rec.Events)
-	reasons := eventReasons(t, ns, templates.JobName("fail3"))
+	reasons := eventReasons(t, ns, contract.JobName("fail3"))
 	assert.Equal(t, 2, count(reasons, "Retried"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "Failed"))
 	assert.Equal(t, 1, count(reasons, "Exported"))
@@ -202,7 +203,7 @@ func testPendingTimeout(t *testing.T) {
 	assert.Equal(t, history.StatusTimedOut, rec.Status)
 	assert.Contains(t, rec.Message, "stayed Pending")
 	assert.Contains(t, rec.Message, "ImagePullBackOff")
-	reasons := eventReasons(t, ns, templates.JobName("stuck1"))
+	reasons := eventReasons(t, ns, contract.JobName("stuck1"))
 	assert.Equal(t, 1, count(reasons, "Terminating"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "TimedOut"), "%v", reasons)
 }
@@ -211,7 +212,7 @@ func testDeadlineExceeded(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t, clientset, "deadline", nil)
 	create(t, ns, agentJob("slow1", map[string]string{localcluster.AnnotationRun: "forever"}, func(j *batchv1.Job) {
-		j.Annotations[templates.AnnotationTimeout] = "3"
+		j.Annotations[contract.AnnotationTimeout] = "3"
 	}))
 	rec := exported(t, "slow1")
 	assert.Equal(t, history.StatusTimedOut, rec.Status)
@@ -244,14 +245,14 @@ func testCancelRunning(t *testing.T) {
 	ns := framework.Namespace(t, clientset, "cancel-run", nil)
 	create(t, ns, agentJob("cancel1", map[string]string{localcluster.AnnotationRun: "forever"}))
 	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
-		pods, err := framework.JobPods(ctx, clientset, ns, templates.JobName("cancel1"))
+		pods, err := framework.JobPods(ctx, clientset, ns, contract.JobName("cancel1"))
 		return err == nil && len(pods) == 1 && pods[0].Status.Phase == corev1.PodRunning, nil
 	}))
 	c := jobsClient(t, ns)
 	start := time.Now()
 	_, err := c.Cancel(context.Background(), "cancel1", "alice", "wrong branch")
 	require.NoError(t, err)
-	took := waitPodTerminating(t, ns, templates.JobName("cancel1"), start)
+	took := waitPodTerminating(t, ns, contract.JobName("cancel1"), start)
 	t.Logf("running job: pod terminating %s after the cancel request", took.Round(time.Millisecond))
 	if _, err = c.Cancel(context.Background(), "cancel1", "bob", "again"); err != nil {
 		require.ErrorIs(t, err, jobs.ErrFinished, "cancelling twice keeps the first request")
@@ -264,7 +265,7 @@ func testCancelRunning(t *testing.T) {
 	if err == nil {
 		assert.Equal(t, jobs.PhaseCancelled, st.Phase, "the Job shows a Cancelled state until TTL removes it")
 	}
-	reasons := eventReasons(t, ns, templates.JobName("cancel1"))
+	reasons := eventReasons(t, ns, contract.JobName("cancel1"))
 	assert.Equal(t, 1, count(reasons, "Cancelled"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "Terminating"), "%v", reasons)
 }
@@ -277,7 +278,7 @@ func testCancelPending(t *testing.T) {
 		j.Spec.Template.Spec.NodeSelector = map[string]string{"topology.kubernetes.io/zone": "nowhere"}
 	}))
 	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
-		pods, err := framework.JobPods(ctx, clientset, ns, templates.JobName("cancel2"))
+		pods, err := framework.JobPods(ctx, clientset, ns, contract.JobName("cancel2"))
 		return err == nil && len(pods) == 1, nil
 	}))
 	_, err := jobsClient(t, ns).Cancel(context.Background(), "cancel2", "alice", "not needed")

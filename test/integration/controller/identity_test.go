@@ -16,9 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates"
-	"github.com/flowforge/flowforge/templates/jobs"
+	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -67,11 +67,11 @@ func TestOwnersCancelIsRecordedFromTheirIdentity(t *testing.T) {
 	ctx := context.Background()
 	carolJobs, err := kubernetes.NewForConfig(impersonating("carol"))
 	require.NoError(t, err)
-	job := agentJob("idc1", map[string]string{localcluster.AnnotationRun: "forever"}, func(j *batchv1.Job) { j.Labels[templates.LabelUserID] = "carol" })
+	job := agentJob("idc1", map[string]string{localcluster.AnnotationRun: "forever"}, func(j *batchv1.Job) { j.Labels[contract.LabelUserID] = "carol" })
 	_, err = carolJobs.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
 	require.NoError(t, err, "the owner creates a Job in their own name")
 	require.NoError(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
-		pods, err := framework.JobPods(ctx, clientset, ns, templates.JobName("idc1"))
+		pods, err := framework.JobPods(ctx, clientset, ns, contract.JobName("idc1"))
 		return err == nil && len(pods) == 1 && pods[0].Status.Phase == corev1.PodRunning, nil
 	}))
 

@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -41,7 +41,7 @@ func testDeletedRightAfterFinishing(t *testing.T) {
 		localcluster.AnnotationLogInterval: "100ms",
 		localcluster.AnnotationDuration:    "1s",
 	}))
-	name := templates.JobName("gone2")
+	name := contract.JobName("gone2")
 	_, err := framework.WaitForJobCondition(ctx, clientset, ns, name, batchv1.JobComplete)
 	require.NoError(t, err)
 	require.NoError(t, clientset.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: new(metav1.DeletePropagationForeground)}))
@@ -80,7 +80,7 @@ func testBurstDeletedAfterTTL(t *testing.T) {
 				localcluster.AnnotationLogs:        fmt.Sprintf("%s starts\n%s ends", id, id),
 				localcluster.AnnotationLogInterval: "100ms",
 				localcluster.AnnotationDuration:    "1s",
-			}, func(j *batchv1.Job) { j.Annotations[templates.AnnotationTTLSecondsAfterFinished] = "2" })
+			}, func(j *batchv1.Job) { j.Annotations[contract.AnnotationTTLSecondsAfterFinished] = "2" })
 			if _, err := clientset.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{}); err != nil {
 				errs <- err
 			}

@@ -18,9 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/history/store"
-	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -52,8 +52,8 @@ func TestControllerStoppedMidExportAndRestarted(t *testing.T) {
 	lines := []string{"one", "two", "three", "four"}
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   templates.JobName("r1"),
-			Labels: map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: "r1", templates.LabelUserID: "alice"},
+			Name:   contract.JobName("r1"),
+			Labels: map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: "r1", contract.LabelUserID: "alice"},
 		},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{

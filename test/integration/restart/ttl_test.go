@@ -17,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -39,8 +39,8 @@ func TestJobsThatFinishWhileTheControllerIsDownKeepTheirLogs(t *testing.T) {
 	// export must still complete, and say so, rather than hold the Job.
 	lost := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   templates.JobName("lost"),
-			Labels: map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: "lost", templates.LabelUserID: "alice"},
+			Name:   contract.JobName("lost"),
+			Labels: map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: "lost", contract.LabelUserID: "alice"},
 		},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{localcluster.AnnotationLogs: "gone", localcluster.AnnotationDuration: "500ms"}},
@@ -66,8 +66,8 @@ func TestJobsThatFinishWhileTheControllerIsDownKeepTheirLogs(t *testing.T) {
 			id := fmt.Sprintf("down%d", i)
 			job := &batchv1.Job{
 				ObjectMeta: metav1.ObjectMeta{
-					Name:   templates.JobName(id),
-					Labels: map[string]string{templates.LabelApp: templates.AppName, templates.LabelJobID: id, templates.LabelUserID: "alice"},
+					Name:   contract.JobName(id),
+					Labels: map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: id, contract.LabelUserID: "alice"},
 				},
 				Spec: batchv1.JobSpec{
 					// What a client used to ask the built-in TTL controller for.
@@ -87,7 +87,7 @@ func TestJobsThatFinishWhileTheControllerIsDownKeepTheirLogs(t *testing.T) {
 				errs <- fmt.Errorf("create %s: %w", id, err)
 				return
 			}
-			if created.Spec.TTLSecondsAfterFinished != nil || created.Annotations[templates.AnnotationTTLSecondsAfterFinished] != "1" {
+			if created.Spec.TTLSecondsAfterFinished != nil || created.Annotations[contract.AnnotationTTLSecondsAfterFinished] != "1" {
 				errs <- fmt.Errorf("%s: the webhook did not move the TTL to the annotation: spec %v, annotations %v", id, created.Spec.TTLSecondsAfterFinished, created.Annotations)
 			}
 		}()
@@ -98,7 +98,7 @@ func TestJobsThatFinishWhileTheControllerIsDownKeepTheirLogs(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for i := range n {
-		_, err := framework.WaitForJobCondition(ctx, clientset, ns, templates.JobName(fmt.Sprintf("down%d", i)), batchv1.JobComplete)
+		_, err := framework.WaitForJobCondition(ctx, clientset, ns, contract.JobName(fmt.Sprintf("down%d", i)), batchv1.JobComplete)
 		require.NoError(t, err)
 	}
 
@@ -111,7 +111,7 @@ func TestJobsThatFinishWhileTheControllerIsDownKeepTheirLogs(t *testing.T) {
 	pods, err := clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	for _, p := range pods.Items {
-		if p.Labels[templates.LabelJobID] == "lost" {
+		if p.Labels[contract.LabelJobID] == "lost" {
 			continue
 		}
 		assert.Nil(t, p.DeletionTimestamp, "pod %s is not being deleted, so the node keeps its logs", p.Name)
@@ -152,6 +152,6 @@ func TestJobsThatFinishWhileTheControllerIsDownKeepTheirLogs(t *testing.T) {
 	pods, err = clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, pods.Items, "the pods went with their Jobs")
-	_, err = clientset.BatchV1().Jobs(ns).Get(ctx, templates.JobName("down0"), metav1.GetOptions{})
+	_, err = clientset.BatchV1().Jobs(ns).Get(ctx, contract.JobName("down0"), metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err))
 }

@@ -19,6 +19,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -41,7 +42,7 @@ func TestSubmitCreatesTheJob(t *testing.T) {
 	assert.Equal(t, "claude-job-abc", job.Name)
 	assert.Equal(t, testNS, job.Namespace)
 	assert.Equal(t, "abc", job.Labels["job-id"])
-	assert.NotEmpty(t, job.Annotations[templates.AnnotationRequestHash])
+	assert.NotEmpty(t, job.Annotations[contract.AnnotationRequestHash])
 
 	stored, err := cs.BatchV1().Jobs(testNS).Get(context.Background(), "claude-job-abc", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -151,7 +152,7 @@ func TestSubmitLargeTask(t *testing.T) {
 
 	cm, err := cs.CoreV1().ConfigMaps(testNS).Get(context.Background(), "claude-job-big-task", metav1.GetOptions{})
 	require.NoError(t, err)
-	assert.Equal(t, largeRequest("big").Task, cm.Data[templates.TaskConfigMapKey])
+	assert.Equal(t, largeRequest("big").Task, cm.Data[contract.TaskConfigMapKey])
 	require.Len(t, cm.OwnerReferences, 1)
 	owner := cm.OwnerReferences[0]
 	assert.Equal(t, metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "claude-job-big", UID: job.UID}, owner)
@@ -170,7 +171,7 @@ func TestSubmitLargeTask(t *testing.T) {
 		require.ErrorIs(t, err, ErrConflict)
 		cm, err := cs.CoreV1().ConfigMaps(testNS).Get(context.Background(), "claude-job-big-task", metav1.GetOptions{})
 		require.NoError(t, err)
-		assert.Equal(t, largeRequest("big").Task, cm.Data[templates.TaskConfigMapKey], "the existing Job's task is untouched")
+		assert.Equal(t, largeRequest("big").Task, cm.Data[contract.TaskConfigMapKey], "the existing Job's task is untouched")
 	})
 }
 
@@ -190,15 +191,15 @@ func TestSubmitLargeTaskCleansUp(t *testing.T) {
 	t.Run("a stale ConfigMap of another request is replaced", func(t *testing.T) {
 		stale := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 			Name: "claude-job-big-task", Namespace: testNS, UID: "stale",
-			Annotations: map[string]string{templates.AnnotationRequestHash: "old"},
-		}, Data: map[string]string{templates.TaskConfigMapKey: "old task"}}
+			Annotations: map[string]string{contract.AnnotationRequestHash: "old"},
+		}, Data: map[string]string{contract.TaskConfigMapKey: "old task"}}
 		cs := fake.NewClientset(stale)
 		_, created, err := newTestClient(t, cs).Submit(context.Background(), largeRequest("big"))
 		require.NoError(t, err)
 		assert.True(t, created)
 		cm, err := cs.CoreV1().ConfigMaps(testNS).Get(context.Background(), "claude-job-big-task", metav1.GetOptions{})
 		require.NoError(t, err)
-		assert.Equal(t, largeRequest("big").Task, cm.Data[templates.TaskConfigMapKey])
+		assert.Equal(t, largeRequest("big").Task, cm.Data[contract.TaskConfigMapKey])
 	})
 	t.Run("an orphaned ConfigMap of the same request is adopted", func(t *testing.T) {
 		cs := fake.NewClientset()
@@ -235,16 +236,16 @@ func TestCancel(t *testing.T) {
 
 	job, err := c.Cancel(context.Background(), "abc", "alice", "wrong branch")
 	require.NoError(t, err)
-	assert.Equal(t, "alice", job.Annotations[templates.AnnotationCancelRequestedBy])
-	assert.Equal(t, "wrong branch", job.Annotations[templates.AnnotationCancelReason])
-	assert.Equal(t, "2026-11-27T10:00:00Z", job.Annotations[templates.AnnotationCancelRequestedAt])
+	assert.Equal(t, "alice", job.Annotations[contract.AnnotationCancelRequestedBy])
+	assert.Equal(t, "wrong branch", job.Annotations[contract.AnnotationCancelReason])
+	assert.Equal(t, "2026-11-27T10:00:00Z", job.Annotations[contract.AnnotationCancelRequestedAt])
 	assert.Equal(t, PhaseCancelling, StatusOf(job).Phase)
 
 	clk.Step(time.Minute)
 	again, err := c.Cancel(context.Background(), "abc", "bob", "changed my mind")
 	require.NoError(t, err, "cancelling twice is not an error")
-	assert.Equal(t, "alice", again.Annotations[templates.AnnotationCancelRequestedBy], "the first request is kept")
-	assert.Equal(t, "2026-11-27T10:00:00Z", again.Annotations[templates.AnnotationCancelRequestedAt])
+	assert.Equal(t, "alice", again.Annotations[contract.AnnotationCancelRequestedBy], "the first request is kept")
+	assert.Equal(t, "2026-11-27T10:00:00Z", again.Annotations[contract.AnnotationCancelRequestedAt])
 
 	_, err = c.Cancel(context.Background(), "abc", " ", "")
 	require.ErrorContains(t, err, "by")
@@ -259,7 +260,7 @@ func TestCancelFinishedJob(t *testing.T) {
 	job, err := c.Cancel(context.Background(), "abc", "alice", "")
 	require.ErrorIs(t, err, ErrFinished)
 	assert.Contains(t, err.Error(), "Succeeded")
-	assert.NotContains(t, job.Annotations, templates.AnnotationCancelRequestedAt)
+	assert.NotContains(t, job.Annotations, contract.AnnotationCancelRequestedAt)
 }
 
 func TestCancelKeepsAConcurrentRequest(t *testing.T) {
@@ -275,8 +276,8 @@ func TestCancelKeepsAConcurrentRequest(t *testing.T) {
 			require.NoError(t, err)
 			j := job.(*batchv1.Job).DeepCopy()
 			j.Annotations = map[string]string{
-				templates.AnnotationCancelRequestedBy: "bob",
-				templates.AnnotationCancelRequestedAt: "2026-11-27T09:00:00Z",
+				contract.AnnotationCancelRequestedBy: "bob",
+				contract.AnnotationCancelRequestedAt: "2026-11-27T09:00:00Z",
 			}
 			require.NoError(t, cs.Tracker().Update(jobsGR.WithVersion("v1"), j, testNS))
 			return true, nil, apierrors.NewConflict(jobsGR, "claude-job-abc", errors.New("the object has been modified"))
@@ -285,7 +286,7 @@ func TestCancelKeepsAConcurrentRequest(t *testing.T) {
 	})
 	job, err := c.Cancel(context.Background(), "abc", "alice", "")
 	require.NoError(t, err)
-	assert.Equal(t, "bob", job.Annotations[templates.AnnotationCancelRequestedBy])
+	assert.Equal(t, "bob", job.Annotations[contract.AnnotationCancelRequestedBy])
 	assert.Equal(t, 1, patches)
 }
 

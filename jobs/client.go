@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -197,7 +198,7 @@ func (c *Client) ensureTaskConfigMap(ctx context.Context, out *templates.Rendere
 	}); err != nil {
 		return false, err
 	}
-	if existing.Annotations[templates.AnnotationRequestHash] == out.Hash {
+	if existing.Annotations[contract.AnnotationRequestHash] == out.Hash {
 		return false, nil
 	}
 	if _, err := c.Get(ctx, out.Request.ID); err == nil || !errors.Is(err, ErrNotFound) {
@@ -213,7 +214,7 @@ func (c *Client) ensureTaskConfigMap(ctx context.Context, out *templates.Rendere
 // adoptTaskConfigMap makes the Job the owner of its task ConfigMap, so that
 // the garbage collector deletes it with the Job.
 func (c *Client) adoptTaskConfigMap(ctx context.Context, job *batchv1.Job) error {
-	name := templates.TaskConfigMapName(job.Labels[templates.LabelJobID])
+	name := contract.TaskConfigMapName(job.Labels[contract.LabelJobID])
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []metav1.OwnerReference{{
 		APIVersion: batchv1.SchemeGroupVersion.String(),
 		Kind:       "Job",
@@ -249,21 +250,21 @@ func (c *Client) deleteTaskConfigMap(ctx context.Context, name string, uid types
 // create, or returns nil when it is.
 func conflict(existing *batchv1.Job, out *templates.Rendered) error {
 	want := out.Job
-	if existing.Labels[templates.LabelJobID] == want.Labels[templates.LabelJobID] &&
-		existing.Annotations[templates.AnnotationRequestHash] == out.Hash {
+	if existing.Labels[contract.LabelJobID] == want.Labels[contract.LabelJobID] &&
+		existing.Annotations[contract.AnnotationRequestHash] == out.Hash {
 		return nil
 	}
 	var diffs []string
 	switch {
-	case existing.Labels[templates.LabelJobID] != want.Labels[templates.LabelJobID]:
-		diffs = append(diffs, fmt.Sprintf("it has %s label %q", templates.LabelJobID, existing.Labels[templates.LabelJobID]))
-	case existing.Annotations[templates.AnnotationRequestHash] == "":
+	case existing.Labels[contract.LabelJobID] != want.Labels[contract.LabelJobID]:
+		diffs = append(diffs, fmt.Sprintf("it has %s label %q", contract.LabelJobID, existing.Labels[contract.LabelJobID]))
+	case existing.Annotations[contract.AnnotationRequestHash] == "":
 		diffs = append(diffs, "it was not created from a FlowForge request (no request hash)")
 	default:
-		if a, b := existing.Labels[templates.LabelUserID], want.Labels[templates.LabelUserID]; a != b {
+		if a, b := existing.Labels[contract.LabelUserID], want.Labels[contract.LabelUserID]; a != b {
 			diffs = append(diffs, fmt.Sprintf("user %q, not %q", a, b))
 		}
-		for _, key := range []string{templates.AnnotationRepository, templates.AnnotationBranch, templates.AnnotationTemplate, templates.AnnotationProfile, templates.AnnotationTimeout} {
+		for _, key := range []string{contract.AnnotationRepository, contract.AnnotationBranch, contract.AnnotationTemplate, contract.AnnotationProfile, contract.AnnotationTimeout} {
 			if a, b := existing.Annotations[key], want.Annotations[key]; a != b {
 				diffs = append(diffs, fmt.Sprintf("%s %q, not %q", strings.TrimPrefix(key, "flowforge.io/"), a, b))
 			}
@@ -307,7 +308,7 @@ func JobIDSelector(id string) (string, error) {
 	if errs := validation.IsValidLabelValue(id); len(errs) > 0 {
 		return "", fmt.Errorf("%q is not a job id: %s", id, strings.Join(errs, "; "))
 	}
-	return labels.SelectorFromSet(labels.Set{templates.LabelApp: templates.AppName, templates.LabelJobID: id}).String(), nil
+	return labels.SelectorFromSet(labels.Set{contract.LabelApp: contract.AppName, contract.LabelJobID: id}).String(), nil
 }
 
 // oneJob returns the only Job of items, or the error for none or several.
@@ -342,7 +343,7 @@ func (c *Client) Cancel(ctx context.Context, id, by, reason string) (*batchv1.Jo
 		if err != nil {
 			return nil, err
 		}
-		if _, requested := job.Annotations[templates.AnnotationCancelRequestedAt]; requested {
+		if _, requested := job.Annotations[contract.AnnotationCancelRequestedAt]; requested {
 			return job, nil
 		}
 		if st := StatusOf(job); st.Phase.Terminal() {
@@ -354,9 +355,9 @@ func (c *Client) Cancel(ctx context.Context, id, by, reason string) (*batchv1.Jo
 		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": job.ResourceVersion,
 			"annotations": map[string]string{
-				templates.AnnotationCancelRequestedBy: by,
-				templates.AnnotationCancelReason:      reason,
-				templates.AnnotationCancelRequestedAt: c.opts.Clock.Now().UTC().Format(time.RFC3339),
+				contract.AnnotationCancelRequestedBy: by,
+				contract.AnnotationCancelReason:      reason,
+				contract.AnnotationCancelRequestedAt: c.opts.Clock.Now().UTC().Format(time.RFC3339),
 			},
 		}})
 		if err != nil {

@@ -16,7 +16,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 var (
@@ -56,9 +56,9 @@ func flowJob(id string, opts ...jobOpt) *batchv1.Job {
 			CreationTimestamp: metav1.NewTime(t0),
 			Labels:            map[string]string{"app": "flowforge", "component": "worker", "job-id": id, "user-id": "u-1"},
 			Annotations: map[string]string{
-				templates.AnnotationRepository: "acme/widgets", templates.AnnotationBranch: "main",
-				templates.AnnotationProfile: "medium", templates.AnnotationTemplate: "claude-code",
-				templates.AnnotationPolicyRevision: "2026-11-27-abc",
+				contract.AnnotationRepository: "acme/widgets", contract.AnnotationBranch: "main",
+				contract.AnnotationProfile: "medium", contract.AnnotationTemplate: "claude-code",
+				contract.AnnotationPolicyRevision: "2026-11-27-abc",
 			},
 		},
 	}
@@ -69,8 +69,8 @@ func flowJob(id string, opts ...jobOpt) *batchv1.Job {
 }
 
 func TestStatusOfPhases(t *testing.T) {
-	cancelled := withAnnotations(templates.AnnotationCancelRequestedBy, "alice", templates.AnnotationCancelReason, "wrong branch",
-		templates.AnnotationCancelRequestedAt, t1.Format(time.RFC3339))
+	cancelled := withAnnotations(contract.AnnotationCancelRequestedBy, "alice", contract.AnnotationCancelReason, "wrong branch",
+		contract.AnnotationCancelRequestedAt, t1.Format(time.RFC3339))
 	for _, tc := range []struct {
 		name    string
 		job     *batchv1.Job
@@ -97,16 +97,16 @@ func TestStatusOfPhases(t *testing.T) {
 			phase: PhaseFailed, reason: "BackoffLimitExceeded"},
 		{name: "pod failure policy", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonPodFailurePolicy, t2))), phase: PhaseFailed, reason: "PodFailurePolicy"},
 		{name: "deadline", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseTimedOut, reason: "DeadlineExceeded"},
-		{name: "pending timeout", job: flowJob("a", withAnnotations(templates.AnnotationTerminationReason, templates.TerminationPendingTimeout),
+		{name: "pending timeout", job: flowJob("a", withAnnotations(contract.AnnotationTerminationReason, contract.TerminationPendingTimeout),
 			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseTimedOut, reason: "PendingTimeout"},
 		{name: "cancel requested", job: flowJob("a", withCounts(1, 1, 0, 0), cancelled), phase: PhaseCancelling, reason: "CancelRequested", message: "cancelled by alice: wrong branch"},
-		{name: "cancelled by the controller", job: flowJob("a", cancelled, withAnnotations(templates.AnnotationTerminationReason, templates.TerminationCancelled),
+		{name: "cancelled by the controller", job: flowJob("a", cancelled, withAnnotations(contract.AnnotationTerminationReason, contract.TerminationCancelled),
 			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseCancelled, reason: "Cancelled", message: "cancelled by alice: wrong branch"},
 		{name: "failed after the cancel request", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded, t2))),
 			phase: PhaseCancelled, reason: "Cancelled"},
 		{name: "failed before the cancel request", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t0))),
 			phase: PhaseTimedOut, reason: "DeadlineExceeded"},
-		{name: "cancelled by the controller without a request", job: flowJob("a", withAnnotations(templates.AnnotationTerminationReason, templates.TerminationCancelled),
+		{name: "cancelled by the controller without a request", job: flowJob("a", withAnnotations(contract.AnnotationTerminationReason, contract.TerminationCancelled),
 			withConditions(cond(batchv1.JobFailed, "Terminated", t2))), phase: PhaseCancelled, reason: "Cancelled", message: "Terminated message"},
 		{name: "completed although a cancel was requested", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2))), phase: PhaseSucceeded, reason: "CompletionsReached"},
 		{name: "a condition that is not true", job: flowJob("a", withConditions(batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse})), phase: PhasePending},
@@ -136,8 +136,8 @@ func TestStatusOfFields(t *testing.T) {
 	job := flowJob("abc", withCounts(1, 1, 1, 2), func(j *batchv1.Job) {
 		j.Status.Terminating = ptr.To[int32](1)
 		j.Status.StartTime = ptr.To(metav1.NewTime(t1))
-		j.Annotations[templates.AnnotationCancelRequestedBy] = "alice"
-		j.Annotations[templates.AnnotationCancelRequestedAt] = t2.Format(time.RFC3339)
+		j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
+		j.Annotations[contract.AnnotationCancelRequestedAt] = t2.Format(time.RFC3339)
 	})
 	assert.Equal(t, Status{
 		ID: "abc", UserID: "u-1", Name: "claude-job-abc", Namespace: testNS,

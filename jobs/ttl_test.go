@@ -10,11 +10,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 func TestTTLAfterFinished(t *testing.T) {
-	const key = templates.AnnotationTTLSecondsAfterFinished
+	const key = contract.AnnotationTTLSecondsAfterFinished
 	withSpecTTL := func(n int32) jobOpt { return func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = &n } }
 	tests := []struct {
 		name   string
@@ -44,7 +44,7 @@ func TestTTLAfterFinished(t *testing.T) {
 }
 
 func TestStatusOfDeletion(t *testing.T) {
-	const key = templates.AnnotationTTLSecondsAfterFinished
+	const key = contract.AnnotationTTLSecondsAfterFinished
 	running := StatusOf(flowJob("a", withAnnotations(key, "120"), withCounts(1, 1, 0, 0)))
 	require.NotNil(t, running.TTLSecondsAfterFinished)
 	assert.Equal(t, int64(120), *running.TTLSecondsAfterFinished)

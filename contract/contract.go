@@ -1,4 +1,4 @@
-package templates
+package contract
 
 // The names below are a contract shared with the webhook's policy data
 // (policies/data.yaml), the FlowForge controller and the CLI. Changing one
@@ -129,7 +129,8 @@ func ReservedEnv() []string {
 	return []string{EnvJobID, EnvRepositoryURL, EnvBranch, EnvTask, EnvTaskFile, EnvAPIKey, EnvGitCredentials}
 }
 
-func isReservedEnv(name string) bool {
+// IsReservedEnv reports whether the renderer owns an environment variable name.
+func IsReservedEnv(name string) bool {
 	switch name {
 	case EnvJobID, EnvRepositoryURL, EnvBranch, EnvTask, EnvTaskFile, EnvAPIKey, EnvGitCredentials:
 		return true

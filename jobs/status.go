@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/flowforge/flowforge/templates"
+	"github.com/flowforge/flowforge/contract"
 )
 
 // Phase is where a FlowForge job is in its life.
@@ -117,22 +117,22 @@ func StatusOf(job *batchv1.Job) Status {
 func phaseOf(job *batchv1.Job) Status {
 	ann := job.Annotations
 	s := Status{
-		ID:                job.Labels[templates.LabelJobID],
-		UserID:            job.Labels[templates.LabelUserID],
+		ID:                job.Labels[contract.LabelJobID],
+		UserID:            job.Labels[contract.LabelUserID],
 		Name:              job.Name,
 		Namespace:         job.Namespace,
-		Repository:        ann[templates.AnnotationRepository],
-		Branch:            ann[templates.AnnotationBranch],
-		Profile:           ann[templates.AnnotationProfile],
-		Template:          ann[templates.AnnotationTemplate],
+		Repository:        ann[contract.AnnotationRepository],
+		Branch:            ann[contract.AnnotationBranch],
+		Profile:           ann[contract.AnnotationProfile],
+		Template:          ann[contract.AnnotationTemplate],
 		Created:           timeOf(&job.CreationTimestamp),
 		Started:           timeOf(job.Status.StartTime),
 		Active:            job.Status.Active,
 		Ready:             deref(job.Status.Ready),
 		Succeeded:         job.Status.Succeeded,
 		Failed:            job.Status.Failed,
-		CancelRequestedBy: ann[templates.AnnotationCancelRequestedBy],
-		PolicyRevision:    ann[templates.AnnotationPolicyRevision],
+		CancelRequestedBy: ann[contract.AnnotationCancelRequestedBy],
+		PolicyRevision:    ann[contract.AnnotationPolicyRevision],
 		ResourceVersion:   job.ResourceVersion,
 	}
 	// Pods that ended but that the Job controller has not yet counted in
@@ -145,13 +145,13 @@ func phaseOf(job *batchv1.Job) Status {
 	}
 	s.Attempts = s.Active + s.Succeeded + s.Failed + uncounted + deref(job.Status.Terminating)
 	cancelRequested := false
-	if raw, ok := ann[templates.AnnotationCancelRequestedAt]; ok {
+	if raw, ok := ann[contract.AnnotationCancelRequestedAt]; ok {
 		cancelRequested = true
 		if t, err := time.Parse(time.RFC3339, raw); err == nil {
 			s.CancelRequestedAt = &t
 		}
 	}
-	termination := ann[templates.AnnotationTerminationReason]
+	termination := ann[contract.AnnotationTerminationReason]
 
 	if c := condition(job, batchv1.JobComplete); c != nil {
 		s.Phase, s.Reason, s.Message = PhaseSucceeded, c.Reason, c.Message
@@ -165,14 +165,14 @@ func phaseOf(job *batchv1.Job) Status {
 		s.Finished = timeOf(&c.LastTransitionTime)
 		s.Reason, s.Message = c.Reason, c.Message
 		switch {
-		case termination == templates.TerminationPendingTimeout:
-			s.Phase, s.Reason = PhaseTimedOut, templates.TerminationPendingTimeout
-		case termination == templates.TerminationCancelled:
+		case termination == contract.TerminationPendingTimeout:
+			s.Phase, s.Reason = PhaseTimedOut, contract.TerminationPendingTimeout
+		case termination == contract.TerminationCancelled:
 			s.Phase = PhaseCancelled
-			s.Reason, s.Message = templates.TerminationCancelled, cancelMessage(ann, c.Message)
+			s.Reason, s.Message = contract.TerminationCancelled, cancelMessage(ann, c.Message)
 		case cancelRequested && (s.CancelRequestedAt == nil || s.Finished == nil || !s.CancelRequestedAt.After(*s.Finished)):
 			s.Phase = PhaseCancelled
-			s.Reason, s.Message = templates.TerminationCancelled, cancelMessage(ann, c.Message)
+			s.Reason, s.Message = contract.TerminationCancelled, cancelMessage(ann, c.Message)
 		case c.Reason == batchv1.JobReasonDeadlineExceeded:
 			s.Phase = PhaseTimedOut
 		default:
@@ -199,7 +199,7 @@ func phaseOf(job *batchv1.Job) Status {
 }
 
 func cancelMessage(ann map[string]string, fallback string) string {
-	by, reason := ann[templates.AnnotationCancelRequestedBy], ann[templates.AnnotationCancelReason]
+	by, reason := ann[contract.AnnotationCancelRequestedBy], ann[contract.AnnotationCancelReason]
 	switch {
 	case by == "" && reason == "":
 		return fallback
@@ -259,14 +259,14 @@ const listPageSize = 250
 // List returns the FlowForge jobs of the namespace, oldest first.
 func (c *Client) List(ctx context.Context, opts ListOptions) ([]Status, error) {
 	selector := labels.NewSelector()
-	app, _ := labels.NewRequirement(templates.LabelApp, selection.Equals, []string{templates.AppName})
-	id, _ := labels.NewRequirement(templates.LabelJobID, selection.Exists, nil)
+	app, _ := labels.NewRequirement(contract.LabelApp, selection.Equals, []string{contract.AppName})
+	id, _ := labels.NewRequirement(contract.LabelJobID, selection.Exists, nil)
 	selector = selector.Add(*app, *id)
 	if opts.UserID != "" {
 		if msgs := validation.IsValidLabelValue(opts.UserID); len(msgs) > 0 {
 			return nil, fmt.Errorf("list jobs: user id %q is not a valid label value", opts.UserID)
 		}
-		user, _ := labels.NewRequirement(templates.LabelUserID, selection.Equals, []string{opts.UserID})
+		user, _ := labels.NewRequirement(contract.LabelUserID, selection.Equals, []string{opts.UserID})
 		selector = selector.Add(*user)
 	}
 	var out []Status
