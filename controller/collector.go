@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	"github.com/flowforge/flowforge/jobs"
+	"github.com/flowforge/flowforge/contract"
 )
 
 // stateCollector reports the current state of the labelled Jobs from the
@@ -49,14 +49,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
-	counts := map[jobs.Phase]float64{}
-	for _, p := range []jobs.Phase{jobs.PhasePending, jobs.PhaseRunning, jobs.PhaseCancelling, jobs.PhaseSucceeded, jobs.PhaseFailed, jobs.PhaseCancelled, jobs.PhaseTimedOut} {
+	counts := map[contract.Phase]float64{}
+	for _, p := range []contract.Phase{contract.PhasePending, contract.PhaseRunning, contract.PhaseCancelling, contract.PhaseSucceeded, contract.PhaseFailed, contract.PhaseCancelled, contract.PhaseTimedOut} {
 		counts[p] = 0
 	}
 	awaiting, oldest := 0.0, 0.0
 	for i := range list.Items {
 		job := &list.Items[i]
-		counts[jobs.StatusOf(job).Phase]++
+		counts[contract.StatusOf(job).Phase]++
 		if finished(job) && controllerutil.ContainsFinalizer(job, c.jobFinalizer) {
 			awaiting++
 			if waited := c.clock.Since(finishedAt(job)).Seconds(); waited > oldest {

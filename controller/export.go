@@ -25,7 +25,6 @@ import (
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/jobs"
 )
 
 // EventLister lists the Kubernetes events about an object, selected by
@@ -144,7 +143,7 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 			r.Shipper.StopNow(pods[i].UID)
 		}
 	}
-	status := jobs.StatusOf(job)
+	status := contract.StatusOf(job)
 	if first, err := r.Store.Mark(ctx, string(job.UID), "finished"); err != nil {
 		return reconcile.Result{}, err
 	} else if first {
@@ -207,9 +206,9 @@ func (r *Reconciler) expire(ctx context.Context, job *batchv1.Job, settings Sett
 	if annotation == "" {
 		annotation = contract.AnnotationTTLSecondsAfterFinished
 	}
-	ttl, by, ok := jobs.TTLAfterFinished(job, annotation)
+	ttl, by, ok := contract.TTLAfterFinished(job, annotation)
 	done := finishedAt(job)
-	if !ok || by != jobs.DeletedByFlowForge || done.IsZero() {
+	if !ok || by != contract.DeletedByFlowForge || done.IsZero() {
 		return reconcile.Result{}, nil
 	}
 	due := done.Add(ttl)
@@ -263,9 +262,9 @@ func (r *Reconciler) step(name string) error {
 	return r.hook(name)
 }
 
-func (r *Reconciler) finishedEvent(job *batchv1.Job, st jobs.Status) {
+func (r *Reconciler) finishedEvent(job *batchv1.Job, st contract.Status) {
 	eventType, reason := corev1.EventTypeWarning, string(st.Phase)
-	if st.Phase == jobs.PhaseSucceeded {
+	if st.Phase == contract.PhaseSucceeded {
 		eventType = corev1.EventTypeNormal
 	}
 	msg := st.Message

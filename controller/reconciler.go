@@ -21,7 +21,6 @@ import (
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/jobs"
 )
 
 // Settings come from policy data and flags.
@@ -91,7 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	status := jobs.StatusOf(&job)
+	status := contract.StatusOf(&job)
 	log = log.WithValues("jobID", status.ID, "phase", status.Phase)
 	if err := r.upsertJob(ctx, record(&job, status)); err != nil {
 		return reconcile.Result{}, err
@@ -150,7 +149,7 @@ func finishedAt(job *batchv1.Job) time.Time {
 }
 
 // record builds the history record of a Job.
-func record(job *batchv1.Job, st jobs.Status) history.Job {
+func record(job *batchv1.Job, st contract.Status) history.Job {
 	rec := history.Job{
 		UID:            string(job.UID),
 		ID:             st.ID,
@@ -179,17 +178,17 @@ func record(job *batchv1.Job, st jobs.Status) history.Job {
 	return rec
 }
 
-func historyStatus(p jobs.Phase) string {
+func historyStatus(p contract.Phase) string {
 	switch p {
-	case jobs.PhaseSucceeded:
+	case contract.PhaseSucceeded:
 		return history.StatusSucceeded
-	case jobs.PhaseFailed:
+	case contract.PhaseFailed:
 		return history.StatusFailed
-	case jobs.PhaseTimedOut:
+	case contract.PhaseTimedOut:
 		return history.StatusTimedOut
-	case jobs.PhaseCancelled:
+	case contract.PhaseCancelled:
 		return history.StatusCancelled
-	case jobs.PhaseRunning, jobs.PhaseCancelling:
+	case contract.PhaseRunning, contract.PhaseCancelling:
 		return history.StatusRunning
 	default:
 		return history.StatusPending

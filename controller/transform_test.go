@@ -24,7 +24,6 @@ import (
 
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/jobs"
 )
 
 // fatJob adds what the API server stores and the controller never reads:
@@ -99,7 +98,7 @@ func fatPod(p *corev1.Pod) *corev1.Pod {
 // export, TTL deletion, claims and the state collector.
 type jobReads struct {
 	Meta                        metav1.ObjectMeta
-	Status                      jobs.Status
+	Status                      contract.Status
 	Record                      history.Job
 	Finished                    bool
 	FinishedAt                  time.Time
@@ -117,8 +116,8 @@ type jobReads struct {
 }
 
 func readJob(j *batchv1.Job) jobReads {
-	st := jobs.StatusOf(j)
-	ttl, by, ok := jobs.TTLAfterFinished(j, contract.AnnotationTTLSecondsAfterFinished)
+	st := contract.StatusOf(j)
+	ttl, by, ok := contract.TTLAfterFinished(j, contract.AnnotationTTLSecondsAfterFinished)
 	meta := *j.ObjectMeta.DeepCopy()
 	meta.ManagedFields = nil
 	delete(meta.Annotations, annotationLastApplied)

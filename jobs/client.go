@@ -346,7 +346,7 @@ func (c *Client) Cancel(ctx context.Context, id, by, reason string) (*batchv1.Jo
 		if _, requested := job.Annotations[contract.AnnotationCancelRequestedAt]; requested {
 			return job, nil
 		}
-		if st := StatusOf(job); st.Phase.Terminal() {
+		if st := contract.StatusOf(job); st.Phase.Terminal() {
 			return job, fmt.Errorf("cancel job %s: %w (%s)", id, ErrFinished, st.Phase)
 		}
 		// The resourceVersion makes the patch fail with a conflict if the

@@ -239,7 +239,7 @@ func TestCancel(t *testing.T) {
 	assert.Equal(t, "alice", job.Annotations[contract.AnnotationCancelRequestedBy])
 	assert.Equal(t, "wrong branch", job.Annotations[contract.AnnotationCancelReason])
 	assert.Equal(t, "2026-11-27T10:00:00Z", job.Annotations[contract.AnnotationCancelRequestedAt])
-	assert.Equal(t, PhaseCancelling, StatusOf(job).Phase)
+	assert.Equal(t, contract.PhaseCancelling, contract.StatusOf(job).Phase)
 
 	clk.Step(time.Minute)
 	again, err := c.Cancel(context.Background(), "abc", "bob", "changed my mind")

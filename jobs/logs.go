@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowforge/flowforge/contract"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -98,7 +100,7 @@ func (l *logStreamer) once(ctx context.Context) error {
 	}
 	sortPods(pods)
 	if len(pods) == 0 {
-		return fmt.Errorf("logs of job %s: it has no pods yet (%s)", l.id, StatusOf(l.job).Phase)
+		return fmt.Errorf("logs of job %s: it has no pods yet (%s)", l.id, contract.StatusOf(l.job).Phase)
 	}
 	first := 0
 	if !l.opts.AllAttempts {
@@ -234,7 +236,7 @@ func (l *logStreamer) follow(ctx context.Context) error {
 	}
 	go l.watchPods(fctx, send)
 	go func() {
-		_, err := l.c.Watch(fctx, l.id, func(Status) error { return nil })
+		_, err := l.c.Watch(fctx, l.id, func(contract.Status) error { return nil })
 		send(jobEnded{err: err})
 	}()
 

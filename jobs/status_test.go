@@ -74,45 +74,45 @@ func TestStatusOfPhases(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		job     *batchv1.Job
-		phase   Phase
+		phase   contract.Phase
 		reason  string
 		message string
 	}{
-		{name: "new", job: flowJob("a"), phase: PhasePending},
-		{name: "pod pending", job: flowJob("a", withCounts(1, 0, 0, 0)), phase: PhasePending},
-		{name: "between attempts", job: flowJob("a", withCounts(0, 0, 0, 1)), phase: PhaseRunning},
-		{name: "last pod done, condition not yet set", job: flowJob("a", withCounts(0, 0, 1, 0)), phase: PhaseRunning},
+		{name: "new", job: flowJob("a"), phase: contract.PhasePending},
+		{name: "pod pending", job: flowJob("a", withCounts(1, 0, 0, 0)), phase: contract.PhasePending},
+		{name: "between attempts", job: flowJob("a", withCounts(0, 0, 0, 1)), phase: contract.PhaseRunning},
+		{name: "last pod done, condition not yet set", job: flowJob("a", withCounts(0, 0, 1, 0)), phase: contract.PhaseRunning},
 		{name: "last pod done, not yet counted", job: flowJob("a", func(j *batchv1.Job) {
 			j.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{Succeeded: []types.UID{"p1"}}
-		}), phase: PhaseRunning},
-		{name: "suspended", job: flowJob("a", withConditions(cond(batchv1.JobSuspended, "JobSuspended", t1))), phase: PhasePending, reason: "JobSuspended"},
-		{name: "pod ready", job: flowJob("a", withCounts(1, 1, 0, 0)), phase: PhaseRunning},
+		}), phase: contract.PhaseRunning},
+		{name: "suspended", job: flowJob("a", withConditions(cond(batchv1.JobSuspended, "JobSuspended", t1))), phase: contract.PhasePending, reason: "JobSuspended"},
+		{name: "pod ready", job: flowJob("a", withCounts(1, 1, 0, 0)), phase: contract.PhaseRunning},
 		{name: "started on a server without ready counts", job: flowJob("a", func(j *batchv1.Job) {
 			j.Status.Active, j.Status.StartTime = 1, ptr.To(metav1.NewTime(t1))
-		}), phase: PhaseRunning},
-		{name: "retrying after a failure", job: flowJob("a", withCounts(1, 1, 0, 1)), phase: PhaseRunning},
+		}), phase: contract.PhaseRunning},
+		{name: "retrying after a failure", job: flowJob("a", withCounts(1, 1, 0, 1)), phase: contract.PhaseRunning},
 		{name: "complete", job: flowJob("a", withCounts(0, 0, 1, 0), withConditions(cond(batchv1.JobSuccessCriteriaMet, "CompletionsReached", t1), cond(batchv1.JobComplete, "CompletionsReached", t2))),
-			phase: PhaseSucceeded, reason: "CompletionsReached"},
+			phase: contract.PhaseSucceeded, reason: "CompletionsReached"},
 		{name: "backoff limit", job: flowJob("a", withCounts(0, 0, 0, 3), withConditions(cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded, t2))),
-			phase: PhaseFailed, reason: "BackoffLimitExceeded"},
-		{name: "pod failure policy", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonPodFailurePolicy, t2))), phase: PhaseFailed, reason: "PodFailurePolicy"},
-		{name: "deadline", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseTimedOut, reason: "DeadlineExceeded"},
+			phase: contract.PhaseFailed, reason: "BackoffLimitExceeded"},
+		{name: "pod failure policy", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonPodFailurePolicy, t2))), phase: contract.PhaseFailed, reason: "PodFailurePolicy"},
+		{name: "deadline", job: flowJob("a", withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: contract.PhaseTimedOut, reason: "DeadlineExceeded"},
 		{name: "pending timeout", job: flowJob("a", withAnnotations(contract.AnnotationTerminationReason, contract.TerminationPendingTimeout),
-			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseTimedOut, reason: "PendingTimeout"},
-		{name: "cancel requested", job: flowJob("a", withCounts(1, 1, 0, 0), cancelled), phase: PhaseCancelling, reason: "CancelRequested", message: "cancelled by alice: wrong branch"},
+			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: contract.PhaseTimedOut, reason: "PendingTimeout"},
+		{name: "cancel requested", job: flowJob("a", withCounts(1, 1, 0, 0), cancelled), phase: contract.PhaseCancelling, reason: "CancelRequested", message: "cancelled by alice: wrong branch"},
 		{name: "cancelled by the controller", job: flowJob("a", cancelled, withAnnotations(contract.AnnotationTerminationReason, contract.TerminationCancelled),
-			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: PhaseCancelled, reason: "Cancelled", message: "cancelled by alice: wrong branch"},
+			withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t2))), phase: contract.PhaseCancelled, reason: "Cancelled", message: "cancelled by alice: wrong branch"},
 		{name: "failed after the cancel request", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded, t2))),
-			phase: PhaseCancelled, reason: "Cancelled"},
+			phase: contract.PhaseCancelled, reason: "Cancelled"},
 		{name: "failed before the cancel request", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded, t0))),
-			phase: PhaseTimedOut, reason: "DeadlineExceeded"},
+			phase: contract.PhaseTimedOut, reason: "DeadlineExceeded"},
 		{name: "cancelled by the controller without a request", job: flowJob("a", withAnnotations(contract.AnnotationTerminationReason, contract.TerminationCancelled),
-			withConditions(cond(batchv1.JobFailed, "Terminated", t2))), phase: PhaseCancelled, reason: "Cancelled", message: "Terminated message"},
-		{name: "completed although a cancel was requested", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2))), phase: PhaseSucceeded, reason: "CompletionsReached"},
-		{name: "a condition that is not true", job: flowJob("a", withConditions(batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse})), phase: PhasePending},
+			withConditions(cond(batchv1.JobFailed, "Terminated", t2))), phase: contract.PhaseCancelled, reason: "Cancelled", message: "Terminated message"},
+		{name: "completed although a cancel was requested", job: flowJob("a", cancelled, withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2))), phase: contract.PhaseSucceeded, reason: "CompletionsReached"},
+		{name: "a condition that is not true", job: flowJob("a", withConditions(batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse})), phase: contract.PhasePending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := StatusOf(tc.job)
+			s := contract.StatusOf(tc.job)
 			assert.Equal(t, tc.phase, s.Phase)
 			assert.Equal(t, tc.reason, s.Reason)
 			if tc.message != "" {
@@ -127,9 +127,9 @@ func TestStatusOfCountsUncountedPods(t *testing.T) {
 	j := flowJob("a", withCounts(0, 0, 1, 1), func(j *batchv1.Job) {
 		j.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{Succeeded: []types.UID{"p3"}, Failed: []types.UID{"p4", "p5"}}
 	})
-	s := StatusOf(j)
+	s := contract.StatusOf(j)
 	assert.Equal(t, int32(5), s.Attempts, "counted and uncounted ended pods")
-	assert.Equal(t, PhaseRunning, s.Phase)
+	assert.Equal(t, contract.PhaseRunning, s.Phase)
 }
 
 func TestStatusOfFields(t *testing.T) {
@@ -139,26 +139,26 @@ func TestStatusOfFields(t *testing.T) {
 		j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
 		j.Annotations[contract.AnnotationCancelRequestedAt] = t2.Format(time.RFC3339)
 	})
-	assert.Equal(t, Status{
+	assert.Equal(t, contract.Status{
 		ID: "abc", UserID: "u-1", Name: "claude-job-abc", Namespace: testNS,
 		Repository: "acme/widgets", Branch: "main", Profile: "medium", Template: "claude-code",
-		Phase: PhaseCancelling, Reason: "CancelRequested", Message: "cancelled by alice",
+		Phase: contract.PhaseCancelling, Reason: "CancelRequested", Message: "cancelled by alice",
 		Created: &t0, Started: &t1,
 		Attempts: 5, Active: 1, Ready: 1, Succeeded: 1, Failed: 2,
 		CancelRequestedBy: "alice", CancelRequestedAt: &t2,
 		PolicyRevision: "2026-11-27-abc", ResourceVersion: "7",
-	}, StatusOf(job))
+	}, contract.StatusOf(job))
 
 	done := flowJob("abc", withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2)), func(j *batchv1.Job) {
 		j.Status.CompletionTime = ptr.To(metav1.NewTime(t1))
 	})
-	assert.Equal(t, &t1, StatusOf(done).Finished, "the completion time when the Job has one")
+	assert.Equal(t, &t1, contract.StatusOf(done).Finished, "the completion time when the Job has one")
 }
 
 func TestPhaseTerminal(t *testing.T) {
-	for p, want := range map[Phase]bool{
-		PhasePending: false, PhaseRunning: false, PhaseCancelling: false,
-		PhaseSucceeded: true, PhaseFailed: true, PhaseCancelled: true, PhaseTimedOut: true,
+	for p, want := range map[contract.Phase]bool{
+		contract.PhasePending: false, contract.PhaseRunning: false, contract.PhaseCancelling: false,
+		contract.PhaseSucceeded: true, contract.PhaseFailed: true, contract.PhaseCancelled: true, contract.PhaseTimedOut: true,
 	} {
 		assert.Equal(t, want, p.Terminal(), p)
 	}
@@ -175,11 +175,11 @@ func TestStatusAndList(t *testing.T) {
 
 	st, err := c.Status(context.Background(), "b")
 	require.NoError(t, err)
-	assert.Equal(t, PhaseRunning, st.Phase)
+	assert.Equal(t, contract.PhaseRunning, st.Phase)
 	_, err = c.Status(context.Background(), "zzz")
 	require.ErrorIs(t, err, ErrNotFound)
 
-	ids := func(list []Status) []string {
+	ids := func(list []contract.Status) []string {
 		var out []string
 		for _, s := range list {
 			out = append(out, s.ID)
@@ -194,7 +194,7 @@ func TestStatusAndList(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"b", "a"}, ids(mine))
 
-	running, err := c.List(context.Background(), ListOptions{Phase: PhaseRunning})
+	running, err := c.List(context.Background(), ListOptions{Phase: contract.PhaseRunning})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"b"}, ids(running))
 

@@ -23,10 +23,10 @@ func TestTTLAfterFinished(t *testing.T) {
 		ttl    time.Duration
 		by     string
 	}{
-		{name: "annotation", opts: []jobOpt{withAnnotations(key, "90")}, wantOK: true, ttl: 90 * time.Second, by: DeletedByFlowForge},
-		{name: "annotation zero", opts: []jobOpt{withAnnotations(key, "0")}, wantOK: true, ttl: 0, by: DeletedByFlowForge},
-		{name: "annotation wins over spec", opts: []jobOpt{withAnnotations(key, "5"), withSpecTTL(60)}, wantOK: true, ttl: 5 * time.Second, by: DeletedByFlowForge},
-		{name: "legacy spec", opts: []jobOpt{withSpecTTL(60)}, wantOK: true, ttl: time.Minute, by: DeletedByTTLController},
+		{name: "annotation", opts: []jobOpt{withAnnotations(key, "90")}, wantOK: true, ttl: 90 * time.Second, by: contract.DeletedByFlowForge},
+		{name: "annotation zero", opts: []jobOpt{withAnnotations(key, "0")}, wantOK: true, ttl: 0, by: contract.DeletedByFlowForge},
+		{name: "annotation wins over spec", opts: []jobOpt{withAnnotations(key, "5"), withSpecTTL(60)}, wantOK: true, ttl: 5 * time.Second, by: contract.DeletedByFlowForge},
+		{name: "legacy spec", opts: []jobOpt{withSpecTTL(60)}, wantOK: true, ttl: time.Minute, by: contract.DeletedByTTLController},
 		{name: "none", wantOK: false},
 		{name: "malformed annotation", opts: []jobOpt{withAnnotations(key, "1h"), withSpecTTL(60)}, wantOK: false},
 		{name: "negative annotation", opts: []jobOpt{withAnnotations(key, "-5")}, wantOK: false},
@@ -35,7 +35,7 @@ func TestTTLAfterFinished(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ttl, by, ok := TTLAfterFinished(flowJob("a", tc.opts...), key)
+			ttl, by, ok := contract.TTLAfterFinished(flowJob("a", tc.opts...), key)
 			require.Equal(t, tc.wantOK, ok)
 			assert.Equal(t, tc.ttl, ttl)
 			assert.Equal(t, tc.by, by)
@@ -45,13 +45,13 @@ func TestTTLAfterFinished(t *testing.T) {
 
 func TestStatusOfDeletion(t *testing.T) {
 	const key = contract.AnnotationTTLSecondsAfterFinished
-	running := StatusOf(flowJob("a", withAnnotations(key, "120"), withCounts(1, 1, 0, 0)))
+	running := contract.StatusOf(flowJob("a", withAnnotations(key, "120"), withCounts(1, 1, 0, 0)))
 	require.NotNil(t, running.TTLSecondsAfterFinished)
 	assert.Equal(t, int64(120), *running.TTLSecondsAfterFinished)
-	assert.Equal(t, DeletedByFlowForge, running.DeletedBy)
+	assert.Equal(t, contract.DeletedByFlowForge, running.DeletedBy)
 	assert.Nil(t, running.DeleteAfter, "not finished: no deletion time yet")
 
-	done := StatusOf(flowJob("a", withAnnotations(key, "120"), withConditions(cond(batchv1.JobFailed, "BackoffLimitExceeded", t1))))
+	done := contract.StatusOf(flowJob("a", withAnnotations(key, "120"), withConditions(cond(batchv1.JobFailed, "BackoffLimitExceeded", t1))))
 	require.NotNil(t, done.DeleteAfter)
 	assert.Equal(t, t1.Add(2*time.Minute), *done.DeleteAfter)
 
@@ -59,11 +59,11 @@ func TestStatusOfDeletion(t *testing.T) {
 		j.Spec.TTLSecondsAfterFinished = ptr.To[int32](30)
 		j.Status.CompletionTime = ptr.To(metav1.NewTime(t2))
 	}, withConditions(cond(batchv1.JobComplete, "", t2)))
-	st := StatusOf(complete)
-	assert.Equal(t, DeletedByTTLController, st.DeletedBy)
+	st := contract.StatusOf(complete)
+	assert.Equal(t, contract.DeletedByTTLController, st.DeletedBy)
 	assert.Equal(t, t2.Add(30*time.Second), *st.DeleteAfter)
 
-	kept := StatusOf(flowJob("a", withConditions(cond(batchv1.JobComplete, "", t2))))
+	kept := contract.StatusOf(flowJob("a", withConditions(cond(batchv1.JobComplete, "", t2))))
 	assert.Nil(t, kept.TTLSecondsAfterFinished)
 	assert.Nil(t, kept.DeleteAfter)
 	assert.Empty(t, kept.DeletedBy)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/flowforge/flowforge/contract"
+
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -28,7 +30,7 @@ import (
 // another of the same name, before it finished is an error wrapping
 // ErrDeleted; the end of ctx is an error wrapping ctx.Err(). Watch never
 // returns a nil error before a terminal phase.
-func (c *Client) Watch(ctx context.Context, id string, fn func(Status) error) (Status, error) {
+func (c *Client) Watch(ctx context.Context, id string, fn func(contract.Status) error) (contract.Status, error) {
 	return c.WatchFrom(ctx, id, "", fn)
 }
 
@@ -36,10 +38,10 @@ func (c *Client) Watch(ctx context.Context, id string, fn func(Status) error) (S
 // example Status.ResourceVersion from a previous run), without an initial
 // list; "" means list first. A version the server no longer has is not an
 // error: Watch lists again and continues.
-func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn func(Status) error) (Status, error) {
+func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn func(contract.Status) error) (contract.Status, error) {
 	selector, err := JobIDSelector(id)
 	if err != nil {
-		return Status{}, err
+		return contract.Status{}, err
 	}
 	jobs := c.cs.BatchV1().Jobs(c.opts.Namespace)
 	src := source[*batchv1.Job]{
@@ -61,7 +63,7 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 	}
 
 	var (
-		last Status
+		last contract.Status
 		seen bool
 		uid  types.UID
 	)
@@ -73,7 +75,7 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 	}
 	observe := func(job *batchv1.Job) (bool, error) {
 		uid = job.UID
-		st := StatusOf(job)
+		st := contract.StatusOf(job)
 		if seen {
 			st.Phase = forward(last.Phase, st.Phase)
 		}
@@ -142,15 +144,15 @@ func (c *Client) WatchFrom(ctx context.Context, id, resourceVersion string, fn f
 // has left it: between an attempt's end and the Job's final condition the
 // Job controller's counts can briefly say "nothing active", which is not a
 // new start.
-func forward(last, next Phase) Phase {
-	if next == PhasePending && last != PhasePending && !last.Terminal() {
+func forward(last, next contract.Phase) contract.Phase {
+	if next == contract.PhasePending && last != contract.PhasePending && !last.Terminal() {
 		return last
 	}
 	return next
 }
 
 // sameStatus compares statuses ignoring the resource version.
-func sameStatus(a, b Status) bool {
+func sameStatus(a, b contract.Status) bool {
 	a.ResourceVersion, b.ResourceVersion = "", ""
 	return reflect.DeepEqual(a, b)
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flowforge/flowforge/contract"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
@@ -99,12 +101,12 @@ var (
 	doneJob    = flowJob("w", withCounts(0, 0, 1, 0), withConditions(cond(batchv1.JobComplete, "CompletionsReached", t2)))
 )
 
-func runWatch(t *testing.T, s *script, rv string) ([]Phase, Status, error) {
+func runWatch(t *testing.T, s *script, rv string) ([]contract.Phase, contract.Status, error) {
 	t.Helper()
 	cs := fake.NewClientset()
 	s.install(cs)
-	var phases []Phase
-	final, err := newTestClient(t, cs).WatchFrom(context.Background(), "w", rv, func(st Status) error {
+	var phases []contract.Phase
+	final, err := newTestClient(t, cs).WatchFrom(context.Background(), "w", rv, func(st contract.Status) error {
 		phases = append(phases, st.Phase)
 		return nil
 	})
@@ -123,8 +125,8 @@ func TestWatchResumesAndRelists(t *testing.T) {
 	}
 	phases, final, err := runWatch(t, s, "")
 	require.NoError(t, err)
-	assert.Equal(t, []Phase{PhasePending, PhaseRunning, PhaseSucceeded}, phases, "fn runs on changes only")
-	assert.Equal(t, PhaseSucceeded, final.Phase)
+	assert.Equal(t, []contract.Phase{contract.PhasePending, contract.PhaseRunning, contract.PhaseSucceeded}, phases, "fn runs on changes only")
+	assert.Equal(t, contract.PhaseSucceeded, final.Phase)
 	assert.Equal(t, "30", final.ResourceVersion)
 	assert.Equal(t, []string{"10", "11", "20", "25"}, s.watchRVs())
 }
@@ -137,8 +139,8 @@ func TestWatchFromATooOldVersion(t *testing.T) {
 		}
 		phases, final, err := runWatch(t, s, "1")
 		require.NoError(t, err)
-		assert.Equal(t, []Phase{PhaseSucceeded}, phases)
-		assert.Equal(t, PhaseSucceeded, final.Phase)
+		assert.Equal(t, []contract.Phase{contract.PhaseSucceeded}, phases)
+		assert.Equal(t, contract.PhaseSucceeded, final.Phase)
 		assert.Equal(t, []string{"1"}, s.watchRVs())
 	})
 	t.Run("the watch sends a 410 Gone event", func(t *testing.T) {
@@ -153,7 +155,7 @@ func TestWatchFromATooOldVersion(t *testing.T) {
 		}
 		phases, _, err := runWatch(t, s, "1")
 		require.NoError(t, err)
-		assert.Equal(t, []Phase{PhaseRunning, PhaseSucceeded}, phases)
+		assert.Equal(t, []contract.Phase{contract.PhaseRunning, contract.PhaseSucceeded}, phases)
 		assert.Equal(t, []string{"1", "40"}, s.watchRVs())
 	})
 }
@@ -172,8 +174,8 @@ func TestWatchRidesOutTransientFailures(t *testing.T) {
 	}
 	phases, final, err := runWatch(t, s, "")
 	require.NoError(t, err)
-	assert.Equal(t, []Phase{PhaseRunning, PhaseSucceeded}, phases)
-	assert.Equal(t, PhaseSucceeded, final.Phase)
+	assert.Equal(t, []contract.Phase{contract.PhaseRunning, contract.PhaseSucceeded}, phases)
+	assert.Equal(t, contract.PhaseSucceeded, final.Phase)
 	assert.Equal(t, []string{"10", "10", "10", "10", "50"}, s.watchRVs())
 }
 
@@ -186,7 +188,7 @@ func TestWatchGivesUp(t *testing.T) {
 		}
 		_, final, err := runWatch(t, s, "")
 		require.Error(t, err)
-		assert.Equal(t, PhaseRunning, final.Phase, "the last status seen is returned")
+		assert.Equal(t, contract.PhaseRunning, final.Phase, "the last status seen is returned")
 		assert.Contains(t, err.Error(), "gave up after 5 failed attempts to reconnect to the API server at https://apiserver.test:6443")
 		assert.Len(t, s.watchRVs(), 5)
 	})
@@ -264,7 +266,7 @@ func TestWatchStops(t *testing.T) {
 		cs := fake.NewClientset()
 		(&script{lists: []*batchv1.JobList{listOf("10", at("9", runningJob))}}).install(cs)
 		stop := errors.New("enough")
-		_, err := newTestClient(t, cs).Watch(context.Background(), "w", func(Status) error { return stop })
+		_, err := newTestClient(t, cs).Watch(context.Background(), "w", func(contract.Status) error { return stop })
 		require.ErrorIs(t, err, stop)
 	})
 	t.Run("when the context ends", func(t *testing.T) {
@@ -274,27 +276,27 @@ func TestWatchStops(t *testing.T) {
 			watches: []watchStep{{}}, // open, silent
 		}).install(cs)
 		ctx, cancel := context.WithCancel(context.Background())
-		final, err := newTestClient(t, cs).Watch(ctx, "w", func(st Status) error {
+		final, err := newTestClient(t, cs).Watch(ctx, "w", func(st contract.Status) error {
 			cancel()
 			return nil
 		})
 		require.ErrorIs(t, err, context.Canceled)
-		assert.Equal(t, PhaseRunning, final.Phase)
+		assert.Equal(t, contract.PhaseRunning, final.Phase)
 	})
 	t.Run("the fake clientset's own watch", func(t *testing.T) {
 		job := at("", runningJob)
 		cs := fake.NewClientset(job)
 		c := newTestClient(t, cs)
-		seen := make(chan Phase, 10)
+		seen := make(chan contract.Phase, 10)
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.Watch(context.Background(), "w", func(st Status) error {
+			_, err := c.Watch(context.Background(), "w", func(st contract.Status) error {
 				seen <- st.Phase
 				return nil
 			})
 			errc <- err
 		}()
-		require.Equal(t, PhaseRunning, <-seen)
+		require.Equal(t, contract.PhaseRunning, <-seen)
 		// The fake's watch starts after the list; update until it is seen.
 		require.Eventually(t, func() bool {
 			done := doneJob.DeepCopy()
@@ -326,18 +328,18 @@ func TestWatchPhaseNeverGoesBack(t *testing.T) {
 	}
 	phases, final, err := runWatch(t, s, "")
 	require.NoError(t, err)
-	assert.NotContains(t, phases[1:], PhasePending, "once Running, never Pending again: %v", phases)
-	assert.Equal(t, PhaseSucceeded, final.Phase)
+	assert.NotContains(t, phases[1:], contract.PhasePending, "once Running, never Pending again: %v", phases)
+	assert.Equal(t, contract.PhaseSucceeded, final.Phase)
 }
 
 func TestForward(t *testing.T) {
-	for _, tc := range []struct{ last, next, want Phase }{
-		{PhasePending, PhasePending, PhasePending},
-		{PhasePending, PhaseRunning, PhaseRunning},
-		{PhaseRunning, PhasePending, PhaseRunning},
-		{PhaseCancelling, PhasePending, PhaseCancelling},
-		{PhaseRunning, PhaseSucceeded, PhaseSucceeded},
-		{PhaseRunning, PhaseCancelling, PhaseCancelling},
+	for _, tc := range []struct{ last, next, want contract.Phase }{
+		{contract.PhasePending, contract.PhasePending, contract.PhasePending},
+		{contract.PhasePending, contract.PhaseRunning, contract.PhaseRunning},
+		{contract.PhaseRunning, contract.PhasePending, contract.PhaseRunning},
+		{contract.PhaseCancelling, contract.PhasePending, contract.PhaseCancelling},
+		{contract.PhaseRunning, contract.PhaseSucceeded, contract.PhaseSucceeded},
+		{contract.PhaseRunning, contract.PhaseCancelling, contract.PhaseCancelling},
 	} {
 		assert.Equal(t, tc.want, forward(tc.last, tc.next), "%s then %s", tc.last, tc.next)
 	}

@@ -14,6 +14,7 @@ import (
 	kfields "k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/jobs"
 )
 
@@ -54,7 +55,7 @@ func (o *options) follow(ctx context.Context, c *jobs.Client, id string, withLog
 			}()
 		})
 	}
-	final, err := c.Watch(ctx, id, func(s jobs.Status) error {
+	final, err := c.Watch(ctx, id, func(s contract.Status) error {
 		p.update(s)
 		if withLogs && (s.Active > 0 || s.Attempts > 0) {
 			startLogs()

@@ -18,12 +18,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flowforge/flowforge/contract"
-	"github.com/flowforge/flowforge/jobs"
 )
 
 func TestProgressOnATerminal(t *testing.T) {
 	now := func() time.Time { return t0 }
-	st := jobs.Status{ID: "p1", Phase: jobs.PhaseRunning, Attempts: 1, Active: 1}
+	st := contract.Status{ID: "p1", Phase: contract.PhaseRunning, Attempts: 1, Active: 1}
 	t.Run("the latest event on the line", func(t *testing.T) {
 		var b bytes.Buffer
 		p := newProgress(Streams{Out: &b, IsTerminal: true}, now)
@@ -216,7 +215,7 @@ func TestStructuredOutput(t *testing.T) {
 			h.hardenOnCreate("rev-7")
 			res := h.run(submitArgs("s1", "-o", format)...)
 			require.Equal(t, ExitOK, res.code, res.err)
-			var st jobs.Status
+			var st contract.Status
 			require.NoError(t, decode([]byte(res.out), &st), res.out)
 			assert.Equal(t, "s1", st.ID)
 			assert.Equal(t, "rev-7", st.PolicyRevision)
@@ -228,35 +227,35 @@ func TestStructuredOutput(t *testing.T) {
 			h.scriptWatch("s2", running, succeeded)
 			res := h.run(submitArgs("s2", "--wait", "-o", format)...)
 			require.Equal(t, ExitOK, res.code, res.err)
-			var st jobs.Status
+			var st contract.Status
 			require.NoError(t, decode([]byte(res.out), &st), res.out)
-			assert.Equal(t, jobs.PhaseSucceeded, st.Phase)
+			assert.Equal(t, contract.PhaseSucceeded, st.Phase)
 			assert.Contains(t, res.err, "12:00:00  s2  Running", "the progress goes to stderr")
 		})
 		t.Run("watch -o "+format, func(t *testing.T) {
 			h := newHarness(t, clusterJob(t, testRequest("w"), failed))
 			res := h.run("watch", "w", "-o", format)
 			assert.Equal(t, ExitFailed, res.code, "the exit code is still the outcome")
-			var st jobs.Status
+			var st contract.Status
 			require.NoError(t, decode([]byte(res.out), &st), res.out)
-			assert.Equal(t, jobs.PhaseFailed, st.Phase)
+			assert.Equal(t, contract.PhaseFailed, st.Phase)
 		})
 		t.Run("cancel -o "+format, func(t *testing.T) {
 			h := newHarness(t, clusterJob(t, testRequest("c1"), running))
 			res := h.run("cancel", "c1", "-o", format)
 			require.Equal(t, ExitOK, res.code, res.err)
-			var st jobs.Status
+			var st contract.Status
 			require.NoError(t, decode([]byte(res.out), &st), res.out)
-			assert.Equal(t, jobs.PhaseCancelling, st.Phase)
+			assert.Equal(t, contract.PhaseCancelling, st.Phase)
 			assert.Equal(t, testUser, st.CancelRequestedBy)
 		})
 		t.Run("cancel a finished job -o "+format, func(t *testing.T) {
 			h := newHarness(t, clusterJob(t, testRequest("c2"), succeeded))
 			res := h.run("cancel", "c2", "-o", format)
 			require.Equal(t, ExitOK, res.code, res.err)
-			var st jobs.Status
+			var st contract.Status
 			require.NoError(t, decode([]byte(res.out), &st), res.out)
-			assert.Equal(t, jobs.PhaseSucceeded, st.Phase)
+			assert.Equal(t, contract.PhaseSucceeded, st.Phase)
 		})
 		t.Run("logs -o "+format, func(t *testing.T) {
 			job := clusterJob(t, testRequest("lg"), succeeded)

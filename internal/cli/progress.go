@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/flowforge/flowforge/jobs"
+	"github.com/flowforge/flowforge/contract"
 )
 
 // progress shows a job's progress: one status line redrawn in place on a
@@ -23,7 +23,7 @@ type progress struct {
 	start   time.Time
 
 	mu      sync.Mutex
-	last    jobs.Status
+	last    contract.Status
 	seen    bool
 	frame   int
 	event   string
@@ -49,7 +49,7 @@ func (p *progress) jobName() string {
 }
 
 // update shows a new status of the job.
-func (p *progress) update(s jobs.Status) {
+func (p *progress) update(s contract.Status) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	changed := !p.seen || s.Phase != p.last.Phase || s.Attempts != p.last.Attempts || s.Active != p.last.Active

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
 )
@@ -296,15 +297,15 @@ func clusterClient(o *options) (*jobs.Client, error) {
 }
 
 // phaseExit maps a terminal phase to the exit code.
-func phaseExit(p jobs.Phase) int {
+func phaseExit(p contract.Phase) int {
 	switch p {
-	case jobs.PhaseSucceeded:
+	case contract.PhaseSucceeded:
 		return ExitOK
-	case jobs.PhaseFailed:
+	case contract.PhaseFailed:
 		return ExitFailed
-	case jobs.PhaseTimedOut:
+	case contract.PhaseTimedOut:
 		return ExitTimedOut
-	case jobs.PhaseCancelled:
+	case contract.PhaseCancelled:
 		return ExitCancelled
 	}
 	return ExitOK

@@ -22,7 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flowforge/flowforge/jobs"
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -182,14 +182,14 @@ func TestExitError(t *testing.T) {
 }
 
 func TestPhaseExit(t *testing.T) {
-	for phase, code := range map[jobs.Phase]int{
-		jobs.PhaseSucceeded:  ExitOK,
-		jobs.PhaseFailed:     ExitFailed,
-		jobs.PhaseTimedOut:   ExitTimedOut,
-		jobs.PhaseCancelled:  ExitCancelled,
-		jobs.PhaseRunning:    ExitOK,
-		jobs.PhasePending:    ExitOK,
-		jobs.PhaseCancelling: ExitOK,
+	for phase, code := range map[contract.Phase]int{
+		contract.PhaseSucceeded:  ExitOK,
+		contract.PhaseFailed:     ExitFailed,
+		contract.PhaseTimedOut:   ExitTimedOut,
+		contract.PhaseCancelled:  ExitCancelled,
+		contract.PhaseRunning:    ExitOK,
+		contract.PhasePending:    ExitOK,
+		contract.PhaseCancelling: ExitOK,
 	} {
 		assert.Equal(t, code, phaseExit(phase), phase)
 	}
@@ -312,23 +312,23 @@ func TestPrintStructured(t *testing.T) {
 func TestProgress(t *testing.T) {
 	clock := t0
 	now := func() time.Time { return clock }
-	st := func(phase jobs.Phase, attempts, active, ready int32) jobs.Status {
-		return jobs.Status{ID: "p1", Phase: phase, Attempts: attempts, Active: active, Ready: ready}
+	st := func(phase contract.Phase, attempts, active, ready int32) contract.Status {
+		return contract.Status{ID: "p1", Phase: phase, Attempts: attempts, Active: active, Ready: ready}
 	}
 
 	t.Run("a line per change", func(t *testing.T) {
 		clock = t0
 		var b bytes.Buffer
 		p := newProgress(Streams{Out: &b}, now)
-		p.update(st(jobs.PhasePending, 0, 0, 0))
+		p.update(st(contract.PhasePending, 0, 0, 0))
 		clock = t0.Add(3 * time.Second)
-		p.update(st(jobs.PhasePending, 0, 0, 0)) // no change
-		p.update(st(jobs.PhaseRunning, 1, 1, 0))
+		p.update(st(contract.PhasePending, 0, 0, 0)) // no change
+		p.update(st(contract.PhaseRunning, 1, 1, 0))
 		clock = t0.Add(4*time.Second + 600*time.Millisecond)
-		p.update(st(jobs.PhaseRunning, 1, 1, 1)) // readiness is not shown
+		p.update(st(contract.PhaseRunning, 1, 1, 1)) // readiness is not shown
 		clock = t0.Add(2*time.Minute + 5*time.Second)
-		p.update(st(jobs.PhaseRunning, 2, 1, 1)) // a retry
-		p.update(st(jobs.PhaseSucceeded, 2, 0, 0))
+		p.update(st(contract.PhaseRunning, 2, 1, 1)) // a retry
+		p.update(st(contract.PhaseSucceeded, 2, 0, 0))
 		p.done()
 		assert.Equal(t, "12:00:00  p1  Pending    attempts 0  active 0  0s\n"+
 			"12:00:03  p1  Running    attempts 1  active 1  3s\n"+
@@ -341,7 +341,7 @@ func TestProgress(t *testing.T) {
 		p := newProgress(Streams{Out: &b, IsTerminal: true}, now)
 		for i := range 11 {
 			clock = t0.Add(time.Duration(i) * time.Second)
-			p.update(st(jobs.PhaseRunning, 1, 1, 1))
+			p.update(st(contract.PhaseRunning, 1, 1, 1))
 		}
 		p.done()
 		out := b.String()

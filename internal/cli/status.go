@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/jobs"
 )
@@ -48,13 +49,13 @@ func newStatusCommand(o *options) *cobra.Command {
 
 // deletion says when the cluster deletes a Job (its record stays in the
 // history).
-func deletion(st jobs.Status, now time.Time) string {
+func deletion(st contract.Status, now time.Time) string {
 	if st.TTLSecondsAfterFinished == nil {
 		return "never (no TTL); delete the Job yourself when done"
 	}
 	ttl := time.Duration(*st.TTLSecondsAfterFinished) * time.Second
 	by := "by FlowForge once its logs are exported"
-	if st.DeletedBy == jobs.DeletedByTTLController {
+	if st.DeletedBy == contract.DeletedByTTLController {
 		by = "by the built-in TTL controller"
 	}
 	switch {
@@ -62,7 +63,7 @@ func deletion(st jobs.Status, now time.Time) string {
 		return fmt.Sprintf("%s after it finishes, %s", ttl, by)
 	case st.DeleteAfter.After(now):
 		return fmt.Sprintf("at %s (in %s), %s", st.DeleteAfter.UTC().Format(time.RFC3339), human(st.DeleteAfter.Sub(now)), by)
-	case st.DeletedBy == jobs.DeletedByFlowForge:
+	case st.DeletedBy == contract.DeletedByFlowForge:
 		return fmt.Sprintf("due since %s (%s ago), as soon as its logs are exported", st.DeleteAfter.UTC().Format(time.RFC3339), human(now.Sub(*st.DeleteAfter)))
 	default:
 		return fmt.Sprintf("due since %s (%s ago), %s", st.DeleteAfter.UTC().Format(time.RFC3339), human(now.Sub(*st.DeleteAfter)), by)
@@ -143,12 +144,12 @@ func newListCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := c.List(cmd.Context(), jobs.ListOptions{UserID: user, Phase: jobs.Phase(phase)})
+			list, err := c.List(cmd.Context(), jobs.ListOptions{UserID: user, Phase: contract.Phase(phase)})
 			if err != nil {
 				return err
 			}
 			if list == nil {
-				list = []jobs.Status{}
+				list = []contract.Status{}
 			}
 			if done, err := printStructured(o.streams.Out, o.output, list); done {
 				return err
@@ -236,7 +237,7 @@ may name the user it acts for with --by.`,
 			}
 			job, err := c.Cancel(cmd.Context(), args[0], by, reason)
 			if errors.Is(err, jobs.ErrFinished) {
-				if done, perr := printStructured(o.streams.Out, o.output, jobs.StatusOf(job)); done {
+				if done, perr := printStructured(o.streams.Out, o.output, contract.StatusOf(job)); done {
 					return perr
 				}
 				fmt.Fprintf(o.streams.Out, "job %s has already finished: %v\n", args[0], err)
@@ -245,7 +246,7 @@ may name the user it acts for with --by.`,
 			if err != nil {
 				return err
 			}
-			st := jobs.StatusOf(job)
+			st := contract.StatusOf(job)
 			if done, err := printStructured(o.streams.Out, o.output, st); done {
 				return err
 			}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
-	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -53,21 +52,21 @@ func TestStatusFromTheCluster(t *testing.T) {
 		assert.Equal(t, "Deletion: at 2026-03-01T12:08:00Z (in 8m0s), by FlowForge once its logs are exported", lines(res.out)[2])
 		res = h.run("status", "s3", "-o", "json")
 		require.Equal(t, ExitOK, res.code, res.err)
-		var st jobs.Status
+		var st contract.Status
 		require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
 		require.NotNil(t, st.DeleteAfter)
 		assert.Equal(t, t0.Add(8*time.Minute), st.DeleteAfter.UTC())
-		assert.Equal(t, jobs.DeletedByFlowForge, st.DeletedBy)
+		assert.Equal(t, contract.DeletedByFlowForge, st.DeletedBy)
 	})
 	t.Run("json", func(t *testing.T) {
 		h := newHarness(t, job)
 		res := h.run("status", "s1", "-o", "json")
 		require.Equal(t, ExitOK, res.code, res.err)
-		var st jobs.Status
+		var st contract.Status
 		require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
 		assert.Equal(t, "s1", st.ID)
 		assert.Equal(t, "alice", st.UserID)
-		assert.Equal(t, jobs.PhaseRunning, st.Phase)
+		assert.Equal(t, contract.PhaseRunning, st.Phase)
 		assert.Equal(t, "rev-3", st.PolicyRevision)
 		assert.Equal(t, "claude-job-s1", st.Name)
 		assert.Equal(t, testNS, st.Namespace)
@@ -77,9 +76,9 @@ func TestStatusFromTheCluster(t *testing.T) {
 		h := newHarness(t, job)
 		res := h.run("status", "s1", "--output=yaml")
 		require.Equal(t, ExitOK, res.code, res.err)
-		var st jobs.Status
+		var st contract.Status
 		require.NoError(t, yaml.Unmarshal([]byte(res.out), &st), res.out)
-		assert.Equal(t, jobs.PhaseRunning, st.Phase)
+		assert.Equal(t, contract.PhaseRunning, st.Phase)
 		assert.Equal(t, int32(1), st.Active)
 		assert.Contains(t, res.out, "phase: Running\n")
 	})
@@ -335,7 +334,7 @@ func TestList(t *testing.T) {
 }
 
 func TestListStructured(t *testing.T) {
-	ids := func(list []jobs.Status) []string {
+	ids := func(list []contract.Status) []string {
 		var out []string
 		for _, s := range list {
 			out = append(out, s.ID+"="+string(s.Phase))
@@ -346,7 +345,7 @@ func TestListStructured(t *testing.T) {
 		h := newHarness(t, listSeed(t)...)
 		res := h.run("list", "-o", "json", "--user", "alice")
 		require.Equal(t, ExitOK, res.code, res.err)
-		var list []jobs.Status
+		var list []contract.Status
 		require.NoError(t, json.Unmarshal([]byte(res.out), &list), res.out)
 		assert.Equal(t, []string{"l-done=Succeeded", "l-run=Running"}, ids(list))
 	})
@@ -354,7 +353,7 @@ func TestListStructured(t *testing.T) {
 		h := newHarness(t, listSeed(t)...)
 		res := h.run("list", "-o", "yaml", "--status", "Succeeded")
 		require.Equal(t, ExitOK, res.code, res.err)
-		var list []jobs.Status
+		var list []contract.Status
 		require.NoError(t, yaml.Unmarshal([]byte(res.out), &list), res.out)
 		assert.Equal(t, []string{"l-done=Succeeded"}, ids(list))
 	})
@@ -477,15 +476,15 @@ func TestDeletionLine(t *testing.T) {
 	past := t0.Add(-time.Minute)
 	tests := []struct {
 		name string
-		st   jobs.Status
+		st   contract.Status
 		want string
 	}{
-		{"no TTL", jobs.Status{}, "never (no TTL); delete the Job yourself when done"},
-		{"running", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByFlowForge}, "1h0m0s after it finishes, by FlowForge once its logs are exported"},
-		{"finished", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByFlowForge, DeleteAfter: &at}, "at 2026-03-01T12:30:00Z (in 30m0s), by FlowForge once its logs are exported"},
-		{"due, export pending", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByFlowForge, DeleteAfter: &past}, "due since 2026-03-01T11:59:00Z (1m0s ago), as soon as its logs are exported"},
-		{"legacy", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByTTLController, DeleteAfter: &at}, "at 2026-03-01T12:30:00Z (in 30m0s), by the built-in TTL controller"},
-		{"legacy due", jobs.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: jobs.DeletedByTTLController, DeleteAfter: &past}, "due since 2026-03-01T11:59:00Z (1m0s ago), by the built-in TTL controller"},
+		{"no TTL", contract.Status{}, "never (no TTL); delete the Job yourself when done"},
+		{"running", contract.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: contract.DeletedByFlowForge}, "1h0m0s after it finishes, by FlowForge once its logs are exported"},
+		{"finished", contract.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: contract.DeletedByFlowForge, DeleteAfter: &at}, "at 2026-03-01T12:30:00Z (in 30m0s), by FlowForge once its logs are exported"},
+		{"due, export pending", contract.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: contract.DeletedByFlowForge, DeleteAfter: &past}, "due since 2026-03-01T11:59:00Z (1m0s ago), as soon as its logs are exported"},
+		{"legacy", contract.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: contract.DeletedByTTLController, DeleteAfter: &at}, "at 2026-03-01T12:30:00Z (in 30m0s), by the built-in TTL controller"},
+		{"legacy due", contract.Status{TTLSecondsAfterFinished: &ttl, DeletedBy: contract.DeletedByTTLController, DeleteAfter: &past}, "due since 2026-03-01T11:59:00Z (1m0s ago), by the built-in TTL controller"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flowforge/flowforge/contract"
-	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -141,7 +140,7 @@ func (o *options) submit(ctx context.Context, req templates.Request, sf submitFl
 	}
 	if !sf.wait {
 		if structured {
-			_, err := printStructured(o.streams.Out, o.output, jobs.StatusOf(job))
+			_, err := printStructured(o.streams.Out, o.output, contract.StatusOf(job))
 			return err
 		}
 		return nil

@@ -1,18 +1,16 @@
-package jobs
+package contract
 
 import (
 	"strconv"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
-
-	"github.com/flowforge/flowforge/contract"
 )
 
 // Who deletes a finished Job after its TTL.
 const (
 	// DeletedByFlowForge: the FlowForge controller, once the export is
-	// complete (the TTL is in contract.AnnotationTTLSecondsAfterFinished).
+	// complete (the TTL is in AnnotationTTLSecondsAfterFinished).
 	DeletedByFlowForge = "flowforge"
 	// DeletedByTTLController: the built-in TTL-after-finished controller (a
 	// Job admitted before FlowForge owned deletion, or with the export off,
@@ -26,7 +24,7 @@ const maxTTLSeconds = 10 * 365 * 24 * 3600
 
 // TTLAfterFinished returns how long after it finished the Job is deleted,
 // and who deletes it. The annotation (named by annotation, normally
-// contract.AnnotationTTLSecondsAfterFinished) wins over
+// AnnotationTTLSecondsAfterFinished) wins over
 // spec.ttlSecondsAfterFinished. ok is false when the Job has no TTL, or an
 // annotation that is not a whole number of seconds (validation refuses
 // those; such a Job is kept).
@@ -46,7 +44,7 @@ func TTLAfterFinished(job *batchv1.Job, annotation string) (ttl time.Duration, b
 
 // deletionOf fills in the TTL fields of a status.
 func deletionOf(job *batchv1.Job, s *Status) {
-	ttl, by, ok := TTLAfterFinished(job, contract.AnnotationTTLSecondsAfterFinished)
+	ttl, by, ok := TTLAfterFinished(job, AnnotationTTLSecondsAfterFinished)
 	if !ok {
 		return
 	}
