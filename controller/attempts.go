@@ -1,29 +1,15 @@
 package controller
 
 import (
-	"sort"
 	"time"
+
+	"github.com/flowforge/flowforge/podlog"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/flowforge/flowforge/history"
 )
-
-// sortPods orders a Job's pods by creation: attempt 1 first.
-func sortPods(pods []corev1.Pod) {
-	sort.SliceStable(pods, func(i, j int) bool {
-		ti, tj := pods[i].CreationTimestamp, pods[j].CreationTimestamp
-		if !ti.Equal(&tj) {
-			return ti.Before(&tj)
-		}
-		return pods[i].Name < pods[j].Name
-	})
-}
-
-func podTerminal(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-}
 
 // attemptOf describes one pod of a Job as an attempt record.
 func attemptOf(job *batchv1.Job, pod *corev1.Pod, number int) history.Attempt {
@@ -51,7 +37,7 @@ func attemptOf(job *batchv1.Job, pod *corev1.Pod, number int) history.Attempt {
 	if pod.Status.Reason != "" {
 		a.Reason = pod.Status.Reason
 	}
-	if podTerminal(pod) && a.Finished == nil {
+	if podlog.Ended(pod) && a.Finished == nil {
 		t := lastTransition(pod)
 		a.Finished = &t
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowforge/flowforge/podlog"
+
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
@@ -247,7 +249,7 @@ func podsSettled(job *batchv1.Job, pods []corev1.Pod) bool {
 		// A pod deleted before it was scheduled never runs: no kubelet will
 		// ever end it, so it is as ended as it gets.
 		unscheduledGone := pods[i].DeletionTimestamp != nil && pods[i].Spec.NodeName == ""
-		if !podTerminal(&pods[i]) && !unscheduledGone {
+		if !podlog.Ended(&pods[i]) && !unscheduledGone {
 			return false
 		}
 		ended++
@@ -300,7 +302,7 @@ func (r *Reconciler) observeFinished(job *batchv1.Job, rec history.Job, done tim
 func (r *Reconciler) archive(ctx context.Context, job *batchv1.Job, pod *corev1.Pod, attempt int, settings Settings) error {
 	limit := settings.LogArchiveLimit
 	tags := Tags{JobID: job.Labels[contract.LabelJobID], UserID: job.Labels[contract.LabelUserID], Attempt: attempt}
-	for _, c := range containerNames(pod) {
+	for _, c := range podlog.ContainerNames(pod) {
 		if !containerRan(pod, c) {
 			continue
 		}
@@ -361,7 +363,7 @@ func (r *Reconciler) readLog(ctx context.Context, pod *corev1.Pod, container str
 // period). Only a Job deleted by someone else before its export, while
 // the controller was down or behind, gets here.
 func (r *Reconciler) logsRemoved(pod *corev1.Pod, settings Settings) bool {
-	return pod.DeletionTimestamp != nil && podTerminal(pod) && r.Clock.Since(pod.DeletionTimestamp.Time) >= settings.ExportGrace
+	return pod.DeletionTimestamp != nil && podlog.Ended(pod) && r.Clock.Since(pod.DeletionTimestamp.Time) >= settings.ExportGrace
 }
 
 // logsLost reports, once, a container log the node removed before the
@@ -395,7 +397,7 @@ func stripTimestamps(raw []byte) io.Reader {
 		if len(line) == 0 {
 			continue
 		}
-		if _, msg, ok := splitTimestamp(strings.TrimRight(string(line), "\n")); ok {
+		if _, msg, ok := podlog.SplitTimestamp(strings.TrimRight(string(line), "\n")); ok {
 			out.WriteString(msg)
 			out.WriteByte('\n')
 			continue

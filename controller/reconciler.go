@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/flowforge/flowforge/podlog"
+
 	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -123,7 +125,7 @@ func (r *Reconciler) pods(ctx context.Context, job *batchv1.Job) ([]corev1.Pod, 
 	if err := r.Client.List(ctx, &list, client.InNamespace(job.Namespace), client.MatchingFields{PodJobUIDField: string(job.UID)}); err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", job.Name, err)
 	}
-	sortPods(list.Items)
+	podlog.SortItems(list.Items)
 	return list.Items, nil
 }
 
@@ -272,7 +274,7 @@ func (r *Reconciler) shipLogs(job *batchv1.Job, pods []corev1.Pod) {
 		pod := &pods[i]
 		tags := Tags{JobID: job.Labels[contract.LabelJobID], UserID: job.Labels[contract.LabelUserID], Attempt: i + 1}
 		switch {
-		case podTerminal(pod) || pod.DeletionTimestamp != nil:
+		case podlog.Ended(pod) || pod.DeletionTimestamp != nil:
 			r.Shipper.StopAsync(pod.UID)
 		case pod.Status.Phase == corev1.PodRunning:
 			r.Shipper.Follow(pod, tags)

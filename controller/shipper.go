@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/flowforge/flowforge/podlog"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -148,7 +149,7 @@ func (s *Shipper) Follow(pod *corev1.Pod, tags Tags) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	f := &follower{cancel: cancel, done: make(chan struct{})}
 	s.followers[pod.UID] = f
-	containers := containerNames(pod)
+	containers := podlog.ContainerNames(pod)
 	go func() {
 		defer close(f.done)
 		var wg sync.WaitGroup
@@ -239,17 +240,6 @@ func (s *Shipper) Following(podUID types.UID) bool {
 	return ok
 }
 
-func containerNames(pod *corev1.Pod) []string {
-	var out []string
-	for _, c := range pod.Spec.InitContainers {
-		out = append(out, c.Name)
-	}
-	for _, c := range pod.Spec.Containers {
-		out = append(out, c.Name)
-	}
-	return out
-}
-
 // follow ships one container's log until ctx ends, reconnecting from the
 // checkpoint when the stream breaks.
 func (s *Shipper) follow(ctx context.Context, pod *corev1.Pod, container string, tags Tags) {
@@ -302,7 +292,7 @@ func (s *Shipper) ship(ctx context.Context, r io.Reader, pod *corev1.Pod, contai
 	// lines are short; the buffer grows to 1 MiB for a long one.
 	scanner.Buffer(make([]byte, 0, 4*1024), 1024*1024)
 	for scanner.Scan() {
-		ts, msg, ok := splitTimestamp(scanner.Text())
+		ts, msg, ok := podlog.SplitTimestamp(scanner.Text())
 		if !ok || !ts.After(cp.position()) {
 			continue
 		}
@@ -378,18 +368,4 @@ func (c *checkpointer) stopTimer() {
 		c.timer.Stop()
 		c.timer = nil
 	}
-}
-
-// splitTimestamp splits "<RFC3339Nano> <text>", the format of pods/log
-// with timestamps=true.
-func splitTimestamp(line string) (time.Time, string, bool) {
-	stamp, msg, found := strings.Cut(line, " ")
-	if !found {
-		stamp, msg = line, ""
-	}
-	ts, err := time.Parse(time.RFC3339Nano, stamp)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	return ts, msg, true
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowforge/flowforge/podlog"
+
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -60,7 +62,7 @@ type streamingLogs struct{ text string }
 func (s streamingLogs) Stream(ctx context.Context, _, _ string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 	var kept []string
 	for _, l := range strings.SplitAfter(s.text, "\n") {
-		if ts, _, ok := splitTimestamp(strings.TrimSpace(l)); ok && (opts.SinceTime == nil || !ts.Before(opts.SinceTime.Time)) {
+		if ts, _, ok := podlog.SplitTimestamp(strings.TrimSpace(l)); ok && (opts.SinceTime == nil || !ts.Before(opts.SinceTime.Time)) {
 			kept = append(kept, l)
 		}
 	}

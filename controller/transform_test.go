@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
+	"github.com/flowforge/flowforge/podlog"
 )
 
 // fatJob adds what the API server stores and the controller never reads:
@@ -159,8 +160,8 @@ func readPod(job *batchv1.Job, p *corev1.Pod) podReads {
 	r := podReads{
 		Name: p.Name, Namespace: p.Namespace, Node: p.Spec.NodeName, UID: p.UID, ResourceVersion: p.ResourceVersion,
 		Labels: p.Labels, Finalizers: p.Finalizers, Owners: p.OwnerReferences, Created: p.CreationTimestamp, Deleted: p.DeletionTimestamp,
-		Phase: p.Status.Phase, Terminal: podTerminal(p), Attempt: attemptOf(job, p, 1),
-		FailureReason: failureReason(p), Pending: pendingReason(p), Containers: containerNames(p), Ran: map[string]bool{},
+		Phase: p.Status.Phase, Terminal: podlog.Ended(p), Attempt: attemptOf(job, p, 1),
+		FailureReason: failureReason(p), Pending: pendingReason(p), Containers: podlog.ContainerNames(p), Ran: map[string]bool{},
 		Counted: countedByPolicy(job, p), LastTransition: lastTransition(p),
 	}
 	if t := mainTermination(p); t != nil {

@@ -2,14 +2,13 @@ package jobs
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/flowforge/flowforge/podlog"
 
 	"github.com/flowforge/flowforge/contract"
 
@@ -80,7 +79,7 @@ func (l *logStreamer) container(pod *corev1.Pod) string {
 }
 
 func (l *logStreamer) header(attempt int, pod string) error {
-	_, err := fmt.Fprintf(l.w, "==> attempt %d (pod %s) <==\n", attempt, pod)
+	_, err := fmt.Fprintln(l.w, podlog.AttemptHeader(attempt, pod))
 	return err
 }
 
@@ -98,7 +97,7 @@ func (l *logStreamer) once(ctx context.Context) error {
 	for i := range list.Items {
 		pods = append(pods, &list.Items[i])
 	}
-	sortPods(pods)
+	podlog.Sort(pods)
 	if len(pods) == 0 {
 		return fmt.Errorf("logs of job %s: it has no pods yet (%s)", l.id, contract.StatusOf(l.job).Phase)
 	}
@@ -115,14 +114,14 @@ func (l *logStreamer) once(ctx context.Context) error {
 			}
 		}
 		container := l.container(pod)
-		if !containerStarted(pod, container) {
+		if !podlog.ContainerStarted(pod, container) {
 			if headers {
-				if _, err := fmt.Fprintf(l.w, "(no output: the container did not start: %s)\n", podState(pod)); err != nil {
+				if _, err := fmt.Fprintf(l.w, "(no output: the container did not start: %s)\n", podlog.State(pod)); err != nil {
 					return err
 				}
 				continue
 			}
-			return fmt.Errorf("logs of job %s: pod %s has not started yet (%s)", l.id, pod.Name, podState(pod))
+			return fmt.Errorf("logs of job %s: pod %s has not started yet (%s)", l.id, pod.Name, podlog.State(pod))
 		}
 		opts := &corev1.PodLogOptions{Container: container, Timestamps: l.opts.Timestamps}
 		if l.opts.Since != nil {
@@ -164,37 +163,6 @@ func (c *Client) openStream(ctx context.Context, pod string, opts *corev1.PodLog
 	}
 }
 
-func sortPods(pods []*corev1.Pod) {
-	slices.SortStableFunc(pods, func(a, b *corev1.Pod) int {
-		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(a.Name, b.Name))
-	})
-}
-
-// containerStarted reports whether a container has run, so that it has
-// logs to show.
-func containerStarted(pod *corev1.Pod, container string) bool {
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == container {
-			return cs.State.Running != nil || cs.State.Terminated != nil
-		}
-	}
-	return pod.Status.Phase == corev1.PodRunning
-}
-
-// podEnded reports whether a pod's containers will write nothing more.
-func podEnded(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
-}
-
-func podState(pod *corev1.Pod) string {
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.State.Waiting != nil && cs.State.Waiting.Reason != "" {
-			return fmt.Sprintf("%s, %s", pod.Status.Phase, cs.State.Waiting.Reason)
-		}
-	}
-	return string(pod.Status.Phase)
-}
-
 // Updates the follower receives from its watches.
 type (
 	podUpdate struct {
@@ -221,184 +189,247 @@ type podStream struct {
 	skip   int       // lines at lastTS to skip after a resume
 }
 
-// follow is the state machine of Logs with Follow.
+// follower is the state machine of Logs with Follow. One goroutine (run)
+// owns every field; the pod and Job watches send it updates, and the
+// stream being read reports on its done channel.
+type follower struct {
+	*logStreamer
+	ctx     context.Context // the follow's context: ends the watches and streams
+	updates chan any
+
+	pods     map[string]*corev1.Pod
+	deleted  map[string]bool
+	finished map[string]bool
+	// ended: the Job reached a terminal phase, or is gone; settled fires
+	// once the last pod updates have had time to arrive after that.
+	ended   bool
+	settled <-chan time.Time
+	// drain fires when the current pod has ended and its last lines have
+	// had time to be read; reopen when a broken stream is due to resume.
+	drain, reopen <-chan time.Time
+	cur           *podStream
+	// progressed: openNext marked an attempt that never started as shown,
+	// so the loop looks for the next one before it waits.
+	progressed bool
+}
+
+// follow runs a follower until the logs are complete, ctx ends or an
+// error that retries cannot mend.
 func (l *logStreamer) follow(ctx context.Context) error {
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	updates := make(chan any)
-	send := func(u any) bool {
-		select {
-		case updates <- u:
-			return true
-		case <-fctx.Done():
-			return false
-		}
+	f := &follower{
+		logStreamer: l, ctx: fctx, updates: make(chan any),
+		pods: map[string]*corev1.Pod{}, deleted: map[string]bool{}, finished: map[string]bool{},
 	}
-	go l.watchPods(fctx, send)
+	go l.watchPods(fctx, f.send)
 	go func() {
 		_, err := l.c.Watch(fctx, l.id, func(contract.Status) error { return nil })
-		send(jobEnded{err: err})
+		f.send(jobEnded{err: err})
 	}()
+	// Nothing writes to w once Logs has returned.
+	defer f.stopStream()
+	return f.run(ctx)
+}
 
-	clk := l.c.opts.Clock
-	pods := map[string]*corev1.Pod{}
-	deleted := map[string]bool{}
-	finished := map[string]bool{}
-	ended := false               // the Job reached a terminal phase, or is gone
-	var settled <-chan time.Time // after the Job ended: time for the last pod updates to arrive
-	var drain, reopen <-chan time.Time
-	var cur *podStream
-	defer func() {
-		// Nothing writes to w once Logs has returned.
-		if cur != nil && cur.running {
-			cur.stopping = true
-			cur.cancel()
-			<-cur.done
-		}
-	}()
+func (f *follower) send(u any) bool {
+	select {
+	case f.updates <- u:
+		return true
+	case <-f.ctx.Done():
+		return false
+	}
+}
 
-	sorted := func() []*corev1.Pod {
-		out := make([]*corev1.Pod, 0, len(pods))
-		for _, p := range pods {
-			out = append(out, p)
-		}
-		sortPods(out)
-		return out
-	}
-	next := func() (*corev1.Pod, int) {
-		all := sorted()
-		if !l.opts.AllAttempts {
-			if len(finished) > 0 || len(all) == 0 {
-				return nil, 0
-			}
-			return all[len(all)-1], len(all)
-		}
-		for i, p := range all {
-			if !finished[p.Name] {
-				return p, i + 1
-			}
-		}
-		return nil, 0
-	}
-	start := func(ps *podStream) {
-		sctx, scancel := context.WithCancel(fctx)
-		done := make(chan error, 1)
-		ps.cancel, ps.done, ps.running = scancel, done, true
-		go func() { done <- l.readStream(sctx, ps) }()
-	}
-	finish := func() {
-		finished[cur.pod] = true
-		cur, drain, reopen = nil, nil, nil
-	}
-
+func (f *follower) run(ctx context.Context) error {
+	clk := f.c.opts.Clock
 	for {
-		if cur == nil {
-			pod, attempt := next()
-			switch {
-			case pod == nil && (ended && settled == nil || !l.opts.AllAttempts && len(finished) > 0):
-				return nil
-			case pod == nil:
-			case containerStarted(pod, l.container(pod)):
-				if l.opts.AllAttempts {
-					if err := l.header(attempt, pod.Name); err != nil {
-						return err
-					}
-				}
-				cur = &podStream{pod: pod.Name, container: l.container(pod)}
-				start(cur)
-			case podEnded(pod) || deleted[pod.Name]:
-				if l.opts.AllAttempts {
-					if err := l.header(attempt, pod.Name); err != nil {
-						return err
-					}
-					if _, err := fmt.Fprintf(l.w, "(no output: the container did not start: %s)\n", podState(pod)); err != nil {
-						return err
-					}
-				}
-				finished[pod.Name] = true
+		if f.cur == nil {
+			done, err := f.openNext()
+			if err != nil || done {
+				return err
+			}
+			if f.cur == nil && f.progressed {
+				f.progressed = false
 				continue
 			}
 		}
-		if cur != nil && drain == nil {
-			if p := pods[cur.pod]; p == nil || podEnded(p) || deleted[cur.pod] {
-				drain = clk.After(l.c.opts.LogDrain)
-				if !cur.running {
-					// One more read picks up what was written at the end.
-					reopen = nil
-					start(cur)
-				}
+		if f.cur != nil && f.drain == nil && f.podDone(f.cur.pod) {
+			f.drain = clk.After(f.c.opts.LogDrain)
+			if !f.cur.running {
+				// One more read picks up what was written at the end.
+				f.reopen = nil
+				f.start()
 			}
 		}
 		var done chan error
-		if cur != nil && cur.running {
-			done = cur.done
+		if f.cur != nil && f.cur.running {
+			done = f.cur.done
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("logs of job %s: %w", l.id, ctx.Err())
-		case u := <-updates:
-			switch u := u.(type) {
-			case podUpdate:
-				pods[u.pod.Name] = u.pod
-				if u.deleted {
-					deleted[u.pod.Name] = true
-				}
-			case jobEnded:
-				if u.err != nil && !errors.Is(u.err, ErrDeleted) && !errors.Is(u.err, ErrNotFound) {
-					return fmt.Errorf("logs of job %s: %w", l.id, u.err)
-				}
-				ended = true
-				settled = clk.After(l.c.opts.LogDrain)
-			case error:
-				return fmt.Errorf("logs of job %s: %w", l.id, u)
+			return fmt.Errorf("logs of job %s: %w", f.id, ctx.Err())
+		case u := <-f.updates:
+			if err := f.update(u); err != nil {
+				return err
 			}
-		case <-settled:
-			settled = nil
-		case <-drain:
-			if cur.running {
-				cur.stopping = true
-				cur.cancel()
+		case <-f.settled:
+			f.settled = nil
+		case <-f.drain:
+			if f.cur.running {
+				f.cur.stopping = true
+				f.cur.cancel()
 			} else {
-				finish()
+				f.finish()
 			}
-		case <-reopen:
-			reopen = nil
-			start(cur)
+		case <-f.reopen:
+			f.reopen = nil
+			f.start()
 		case err := <-done:
-			cur.running = false
-			cur.cancel()
-			p := pods[cur.pod]
-			podDone := p == nil || podEnded(p) || deleted[cur.pod]
-			var werr *writeError
-			switch {
-			case errors.As(err, &werr):
-				return werr
-			case cur.stopping:
-				finish()
-			case err == nil && podDone:
-				finish() // a kubelet that closes the stream when the container ends
-			case err == nil:
-				// The stream closed early; resume from the last line.
-				cur.failures = 0
-				reopen = clk.After(l.c.opts.ReconnectBackoff.Duration)
-			case apierrors.IsNotFound(err) && podDone:
-				finish()
-			case IsTransient(err) || apierrors.IsBadRequest(err):
-				// BadRequest: the container is not running yet or any more
-				// for the kubelet, which lags behind the pod status.
-				cur.failures++
-				if cur.failures >= max(l.c.opts.ReconnectBackoff.Steps, 1) {
-					return fmt.Errorf("logs of pod %s: gave up after %d attempts: %w", cur.pod, cur.failures, err)
-				}
-				reopen = clk.After(l.c.reconnectDelay(cur.failures))
-			default:
-				return fmt.Errorf("logs of pod %s: %w", cur.pod, err)
+			if err := f.streamEnded(err); err != nil {
+				return err
 			}
 		}
 	}
 }
 
-// reconnectDelay is the ReconnectBackoff delay after n consecutive failures.
+// openNext starts the stream of the next attempt to show. done is true
+// when there is nothing more to show.
+func (f *follower) openNext() (done bool, err error) {
+	pod, attempt := f.next()
+	switch {
+	case pod == nil && (f.ended && f.settled == nil || !f.opts.AllAttempts && len(f.finished) > 0):
+		return true, nil
+	case pod == nil:
+	case podlog.ContainerStarted(pod, f.container(pod)):
+		if f.opts.AllAttempts {
+			if err := f.header(attempt, pod.Name); err != nil {
+				return false, err
+			}
+		}
+		f.cur = &podStream{pod: pod.Name, container: f.container(pod)}
+		f.start()
+	case podlog.Ended(pod) || f.deleted[pod.Name]:
+		if f.opts.AllAttempts {
+			if err := f.header(attempt, pod.Name); err != nil {
+				return false, err
+			}
+			if _, err := fmt.Fprintf(f.w, "(no output: the container did not start: %s)\n", podlog.State(pod)); err != nil {
+				return false, err
+			}
+		}
+		f.finished[pod.Name] = true
+		f.progressed = true
+	}
+	return false, nil
+}
+
+// next is the first attempt not yet shown (with AllAttempts), or the last
+// attempt (without).
+func (f *follower) next() (*corev1.Pod, int) {
+	all := make([]*corev1.Pod, 0, len(f.pods))
+	for _, p := range f.pods {
+		all = append(all, p)
+	}
+	podlog.Sort(all)
+	if !f.opts.AllAttempts {
+		if len(f.finished) > 0 || len(all) == 0 {
+			return nil, 0
+		}
+		return all[len(all)-1], len(all)
+	}
+	for i, p := range all {
+		if !f.finished[p.Name] {
+			return p, i + 1
+		}
+	}
+	return nil, 0
+}
+
+// podDone reports whether a pod will write nothing more: gone, deleted or
+// ended.
+func (f *follower) podDone(name string) bool {
+	p := f.pods[name]
+	return p == nil || podlog.Ended(p) || f.deleted[name]
+}
+
+func (f *follower) start() {
+	sctx, scancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	f.cur.cancel, f.cur.done, f.cur.running = scancel, done, true
+	ps := f.cur
+	go func() { done <- f.readStream(sctx, ps) }()
+}
+
+func (f *follower) finish() {
+	f.finished[f.cur.pod] = true
+	f.cur, f.drain, f.reopen = nil, nil, nil
+}
+
+// stopStream cuts the stream being read, if any, and waits for its reader.
+func (f *follower) stopStream() {
+	if f.cur != nil && f.cur.running {
+		f.cur.stopping = true
+		f.cur.cancel()
+		<-f.cur.done
+	}
+}
+
+// update applies a message from the watches.
+func (f *follower) update(u any) error {
+	switch u := u.(type) {
+	case podUpdate:
+		f.pods[u.pod.Name] = u.pod
+		if u.deleted {
+			f.deleted[u.pod.Name] = true
+		}
+	case jobEnded:
+		if u.err != nil && !errors.Is(u.err, ErrDeleted) && !errors.Is(u.err, ErrNotFound) {
+			return fmt.Errorf("logs of job %s: %w", f.id, u.err)
+		}
+		f.ended = true
+		f.settled = f.c.opts.Clock.After(f.c.opts.LogDrain)
+	case error:
+		return fmt.Errorf("logs of job %s: %w", f.id, u)
+	}
+	return nil
+}
+
+// streamEnded decides what follows the end of the current stream: the
+// next attempt, a resume after a back-off, or an error.
+func (f *follower) streamEnded(err error) error {
+	cur := f.cur
+	cur.running = false
+	cur.cancel()
+	podDone := f.podDone(cur.pod)
+	var werr *writeError
+	switch {
+	case errors.As(err, &werr):
+		return werr
+	case cur.stopping:
+		f.finish()
+	case err == nil && podDone:
+		f.finish() // a kubelet that closes the stream when the container ends
+	case err == nil:
+		// The stream closed early; resume from the last line.
+		cur.failures = 0
+		f.reopen = f.c.opts.Clock.After(f.c.opts.ReconnectBackoff.Duration)
+	case apierrors.IsNotFound(err) && podDone:
+		f.finish()
+	case IsTransient(err) || apierrors.IsBadRequest(err):
+		// BadRequest: the container is not running yet or any more for the
+		// kubelet, which lags behind the pod status.
+		cur.failures++
+		if cur.failures >= max(f.c.opts.ReconnectBackoff.Steps, 1) {
+			return fmt.Errorf("logs of pod %s: gave up after %d attempts: %w", cur.pod, cur.failures, err)
+		}
+		f.reopen = f.c.opts.Clock.After(f.c.reconnectDelay(cur.failures))
+	default:
+		return fmt.Errorf("logs of pod %s: %w", cur.pod, err)
+	}
+	return nil
+}
+
 func (c *Client) reconnectDelay(n int) time.Duration {
 	b := c.opts.ReconnectBackoff
 	d := b.Step()
@@ -444,7 +475,7 @@ func (l *logStreamer) readStream(ctx context.Context, ps *podStream) error {
 // emit writes one line unless a resumed stream repeats it.
 func (l *logStreamer) emit(ps *podStream, line string) error {
 	text := line
-	if ts, rest, ok := splitTimestamp(line); ok {
+	if ts, rest, ok := podlog.SplitTimestamp(line); ok {
 		switch {
 		case ts.Before(ps.lastTS):
 			return nil
@@ -472,20 +503,6 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return "write logs: " + e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
-
-// splitTimestamp splits "<RFC3339Nano> <text>" as the kubelet writes lines
-// with timestamps.
-func splitTimestamp(line string) (time.Time, string, bool) {
-	stamp, rest, ok := strings.Cut(line, " ")
-	if !ok {
-		stamp, rest = strings.TrimRight(line, "\n"), strings.TrimPrefix(line, strings.TrimRight(line, "\n"))
-	}
-	ts, err := time.Parse(time.RFC3339Nano, stamp)
-	if err != nil {
-		return time.Time{}, line, false
-	}
-	return ts, rest, true
-}
 
 // watchPods sends the pods of the Job, and their changes, until ctx ends.
 func (l *logStreamer) watchPods(ctx context.Context, send func(any) bool) {

@@ -421,19 +421,3 @@ func TestLogsFollowEdgeCases(t *testing.T) {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
-
-func TestSplitTimestamp(t *testing.T) {
-	ts, rest, ok := splitTimestamp("2026-11-27T10:00:00.123456789Z hello world\n")
-	require.True(t, ok)
-	assert.Equal(t, time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.UTC), ts)
-	assert.Equal(t, "hello world\n", rest)
-
-	ts, rest, ok = splitTimestamp("2026-11-27T10:00:00Z\n")
-	require.True(t, ok, "an empty line")
-	assert.Equal(t, t0, ts)
-	assert.Equal(t, "\n", rest)
-
-	_, rest, ok = splitTimestamp("not a time\n")
-	assert.False(t, ok)
-	assert.Equal(t, "not a time\n", rest)
-}
