@@ -29,7 +29,6 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/flowforge/flowforge/contract"
 	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/policies"
@@ -105,7 +104,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
-	selector := labels.SelectorFromSet(labels.Set{contract.LabelApp: contract.AppName})
+	// The cache holds the Jobs and Pods the policy selects (policy data
+	// selector; a changed selector applies at the next start).
+	sel := engine.Current().Configuration().Selector
+	selector := labels.SelectorFromSet(labels.Set{sel.Label: sel.Value})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
@@ -223,16 +225,11 @@ func SettingsFrom(engine *policies.Engine, opts Options) func() Settings {
 		if s.ExportGrace <= 0 {
 			s.ExportGrace = 2 * time.Minute
 		}
-		if v, ok := p.Config("export", "pendingTimeoutSeconds").(float64); ok {
-			s.PendingTimeout = time.Duration(v * float64(time.Second))
-		} else if n, ok := p.Config("export", "pendingTimeoutSeconds").(interface{ Float64() (float64, error) }); ok {
-			if f, err := n.Float64(); err == nil {
-				s.PendingTimeout = time.Duration(f * float64(time.Second))
-			}
-		}
-		s.JobFinalizer, _ = p.Config("export", "jobFinalizer").(string)
-		s.PodFinalizer, _ = p.Config("export", "podFinalizer").(string)
-		s.TTLAnnotation, _ = p.Config("annotations", "ttlSecondsAfterFinished").(string)
+		cfg := p.Configuration()
+		s.PendingTimeout = cfg.Export.PendingTimeout()
+		s.JobFinalizer, s.PodFinalizer = cfg.Export.JobFinalizer, cfg.Export.PodFinalizer
+		s.TTLAnnotation = cfg.Annotations.TTLSecondsAfterFinished
+		s.SelectorLabel, s.SelectorValue = cfg.Selector.Label, cfg.Selector.Value
 		return s
 	}
 }

@@ -25,6 +25,8 @@ func TestSettingsComeFromPolicyData(t *testing.T) {
 	assert.Equal(t, "flowforge.io/export", s.JobFinalizer)
 	assert.Equal(t, "flowforge.io/log-export", s.PodFinalizer)
 	assert.Equal(t, contract.AnnotationTTLSecondsAfterFinished, s.TTLAnnotation, "the policy data and the templates contract name the same annotation")
+	assert.Equal(t, contract.LabelApp, s.SelectorLabel)
+	assert.Equal(t, contract.AppName, s.SelectorValue)
 	assert.EqualValues(t, 10<<20, s.LogArchiveLimit, "default cap")
 	assert.Equal(t, 2*time.Minute, s.ExportGrace)
 

@@ -40,6 +40,18 @@ type Settings struct {
 	// (policy data annotations.ttlSecondsAfterFinished): the controller
 	// deletes the Job once exported and that long after it finished.
 	TTLAnnotation string
+	// SelectorLabel and SelectorValue select FlowForge's Jobs (policy data
+	// selector). Default: the Job contract's app=flowforge.
+	SelectorLabel, SelectorValue string
+}
+
+// selects reports whether a Job carries the selector label.
+func (s Settings) selects(job *batchv1.Job) bool {
+	label, value := s.SelectorLabel, s.SelectorValue
+	if label == "" {
+		label, value = contract.LabelApp, contract.AppName
+	}
+	return job.Labels[label] == value
 }
 
 // Reconciler reconciles labelled Jobs. See the package documentation.
@@ -85,7 +97,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, &job); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	if job.Labels[contract.LabelApp] != contract.AppName {
+	if !r.Settings().selects(&job) {
 		return reconcile.Result{}, nil
 	}
 	pods, err := r.pods(ctx, &job)

@@ -51,7 +51,15 @@ test_seen if {
 	op.setting == "seen"
 }
 `
-	fixtureData = "flowforge:\n  config:\n    release: r1\n    value: v1\n    selector: {label: app, value: flowforge}\n"
+	// fixtureData is the smallest data that passes Config.Validate.
+	fixtureData = "flowforge:\n  config:\n    release: r1\n    value: v1\n" +
+		"    managedNamespaceLabel: {key: flowforge.io/managed, value: \"true\"}\n" +
+		"    propagatedLabels: [app]\n" +
+		"    annotations: {profile: flowforge.io/profile, timeout: flowforge.io/timeout, policyRevision: flowforge.io/policy-revision, repository: flowforge.io/repository, ttlSecondsAfterFinished: flowforge.io/ttl}\n" +
+		"    images: {allowedRepositories: [{registry: ghcr.io, path: flowforge}], pinning: tag}\n" +
+		"    resources: {defaultProfile: medium, profiles: {medium: {}}}\n" +
+		"    job: {activeDeadlineSeconds: {default: 3600, max: 14400}, ttlSecondsAfterFinished: {default: 3600, max: 86400}}\n" +
+		"    selector: {label: app, value: flowforge}\n"
 )
 
 func writePolicy(t *testing.T, dir string, files map[string]string) {

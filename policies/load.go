@@ -39,6 +39,7 @@ type Policy struct {
 
 	data     map[string]any
 	limits   Limits
+	config   *Config
 	mutate   rego.PreparedEvalQuery
 	validate rego.PreparedEvalQuery
 }
@@ -166,7 +167,11 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{Tests: tests, data: b.Data, limits: limits}
+	config, err := parseConfig(b.Data)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{Tests: tests, data: b.Data, limits: limits, config: config}
 	if p.mutate, err = prepare(mutateQuery); err != nil {
 		return nil, fmt.Errorf("prepare mutation query: %w", err)
 	}

@@ -18,22 +18,18 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/policies"
 )
 
-// Defaults of RendererOptions. The timeout bounds and profiles follow
-// policies/data.yaml (job.activeDeadlineSeconds, resources.profiles).
+// Defaults of RendererOptions that are the renderer's own. The others
+// (profiles, the default profile, the timeout bounds and the allowed
+// registries) come from the policy data (see RendererOptions.Policy), so
+// that a rendered Job is one the webhook admits.
 const (
 	DefaultMinTimeout        = time.Minute
-	DefaultMaxTimeout        = 4 * time.Hour
-	DefaultTimeout           = time.Hour
-	DefaultProfile           = "medium"
 	DefaultMaxInlineTaskSize = 32 * 1024
 	DefaultMaxTaskSize       = 512 * 1024
-	DefaultAllowedRegistry   = "ghcr.io/flowforge/"
 )
-
-// DefaultProfiles returns the profile names a renderer accepts by default.
-func DefaultProfiles() []string { return []string{"small", "medium", "large"} }
 
 // RendererOptions configure a Renderer. The zero value is usable.
 type RendererOptions struct {
@@ -44,16 +40,16 @@ type RendererOptions struct {
 	// DefaultTemplate ("claude-code").
 	DefaultTemplate string
 	// Profiles are the resource profile names a request may use. Default
-	// DefaultProfiles().
+	// the policy's resource profiles.
 	Profiles []string
 	// DefaultProfile applies when neither the request nor its template
-	// names a profile. Default DefaultProfile.
+	// names a profile. Default: the policy's resources.defaultProfile.
 	DefaultProfile string
 	// MinTimeout and MaxTimeout bound a request's timeout. Defaults 1m and
-	// 4h (the policy's maximum deadline).
+	// the policy's job.activeDeadlineSeconds.max.
 	MinTimeout, MaxTimeout time.Duration
 	// DefaultTimeout applies when neither the request nor its template
-	// gives one. Default 1h.
+	// gives one. Default: the policy's job.activeDeadlineSeconds.default.
 	DefaultTimeout time.Duration
 	// MaxInlineTaskSize is the largest task, in bytes, passed in the TASK
 	// environment variable; a larger one goes into a ConfigMap. Default
@@ -62,8 +58,14 @@ type RendererOptions struct {
 	// MaxTaskSize is the largest task accepted at all. Default 512 KiB.
 	MaxTaskSize int
 	// AllowedRegistries are the image prefixes a template may use.
-	// Default [DefaultAllowedRegistry].
+	// Default: the policy's images.allowedRepositories.
 	AllowedRegistries []string
+	// Policy is the policy configuration whose defaults apply to every
+	// option left unset: resources.profiles and resources.defaultProfile,
+	// job.activeDeadlineSeconds (default and max), and
+	// images.allowedRepositories. Default: the embedded policies'
+	// (policies.EmbeddedConfig).
+	Policy *policies.Config
 }
 
 // Renderer turns job requests into plain labelled Jobs. It is safe for
@@ -95,23 +97,30 @@ func NewRenderer(opts RendererOptions) (*Renderer, error) {
 		maxTaskBytes:      opts.MaxTaskSize,
 		allowedRegistries: slices.Clone(opts.AllowedRegistries),
 	}
+	cfg := opts.Policy
+	if cfg == nil {
+		var err error
+		if cfg, err = policies.EmbeddedConfig(); err != nil {
+			return nil, fmt.Errorf("renderer: %w", err)
+		}
+	}
 	if r.defaultTemplate == "" {
 		r.defaultTemplate = DefaultTemplate
 	}
 	if len(r.profiles) == 0 {
-		r.profiles = DefaultProfiles()
+		r.profiles = cfg.Resources.ProfileNames()
 	}
 	if r.defaultProfile == "" {
-		r.defaultProfile = DefaultProfile
+		r.defaultProfile = cfg.Resources.DefaultProfile
 	}
 	if r.minTimeout <= 0 {
 		r.minTimeout = DefaultMinTimeout
 	}
-	if r.maxTimeout <= 0 {
-		r.maxTimeout = DefaultMaxTimeout
+	if r.maxTimeout <= 0 && cfg.Job.ActiveDeadlineSeconds.Max != nil {
+		r.maxTimeout = time.Duration(*cfg.Job.ActiveDeadlineSeconds.Max) * time.Second
 	}
-	if r.defaultTimeout <= 0 {
-		r.defaultTimeout = DefaultTimeout
+	if r.defaultTimeout <= 0 && cfg.Job.ActiveDeadlineSeconds.Default != nil {
+		r.defaultTimeout = time.Duration(*cfg.Job.ActiveDeadlineSeconds.Default) * time.Second
 	}
 	if r.maxInlineTask <= 0 {
 		r.maxInlineTask = DefaultMaxInlineTaskSize
@@ -120,7 +129,9 @@ func NewRenderer(opts RendererOptions) (*Renderer, error) {
 		r.maxTaskBytes = DefaultMaxTaskSize
 	}
 	if len(r.allowedRegistries) == 0 {
-		r.allowedRegistries = []string{DefaultAllowedRegistry}
+		for _, repo := range cfg.Images.AllowedRepositories {
+			r.allowedRegistries = append(r.allowedRegistries, repo.Prefix())
+		}
 	}
 	if r.minTimeout > r.maxTimeout {
 		return nil, fmt.Errorf("renderer: minimum timeout %s is above the maximum %s", r.minTimeout, r.maxTimeout)

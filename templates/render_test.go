@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/policies"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -405,4 +406,32 @@ podAnnotations: {sim.flowforge.io/duration: 1s}
 		_, err := ParseRequest([]byte("timeout: 1800\n"))
 		require.Error(t, err, "a bare number is ambiguous: seconds or nanoseconds?")
 	})
+}
+
+func TestRendererDefaultsComeFromThePolicy(t *testing.T) {
+	cfg, err := policies.EmbeddedConfig()
+	require.NoError(t, err)
+	r := newRenderer(t, RendererOptions{})
+	assert.Equal(t, cfg.Resources.ProfileNames(), r.profiles)
+	assert.Equal(t, cfg.Resources.DefaultProfile, r.defaultProfile)
+	assert.Equal(t, time.Duration(*cfg.Job.ActiveDeadlineSeconds.Max)*time.Second, r.maxTimeout)
+	assert.Equal(t, time.Duration(*cfg.Job.ActiveDeadlineSeconds.Default)*time.Second, r.defaultTimeout)
+	require.Len(t, r.allowedRegistries, len(cfg.Images.AllowedRepositories))
+	for i, repo := range cfg.Images.AllowedRepositories {
+		assert.Equal(t, repo.Prefix(), r.allowedRegistries[i])
+	}
+
+	// Another policy's settings apply when given.
+	other := *cfg
+	other.Resources.DefaultProfile = "gpu"
+	other.Resources.Profiles = map[string]json.RawMessage{"gpu": nil, "medium": nil, "small": nil}
+	max, def := int64(7200), int64(1800)
+	other.Job.ActiveDeadlineSeconds = policies.Bound{Default: &def, Max: &max}
+	other.Images.AllowedRepositories = []policies.Repository{{Registry: "ghcr.io", Path: "flowforge"}, {Registry: "registry.internal:5000", Path: ""}}
+	r = newRenderer(t, RendererOptions{Policy: &other})
+	assert.Equal(t, []string{"gpu", "medium", "small"}, r.profiles)
+	assert.Equal(t, "gpu", r.defaultProfile)
+	assert.Equal(t, 2*time.Hour, r.maxTimeout)
+	assert.Equal(t, 30*time.Minute, r.defaultTimeout)
+	assert.Equal(t, []string{"ghcr.io/flowforge/", "registry.internal:5000/"}, r.allowedRegistries)
 }

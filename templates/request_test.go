@@ -67,7 +67,7 @@ func TestValidateRejects(t *testing.T) {
 		{"timeout too long", func(r *Request) { r.Timeout = 5 * time.Hour }, "timeout", "above the maximum of 4h0m0s"},
 		{"negative timeout", func(r *Request) { r.Timeout = -time.Hour }, "timeout", "below the minimum"},
 		{"fractional timeout", func(r *Request) { r.Timeout = 90*time.Second + time.Millisecond }, "timeout", "whole number of seconds"},
-		{"unknown profile", func(r *Request) { r.Profile = "huge" }, "profile", "known: small, medium, large"},
+		{"unknown profile", func(r *Request) { r.Profile = "huge" }, "profile", "known: large, medium, small"},
 		{"unknown template", func(r *Request) { r.Template = "gpt" }, "template", "known: claude-code, claude-code-review"},
 		{"env not an identifier", func(r *Request) { r.Env = map[string]string{"MY-VAR": "x"} }, "env[MY-VAR]", "C identifier"},
 		{"env overriding the task", func(r *Request) { r.Env = map[string]string{"TASK": "x"} }, "env[TASK]", "cannot be overridden"},
