@@ -5,11 +5,13 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/flowforge/flowforge/contract"
+	"github.com/flowforge/flowforge/test/testjobs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,11 +22,11 @@ import (
 )
 
 func claimTestJob(id string) *batchv1.Job {
-	labels := map[string]string{"app": "flowforge"}
+	w := testjobs.MakeJob(contract.JobName(id), "agents").UID("uid-1").Label(contract.LabelApp, contract.AppName)
 	if id != "" {
-		labels["job-id"] = id
+		w.JobID(id)
 	}
-	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "agents", Name: "claude-job-" + id, UID: "uid-1", Labels: labels}}
+	return w.Obj()
 }
 
 func TestClaimsRecord(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowforge/flowforge/test/testjobs"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -112,27 +114,18 @@ func (e *env) events() []string {
 }
 
 func newJob(id string, mutate ...func(*batchv1.Job)) *batchv1.Job {
-	j := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "claude-job-" + id, Namespace: "agents", UID: types.UID("uid-" + id),
-			CreationTimestamp: metav1.NewTime(now.Add(-time.Minute)),
-			Labels:            map[string]string{contract.LabelApp: contract.AppName, contract.LabelJobID: id, contract.LabelUserID: "alice"},
-			Annotations:       map[string]string{contract.AnnotationRepository: "acme/app", contract.AnnotationBranch: "main"},
-			Finalizers:        []string{"flowforge.io/export"},
-		},
-		Spec: batchv1.JobSpec{
-			ActiveDeadlineSeconds: ptr.To[int64](3600),
-			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+	return testjobs.MakeAgentJob(id, "agents").UID("uid-"+id).UserID("alice").
+		Created(now.Add(-time.Minute)).Started(now.Add(-50*time.Second)).
+		Annotation(contract.AnnotationRepository, "acme/app").Annotation(contract.AnnotationBranch, "main").
+		Finalizers("flowforge.io/export").Deadline(3600).
+		Apply(func(j *batchv1.Job) {
+			j.Spec.Template = corev1.PodTemplateSpec{}
+			j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
 				{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{2}}},
 				{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}},
-			}},
-		},
-		Status: batchv1.JobStatus{StartTime: ptr.To(metav1.NewTime(now.Add(-50 * time.Second)))},
-	}
-	for _, m := range mutate {
-		m(j)
-	}
-	return j
+			}}
+		}).
+		Apply(mutate...).Obj()
 }
 
 func finishedJob(cond batchv1.JobConditionType, reason string) func(*batchv1.Job) {

@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowforge/flowforge/test/testjobs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -94,10 +94,7 @@ func failGets(cs *fake.Clientset, errs ...error) *int {
 }
 
 func existingJob(id string) *batchv1.Job {
-	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{
-		Name: "claude-job-" + id, Namespace: testNS, UID: types.UID("uid-" + id),
-		Labels: map[string]string{"app": "flowforge", "job-id": id, "user-id": "u-1"},
-	}}
+	return testjobs.MakeAgentJob(id, testNS).UID("uid-" + id).Obj()
 }
 
 func TestRetries(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowforge/flowforge/test/testjobs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
@@ -50,22 +52,15 @@ func withCounts(active, ready, succeeded, failed int32) jobOpt {
 }
 
 func flowJob(id string, opts ...jobOpt) *batchv1.Job {
-	j := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "claude-job-" + id, Namespace: testNS, ResourceVersion: "7",
-			CreationTimestamp: metav1.NewTime(t0),
-			Labels:            map[string]string{"app": "flowforge", "component": "worker", "job-id": id, "user-id": "u-1"},
-			Annotations: map[string]string{
-				contract.AnnotationRepository: "acme/widgets", contract.AnnotationBranch: "main",
-				contract.AnnotationProfile: "medium", contract.AnnotationTemplate: "claude-code",
-				contract.AnnotationPolicyRevision: "2026-11-27-abc",
-			},
-		},
-	}
+	w := testjobs.MakeAgentJob(id, testNS).ResourceVersion("7").Created(t0).
+		Label(contract.LabelComponent, contract.ComponentWorker).
+		Annotation(contract.AnnotationRepository, "acme/widgets").Annotation(contract.AnnotationBranch, "main").
+		Annotation(contract.AnnotationProfile, "medium").Annotation(contract.AnnotationTemplate, "claude-code").
+		Annotation(contract.AnnotationPolicyRevision, "2026-11-27-abc")
 	for _, o := range opts {
-		o(j)
+		o(w.Obj())
 	}
-	return j
+	return w.Obj()
 }
 
 func TestStatusOfPhases(t *testing.T) {

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/flowforge/flowforge/test/testjobs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -21,7 +22,7 @@ import (
 )
 
 func labelledJob(namespace, name, uid string, labels map[string]string) *batchv1.Job {
-	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, UID: types.UID(uid), Labels: labels}}
+	return testjobs.MakeJob(name, namespace).UID(uid).Labels(labels).Obj()
 }
 
 func TestIndexJobID(t *testing.T) {

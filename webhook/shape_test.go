@@ -234,7 +234,7 @@ func TestCheckShapeLimits(t *testing.T) {
 // (validate/testdata/legitimate-jobs.yaml) is within the served limits,
 // with room to spare.
 func TestLegitimateJobsAreWithinTheLimits(t *testing.T) {
-	data, err := os.ReadFile("../../validate/testdata/legitimate-jobs.yaml")
+	data, err := os.ReadFile("../validate/testdata/legitimate-jobs.yaml")
 	require.NoError(t, err)
 	var jobs []struct {
 		Name string          `json:"name"`

@@ -237,7 +237,7 @@ func TestCancellationIsTheOwnersAndRecordsTheRequester(t *testing.T) {
 	job, err := alice.Cancel(ctx, "c1", who, "done with it")
 	require.NoError(t, err)
 	assert.Equal(t, "alice", job.Annotations[contract.AnnotationCancelRequestedBy], "the authenticated owner is recorded")
-	assert.Equal(t, jobs.PhaseCancelling, jobs.StatusOf(job).Phase)
+	assert.Equal(t, contract.PhaseCancelling, contract.StatusOf(job).Phase)
 
 	// Once recorded, nobody rewrites it, not even a canceller.
 	_, err = as(t, "ops", "system:masters").BatchV1().Jobs(ns).Patch(ctx, contract.JobName("c1"), types.MergePatchType,

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowforge/flowforge/test/testjobs"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
@@ -25,19 +27,7 @@ import (
 // plainJob is what a client that knows nothing about hardening sends: a
 // labelled Job with an image and nothing else.
 func plainJob(name string, podAnnotations map[string]string) *batchv1.Job {
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:   name,
-			Labels: map[string]string{"app": "flowforge", "job-id": name, "user-id": "u-1"},
-		},
-		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Annotations: podAnnotations},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{
-				Name:  "worker",
-				Image: "ghcr.io/flowforge/claude-worker:1.4.0",
-			}}},
-		}},
-	}
+	return testjobs.MakeAgentJob(name, "").Name(name).PodAnnotations(podAnnotations).Obj()
 }
 
 func TestLabelledJobIsHardenedAndRunsOnAWorker(t *testing.T) {

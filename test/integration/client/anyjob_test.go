@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowforge/flowforge/contract"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -36,7 +37,7 @@ func TestCommandsFindAnyFlowForgeJobByItsID(t *testing.T) {
 
 	res := kubectlFlowforge(t, ctx, "-n", ns, "status", "kc-1", "-o", "json")
 	require.Equal(t, 0, res.code, res.err)
-	var st jobs.Status
+	var st contract.Status
 	require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
 	assert.Equal(t, "nightly-fix-7f3c", st.Name)
 
@@ -48,7 +49,7 @@ func TestCommandsFindAnyFlowForgeJobByItsID(t *testing.T) {
 	res = kubectlFlowforge(t, ctx, "-n", ns, "status", "kc-1", "-o", "json")
 	require.Equal(t, 0, res.code, res.err)
 	require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
-	assert.Equal(t, jobs.PhaseCancelling, st.Phase)
+	assert.Equal(t, contract.PhaseCancelling, st.Phase)
 	assert.NotEmpty(t, st.CancelRequestedBy)
 
 	res = kubectlFlowforge(t, ctx, "-n", ns, "status", "nosuch")

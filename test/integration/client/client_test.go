@@ -79,8 +79,8 @@ func TestSubmitIsHardenedAndWatchedToSuccess(t *testing.T) {
 	assert.Equal(t, "u-42", job.Spec.Template.Labels[contract.LabelUserID])
 
 	var mu sync.Mutex
-	var phases []jobs.Phase
-	final, err := c.Watch(ctx, "hardened", func(st jobs.Status) error {
+	var phases []contract.Phase
+	final, err := c.Watch(ctx, "hardened", func(st contract.Status) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(phases) == 0 || phases[len(phases)-1] != st.Phase {
@@ -89,16 +89,16 @@ func TestSubmitIsHardenedAndWatchedToSuccess(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-	assert.Equal(t, jobs.PhaseSucceeded, final.Phase)
-	assert.Equal(t, jobs.PhaseSucceeded, phases[len(phases)-1])
-	assert.Contains(t, phases, jobs.PhaseRunning, "the watch saw the pod run: %v", phases)
+	assert.Equal(t, contract.PhaseSucceeded, final.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, phases[len(phases)-1])
+	assert.Contains(t, phases, contract.PhaseRunning, "the watch saw the pod run: %v", phases)
 	assert.Equal(t, "hardened", final.ID)
 	assert.Equal(t, "feature/login", final.Branch)
 	assert.Equal(t, int32(1), final.Succeeded)
 	assert.NotNil(t, final.Finished)
 	assert.Equal(t, job.Annotations[contract.AnnotationPolicyRevision], final.PolicyRevision)
 
-	list, err := c.List(ctx, jobs.ListOptions{UserID: "u-42", Phase: jobs.PhaseSucceeded})
+	list, err := c.List(ctx, jobs.ListOptions{UserID: "u-42", Phase: contract.PhaseSucceeded})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, "claude-job-hardened", list[0].Name)
@@ -231,9 +231,9 @@ func TestLargeTaskGoesInAnOwnedConfigMap(t *testing.T) {
 	require.Len(t, cm.OwnerReferences, 1)
 	assert.Equal(t, job.UID, cm.OwnerReferences[0].UID)
 
-	final, err := c.Watch(ctx, "large", func(jobs.Status) error { return nil })
+	final, err := c.Watch(ctx, "large", func(contract.Status) error { return nil })
 	require.NoError(t, err)
-	assert.Equal(t, jobs.PhaseSucceeded, final.Phase)
+	assert.Equal(t, contract.PhaseSucceeded, final.Phase)
 
 	// Deleting the Job (once the export finalizer is released, as the
 	// controller would) lets the garbage collector delete the ConfigMap.
@@ -269,7 +269,7 @@ func TestCancelIsRecordedOnce(t *testing.T) {
 
 	st, err := c.Status(ctx, "cancel")
 	require.NoError(t, err)
-	assert.Equal(t, jobs.PhaseCancelling, st.Phase, "until the controller acts on it")
+	assert.Equal(t, contract.PhaseCancelling, st.Phase, "until the controller acts on it")
 	assert.Equal(t, "cancelled by alice: wrong branch", st.Message)
 }
 
@@ -287,7 +287,7 @@ func TestUnreachableClusterFailsClearly(t *testing.T) {
 		"status": func(ctx context.Context) error { _, err := c.Status(ctx, "x"); return err },
 		"submit": func(ctx context.Context) error { _, _, err := c.Submit(ctx, request("x", nil)); return err },
 		"watch": func(ctx context.Context) error {
-			_, err := c.Watch(ctx, "x", func(jobs.Status) error { return nil })
+			_, err := c.Watch(ctx, "x", func(contract.Status) error { return nil })
 			return err
 		},
 	} {
@@ -320,14 +320,14 @@ func TestWatchSurvivesAPIServerRestartAndExpiry(t *testing.T) {
 	before := submitted.ResourceVersion
 
 	type result struct {
-		final jobs.Status
+		final contract.Status
 		err   error
 	}
-	watchInBackground := func(rv string) (<-chan jobs.Status, <-chan result) {
-		statuses := make(chan jobs.Status, 100)
+	watchInBackground := func(rv string) (<-chan contract.Status, <-chan result) {
+		statuses := make(chan contract.Status, 100)
 		done := make(chan result, 1)
 		go func() {
-			final, err := c.WatchFrom(ctx, "restart", rv, func(st jobs.Status) error {
+			final, err := c.WatchFrom(ctx, "restart", rv, func(st contract.Status) error {
 				statuses <- st
 				return nil
 			})
@@ -340,7 +340,7 @@ func TestWatchSurvivesAPIServerRestartAndExpiry(t *testing.T) {
 		select {
 		case res := <-done:
 			require.NoError(t, res.err, name)
-			assert.Equal(t, jobs.PhaseSucceeded, res.final.Phase, name)
+			assert.Equal(t, contract.PhaseSucceeded, res.final.Phase, name)
 		case <-ctx.Done():
 			t.Fatalf("%s did not report the end of the Job", name)
 		}
@@ -348,7 +348,7 @@ func TestWatchSurvivesAPIServerRestartAndExpiry(t *testing.T) {
 
 	// A watch that is running when the API server goes away.
 	statuses, spanning := watchInBackground("")
-	waitForPhase(t, ctx, statuses, jobs.PhaseRunning)
+	waitForPhase(t, ctx, statuses, contract.PhaseRunning)
 	require.NoError(t, testCluster.RestartAPIServer(ctx))
 	select {
 	case res := <-spanning:
@@ -377,7 +377,7 @@ func TestWatchSurvivesAPIServerRestartAndExpiry(t *testing.T) {
 	assert.True(t, framework.JobHasCondition(job, batchv1.JobComplete))
 }
 
-func waitForPhase(t *testing.T, ctx context.Context, statuses <-chan jobs.Status, phase jobs.Phase) {
+func waitForPhase(t *testing.T, ctx context.Context, statuses <-chan contract.Status, phase contract.Phase) {
 	t.Helper()
 	var seen []string
 	for {

@@ -27,7 +27,6 @@ import (
 
 	"github.com/flowforge/flowforge/contract"
 	historystore "github.com/flowforge/flowforge/history/store"
-	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
@@ -219,7 +218,7 @@ func TestPluginThroughKubectl(t *testing.T) {
 		res := kubectlFlowforge(t, ctx, submitArgs(ns, "p1", "3s", "-o", "json",
 			"--pod-annotation", localcluster.AnnotationLogs+"=hello from p1")...)
 		require.Equal(t, 0, res.code, res.err)
-		var st jobs.Status
+		var st contract.Status
 		require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
 		assert.Equal(t, "p1", st.ID)
 		assert.NotEmpty(t, st.PolicyRevision)
@@ -238,9 +237,9 @@ func TestPluginThroughKubectl(t *testing.T) {
 	t.Run("status -o json", func(t *testing.T) {
 		res := kubectlFlowforge(t, ctx, "-n", ns, "status", "p1", "-o", "json")
 		require.Equal(t, 0, res.code, res.err)
-		var st jobs.Status
+		var st contract.Status
 		require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
-		assert.Equal(t, jobs.PhaseSucceeded, st.Phase)
+		assert.Equal(t, contract.PhaseSucceeded, st.Phase)
 		assert.Equal(t, "claude-job-p1", st.Name)
 		assert.Equal(t, ns, st.Namespace)
 	})
@@ -278,9 +277,9 @@ func TestPluginThroughKubectl(t *testing.T) {
 		require.Equal(t, 0, res.code, res.err)
 		res = kubectlFlowforge(t, ctx, "-n", ns, "cancel", "p2", "--reason", "wrong branch", "-o", "json")
 		require.Equal(t, 0, res.code, res.err)
-		var st jobs.Status
+		var st contract.Status
 		require.NoError(t, json.Unmarshal([]byte(res.out), &st), res.out)
-		assert.Equal(t, jobs.PhaseCancelling, st.Phase)
+		assert.Equal(t, contract.PhaseCancelling, st.Phase)
 		assert.NotEmpty(t, st.CancelRequestedBy)
 	})
 	t.Run("--as impersonates, as kubectl does", func(t *testing.T) {

@@ -263,7 +263,7 @@ func testCancelRunning(t *testing.T) {
 	assert.Equal(t, "alice", rec.CancelledBy, "the first request is the one recorded")
 	st, err := c.Status(context.Background(), "cancel1")
 	if err == nil {
-		assert.Equal(t, jobs.PhaseCancelled, st.Phase, "the Job shows a Cancelled state until TTL removes it")
+		assert.Equal(t, contract.PhaseCancelled, st.Phase, "the Job shows a Cancelled state until TTL removes it")
 	}
 	reasons := eventReasons(t, ns, contract.JobName("cancel1"))
 	assert.Equal(t, 1, count(reasons, "Cancelled"), "%v", reasons)
