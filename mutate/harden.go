@@ -25,11 +25,14 @@ type kindHardening struct {
 	// apply applies the policy's settings and checks the result is still
 	// a valid object of the kind.
 	apply func(map[string]any, []policies.Op) ([]byte, []policies.Op, error)
+	// rewritten lists the paths the handler itself rewrote after the
+	// policy's ops, for the JSON patch (see patchFromOps).
+	rewritten func(hardened map[string]any, applied []policies.Op) [][]any
 }
 
 var (
-	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyTo}
-	podHardening = kindHardening{kind: "Pod", decode: decodePod, apply: ApplyPod}
+	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyTo, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
+	podHardening = kindHardening{kind: "Pod", decode: decodePod, apply: ApplyPod, rewritten: podRewritten}
 )
 
 // harden answers one admission request for k: CREATE of a labelled object
@@ -66,11 +69,12 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 	if err != nil {
 		return failClosed(err)
 	}
-	mutated, applied, err := k.apply(obj, mutation.Ops)
+	before := anchorsOf(obj, mutation.Ops)
+	_, applied, err := k.apply(obj, mutation.Ops)
 	if err != nil {
 		return failClosed(err)
 	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, mutated)
+	resp := patchResponse(patchFromOps(obj, before, applied, k.rewritten(obj, applied)))
 	if len(mutation.Warnings) > 0 {
 		resp = resp.WithWarnings(mutation.Warnings...)
 	}

@@ -160,6 +160,29 @@ func stripInjectedToken(obj map[string]any) string {
 	return name
 }
 
+// podRewritten lists what stripInjectedToken rewrote, for the JSON patch:
+// the volumes and the mounts of every container that has mounts.
+func podRewritten(hardened map[string]any, applied []policies.Op) [][]any {
+	stripped := false
+	for _, op := range applied {
+		stripped = stripped || op.Setting == injectedTokenSetting
+	}
+	if !stripped {
+		return nil
+	}
+	out := [][]any{{"spec", "volumes"}}
+	spec, _ := hardened["spec"].(map[string]any)
+	for _, kind := range []string{"initContainers", "containers"} {
+		containers, _ := spec[kind].([]any)
+		for i, c := range containers {
+			if ctr, _ := c.(map[string]any); ctr["volumeMounts"] != nil {
+				out = append(out, []any{"spec", kind, i, "volumeMounts"})
+			}
+		}
+	}
+	return out
+}
+
 // projectsToken reports whether a volume projects a service-account token.
 func projectsToken(vol map[string]any) bool {
 	projected, _ := vol["projected"].(map[string]any)

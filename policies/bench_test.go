@@ -3,12 +3,14 @@ package policies
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // benchInput is a typical agent Job as the templater renders it.
@@ -57,6 +59,73 @@ func BenchmarkValidateEval(b *testing.B) {
 	for b.Loop() {
 		if _, err := e.Validate(context.Background(), in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// distinctJobs renders n Jobs from testdata/bench-job.json that differ as
+// one template's Jobs do: ids, names, tasks and secret names.
+func distinctJobs(b *testing.B, n int) []Input {
+	b.Helper()
+	base := benchInput(b)
+	out := make([]Input, 0, n)
+	for i := range n {
+		var job map[string]any
+		if err := json.Unmarshal(base.Request.Object.Raw, &job); err != nil {
+			b.Fatal(err)
+		}
+		id := fmt.Sprintf("j%06d", i)
+		meta := job["metadata"].(map[string]any)
+		meta["name"] = "claude-job-" + id
+		meta["labels"].(map[string]any)["job-id"] = id
+		meta["annotations"].(map[string]any)["flowforge.io/task"] = "fix issue " + id
+		ctr := job["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+		ctr["env"] = []any{
+			map[string]any{"name": "TASK", "value": "fix issue " + id},
+			map[string]any{"name": "GIT_TOKEN", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "git-" + id, "key": "token"}}},
+		}
+		raw, err := json.Marshal(job)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := base.Request.DeepCopy()
+		req.UID = types.UID("bench-" + id)
+		req.Object = runtime.RawExtension{Raw: raw}
+		out = append(out, Input{Request: req, NamespaceLabels: base.NamespaceLabels})
+	}
+	return out
+}
+
+// BenchmarkDecide measures mutate plus validate on a stream of distinct
+// Jobs and on one Job repeated, with and without the decision cache, and
+// reports the cache's hit rate.
+func BenchmarkDecide(b *testing.B) {
+	streams := map[string][]Input{"distinct": distinctJobs(b, 4096), "same": {benchInput(b)}}
+	for _, stream := range []string{"distinct", "same"} {
+		for _, cache := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/cache=%v", stream, cache), func(b *testing.B) {
+				e, err := NewEngine(context.Background(), Options{Dir: os.Getenv("FLOWFORGE_BENCH_POLICY_DIR"), DisableCache: !cache})
+				if err != nil {
+					b.Fatal(err)
+				}
+				inputs := streams[stream]
+				ctx := context.Background()
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					in := inputs[i%len(inputs)]
+					i++
+					if _, err := e.Mutate(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := e.Validate(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				st := e.CacheStats()
+				b.ReportMetric(st["mutate"].HitRate(), "mutate-hit-rate")
+				b.ReportMetric(st["validate"].HitRate(), "validate-hit-rate")
+			})
 		}
 	}
 }

@@ -33,6 +33,13 @@ func (nopRecorder) PolicyReload(bool)                {}
 func (nopRecorder) PolicyEval(string, time.Duration) {}
 func (nopRecorder) PolicyRevision(string)            {}
 
+// CacheRecorder, if the Recorder implements it, receives the decision
+// cache's lookups (hit, miss or uncached, see Lookup) and its size after
+// each lookup.
+type CacheRecorder interface {
+	PolicyCacheLookup(query, lookup string, entries int)
+}
+
 // Options configure an Engine.
 type Options struct {
 	// Dir, if set, is the policy directory to serve and watch instead of
@@ -41,6 +48,9 @@ type Options struct {
 	Log      logr.Logger
 	Recorder Recorder
 	Clock    clock.PassiveClock
+	// DisableCache evaluates every request in full, bypassing the
+	// decision cache (for differential tests and measurements).
+	DisableCache bool
 }
 
 // Status describes what the engine serves, for readiness details.
@@ -109,18 +119,37 @@ func (e *Engine) Status() Status {
 // Mutate evaluates the current policy's hardening for the input.
 func (e *Engine) Mutate(ctx context.Context, in Input) (*Mutation, error) {
 	start := e.opts.Clock.Now()
-	m, err := e.Current().Mutate(ctx, in)
+	p := e.Current()
+	m, how, err := p.mutateWith(ctx, in, !e.opts.DisableCache)
 	e.opts.Recorder.PolicyEval("mutate", e.opts.Clock.Since(start))
+	e.recordLookup(p.mutateQ, how)
 	return m, err
 }
 
 // Validate evaluates the current policy's validation for the input.
 func (e *Engine) Validate(ctx context.Context, in Input) (*Validation, error) {
 	start := e.opts.Clock.Now()
-	v, err := e.Current().Validate(ctx, in)
+	p := e.Current()
+	v, how, err := p.validateWith(ctx, in, !e.opts.DisableCache)
 	e.opts.Recorder.PolicyEval("validate", e.opts.Clock.Since(start))
+	e.recordLookup(p.validateQ, how)
 	return v, err
 }
+
+func (e *Engine) recordLookup(q *cachedQuery, how Lookup) {
+	r, ok := e.opts.Recorder.(CacheRecorder)
+	if !ok || q == nil {
+		return
+	}
+	entries := 0
+	if q.cache != nil {
+		entries = q.cache.len()
+	}
+	r.PolicyCacheLookup(q.name, string(how), entries)
+}
+
+// CacheStats describes the decision caches of the policy being served.
+func (e *Engine) CacheStats() map[string]CacheStats { return e.Current().CacheStats() }
 
 // Reload loads the policy directory again. A refused policy leaves the
 // current one serving; the error is returned, logged, counted and kept in
@@ -137,6 +166,11 @@ func (e *Engine) Reload(ctx context.Context) error {
 		return err
 	}
 	if p.Revision == e.Current().Revision {
+		// The files are back to what serves (a refused edit undone): the
+		// refusal no longer applies.
+		e.mu.Lock()
+		e.status.LastError, e.status.LastErrorAt = "", time.Time{}
+		e.mu.Unlock()
 		return nil
 	}
 	e.install(p, true)
@@ -159,6 +193,11 @@ func (e *Engine) install(p *Policy, reload bool) {
 		e.opts.Recorder.PolicyReload(true)
 	}
 	e.opts.Log.Info("Policy loaded", "source", e.status.Source, "revision", p.Revision, "tests", p.Tests)
+	for _, q := range []*cachedQuery{p.mutateQ, p.validateQ} {
+		if q != nil && q.cache == nil {
+			e.opts.Log.Info("Policy decisions of this query are not cached", "query", q.name, "reason", q.reason)
+		}
+	}
 }
 
 // Watch reloads the policy whenever a file under the policy directory

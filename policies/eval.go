@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -58,12 +59,50 @@ type Validation struct {
 	Warn     []Violation
 }
 
-// Mutate evaluates data.flowforge.mutate for the input.
+// Mutate evaluates data.flowforge.mutate for the input, from the decision
+// cache when the policy already decided for the same view.
 func (p *Policy) Mutate(ctx context.Context, in Input) (*Mutation, error) {
-	bindings, err := p.eval(ctx, p.mutate, in)
+	m, _, err := p.mutateWith(ctx, in, true)
+	return m, err
+}
+
+// Validate evaluates data.flowforge.validate for the input, from the
+// decision cache when the policy already decided for the same view.
+func (p *Policy) Validate(ctx context.Context, in Input) (*Validation, error) {
+	v, _, err := p.validateWith(ctx, in, true)
+	return v, err
+}
+
+// Lookup is how a decision was reached.
+type Lookup string
+
+// Lookups.
+const (
+	LookupHit      Lookup = "hit"
+	LookupMiss     Lookup = "miss"
+	LookupUncached Lookup = "uncached"
+)
+
+func (p *Policy) mutateWith(ctx context.Context, in Input, useCache bool) (*Mutation, Lookup, error) {
+	d, how, err := p.decide(ctx, p.mutate, p.mutateQ, in, useCache, decodeMutation)
 	if err != nil {
-		return nil, err
+		return nil, how, err
 	}
+	m := d.(*Mutation)
+	// The cached decision is shared: callers get their own slices.
+	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings)}, how, nil
+}
+
+func (p *Policy) validateWith(ctx context.Context, in Input, useCache bool) (*Validation, Lookup, error) {
+	d, how, err := p.decide(ctx, p.validate, p.validateQ, in, useCache, decodeValidation)
+	if err != nil {
+		return nil, how, err
+	}
+	v := d.(*Validation)
+	return &Validation{Revision: p.Revision, Deny: slices.Clone(v.Deny), Warn: slices.Clone(v.Warn)}, how, nil
+}
+
+func decodeMutation(bindings rego.Vars) (any, error) {
 	ops, err := decodeOps(bindings["patch"])
 	if err != nil {
 		return nil, err
@@ -72,15 +111,10 @@ func (p *Policy) Mutate(ctx context.Context, in Input) (*Mutation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy mutate.warn: %w", err)
 	}
-	return &Mutation{Revision: p.Revision, Ops: ops, Warnings: warnings}, nil
+	return &Mutation{Ops: ops, Warnings: warnings}, nil
 }
 
-// Validate evaluates data.flowforge.validate for the input.
-func (p *Policy) Validate(ctx context.Context, in Input) (*Validation, error) {
-	bindings, err := p.eval(ctx, p.validate, in)
-	if err != nil {
-		return nil, err
-	}
+func decodeValidation(bindings rego.Vars) (any, error) {
 	deny, err := decodeViolations(bindings["deny"])
 	if err != nil {
 		return nil, fmt.Errorf("policy validate.deny: %w", err)
@@ -89,14 +123,60 @@ func (p *Policy) Validate(ctx context.Context, in Input) (*Validation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy validate.warn: %w", err)
 	}
-	return &Validation{Revision: p.Revision, Deny: deny, Warn: warn}, nil
+	return &Validation{Deny: deny, Warn: warn}, nil
 }
 
-func (p *Policy) eval(ctx context.Context, q rego.PreparedEvalQuery, in Input) (rego.Vars, error) {
+// decide evaluates a query for the input. With the query's cache, the
+// decision is keyed on the query's view of the input, and a miss evaluates
+// the query on that view alone: the load-time check (views.go) guarantees
+// the policy reads nothing else, so the decision is the one the whole
+// input would give. Errors are never cached.
+func (p *Policy) decide(ctx context.Context, q rego.PreparedEvalQuery, cq *cachedQuery, in Input, useCache bool, decode func(rego.Vars) (any, error)) (any, Lookup, error) {
 	value, err := p.inputValue(in)
 	if err != nil {
-		return nil, err
+		return nil, LookupUncached, err
 	}
+	if !useCache || cq == nil || cq.cache == nil {
+		bindings, err := p.eval(ctx, q, value)
+		if err != nil {
+			return nil, LookupUncached, err
+		}
+		d, err := decode(bindings)
+		return d, LookupUncached, err
+	}
+	view := project(value, cq.views)
+	key, err := cq.key(view)
+	if err != nil {
+		return nil, LookupMiss, err
+	}
+	if d, ok := cq.cache.get(key); ok {
+		return d, LookupHit, nil
+	}
+	bindings, err := p.eval(ctx, q, view)
+	if err != nil {
+		return nil, LookupMiss, err
+	}
+	d, err := decode(bindings)
+	if err != nil {
+		return nil, LookupMiss, err
+	}
+	cq.cache.put(key, d)
+	return d, LookupMiss, nil
+}
+
+// CacheStats describes the decision caches of both queries.
+func (p *Policy) CacheStats() map[string]CacheStats {
+	out := map[string]CacheStats{}
+	if p.mutateQ != nil {
+		out["mutate"] = p.mutateQ.stats()
+	}
+	if p.validateQ != nil {
+		out["validate"] = p.validateQ.stats()
+	}
+	return out
+}
+
+func (p *Policy) eval(ctx context.Context, q rego.PreparedEvalQuery, value ast.Value) (rego.Vars, error) {
 	// Cancellation without rego's per-evaluation watcher goroutine: a
 	// Cancel that the context triggers when it ends.
 	cancel := topdown.NewCancel()
@@ -114,7 +194,7 @@ func (p *Policy) eval(ctx context.Context, q rego.PreparedEvalQuery, in Input) (
 
 // inputValue builds the policy input as an AST value directly: the raw
 // objects are parsed once, without a round trip through Go maps.
-func (p *Policy) inputValue(in Input) (ast.Value, error) {
+func (p *Policy) inputValue(in Input) (ast.Object, error) {
 	req := in.Request
 	if req == nil {
 		return nil, errors.New("policy input: no admission request")

@@ -70,7 +70,18 @@ func sharedEngine(t testing.TB) *policies.Engine {
 // mutation first for a Job, then validation, for CREATE or UPDATE.
 func admit(t *testing.T, c adversarialCase) admission.Response {
 	t.Helper()
-	engine := sharedEngine(t)
+	return admitWith(t, c, sharedEngine(t))
+}
+
+// enginePolicy is what admitWith needs of the engine: both handlers' view.
+type enginePolicy interface {
+	mutate.Policy
+	Policy
+}
+
+// admitWith is admit with the given engine (see differential_test.go).
+func admitWith(t *testing.T, c adversarialCase, engine enginePolicy) admission.Response {
+	t.Helper()
 	ns := func(context.Context, string) (map[string]string, error) { return c.NamespaceLabels, nil }
 	object := []byte(c.Object)
 	if c.Kind == "Job" {

@@ -77,6 +77,21 @@ var (
 		Help: "Admission requests refused before any policy evaluation, by webhook path and reason (in-flight-cap, limit, too-large, malformed).",
 	}, []string{"path", "reason"})
 
+	// PolicyCacheLookups counts decisions by how the policy engine reached
+	// them: from its decision cache (hit), by evaluating and caching
+	// (miss), or by evaluating a query that is not cached (uncached).
+	PolicyCacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flowforge_policy_cache_lookups_total",
+		Help: "Policy decisions by query (mutate, validate) and result (hit, miss, uncached) of the decision cache.",
+	}, []string{"query", "result"})
+
+	// PolicyCacheEntries is the number of decisions cached for the policy
+	// revision being served.
+	PolicyCacheEntries = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "flowforge_policy_cache_entries",
+		Help: "Decisions in the policy decision cache of the revision being served, by query (bounded by data.flowforge.config.cache.maxEntries).",
+	}, []string{"query"})
+
 	// PolicyInfo is 1 for the revision being served.
 	PolicyInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "flowforge_policy_info",
@@ -86,7 +101,7 @@ var (
 
 // RegisterWebhook registers the webhook server's metrics.
 func RegisterWebhook(reg prometheus.Registerer) error {
-	return register(reg, AdmissionDuration, PolicyEvalDuration, Mutations, Denials, PolicyReloads, PolicyReloadErrors, PolicyInfo, AdmissionsInFlight, AdmissionRejections)
+	return register(reg, AdmissionDuration, PolicyEvalDuration, Mutations, Denials, PolicyReloads, PolicyReloadErrors, PolicyInfo, AdmissionsInFlight, AdmissionRejections, PolicyCacheLookups, PolicyCacheEntries)
 }
 
 // register registers collectors; one already registered (a second server
@@ -125,4 +140,11 @@ func (PolicyRecorder) PolicyEval(query string, d time.Duration) {
 func (PolicyRecorder) PolicyRevision(revision string) {
 	PolicyInfo.Reset()
 	PolicyInfo.WithLabelValues(revision).Set(1)
+}
+
+// PolicyCacheLookup counts one decision by how it was reached, and sets
+// the cache's size.
+func (PolicyRecorder) PolicyCacheLookup(query, lookup string, entries int) {
+	PolicyCacheLookups.WithLabelValues(query, lookup).Inc()
+	PolicyCacheEntries.WithLabelValues(query).Set(float64(entries))
 }

@@ -31,14 +31,15 @@ func main() {
 	concurrency := flag.Int("concurrency", 32, "concurrent clients")
 	rate := flag.Float64("rate", 1000, "requests per second in all (0: as fast as possible)")
 	duration := flag.Duration("duration", 30*time.Second, "how long to send")
+	distinct := flag.Int("distinct", 4096, "distinct Jobs to cycle through (ids, names, tasks, secret names differ), so that the policy decision cache sees what a real stream of Jobs gives it; 1 sends the same Job every time (all cache hits)")
 	flag.Parse()
-	if err := run(*url, *caFile, *path, *concurrency, *rate, *duration); err != nil {
+	if err := run(*url, *caFile, *path, *concurrency, *rate, *duration, *distinct); err != nil {
 		fmt.Fprintf(os.Stderr, "webhookload: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(url, caFile, path string, concurrency int, rate float64, duration time.Duration) error {
+func run(url, caFile, path string, concurrency int, rate float64, duration time.Duration, distinct int) error {
 	if url == "" {
 		return fmt.Errorf("no --url (or $FLOWFORGE_WEBHOOK); run make up and source .local/endpoints.env")
 	}
@@ -58,10 +59,11 @@ func run(url, caFile, path string, concurrency int, rate float64, duration time.
 			ForceAttemptHTTP2:   false,
 		},
 	}
-	body, err := review()
+	bodies, err := reviews(max(distinct, 1))
 	if err != nil {
 		return err
 	}
+	var next atomic.Int64
 	var (
 		mu        sync.Mutex
 		latencies = make([]time.Duration, 0, int(rate*duration.Seconds())+1024)
@@ -100,6 +102,7 @@ func run(url, caFile, path string, concurrency int, rate float64, duration time.
 					}
 				}
 				t0 := time.Now()
+				body := bodies[int(next.Add(1)-1)%len(bodies)]
 				resp, err := client.Post(url+path, "application/json", bytes.NewReader(body))
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -133,22 +136,36 @@ func run(url, caFile, path string, concurrency int, rate float64, duration time.
 	if rate > 0 {
 		target = fmt.Sprintf("%.0f req/s", rate)
 	}
-	fmt.Printf("webhook %s%s over TLS: %d clients, target %s, %s\n", url, path, concurrency, target, duration)
+	fmt.Printf("webhook %s%s over TLS: %d clients, target %s, %s, %d distinct Jobs\n", url, path, concurrency, target, duration, len(bodies))
 	fmt.Printf("requests %d, errors %d, throughput %.0f req/s\n", sent.Load(), errors.Load(), float64(len(latencies))/elapsed.Seconds())
 	fmt.Printf("latency p50 %s  p90 %s  p99 %s  max %s\n", pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
 	return nil
 }
 
-// review is an AdmissionReview for the Job the templater renders for a
-// typical request.
-func review() ([]byte, error) {
+// reviews renders n AdmissionReviews of Jobs the templater renders for a
+// typical request, each with its own id, task (and so name and secret
+// names).
+func reviews(n int) ([][]byte, error) {
 	r, err := templates.NewRenderer(templates.RendererOptions{})
 	if err != nil {
 		return nil, err
 	}
+	out := make([][]byte, 0, n)
+	for i := range n {
+		body, err := review(r, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, body)
+	}
+	return out, nil
+}
+
+// review is an AdmissionReview for the i-th Job.
+func review(r *templates.Renderer, i int) ([]byte, error) {
 	out, err := r.Render(templates.Request{
-		ID: "load-1", UserID: "alice", Repository: "acme/widgets", RepositoryURL: "https://github.com/acme/widgets.git",
-		Branch: "fix-parser", Task: "Make the parser skip empty lines, add a test, push the branch.", Timeout: 30 * time.Minute,
+		ID: fmt.Sprintf("load-%d", i+1), UserID: "alice", Repository: "acme/widgets", RepositoryURL: "https://github.com/acme/widgets.git",
+		Branch: "fix-parser", Task: fmt.Sprintf("Make the parser skip empty lines (case %d), add a test, push the branch.", i+1), Timeout: 30 * time.Minute,
 	})
 	if err != nil {
 		return nil, err
@@ -162,7 +179,7 @@ func review() ([]byte, error) {
 		"apiVersion": "admission.k8s.io/v1",
 		"kind":       "AdmissionReview",
 		"request": map[string]any{
-			"uid":       "6c5b0b3e-0000-4000-8000-000000000001",
+			"uid":       fmt.Sprintf("6c5b0b3e-0000-4000-8000-%012d", i+1),
 			"kind":      map[string]string{"group": "batch", "version": "v1", "kind": "Job"},
 			"resource":  map[string]string{"group": "batch", "version": "v1", "resource": "jobs"},
 			"namespace": "flowforge-jobs",
