@@ -42,6 +42,9 @@ type Policy struct {
 	config   *Config
 	mutate   rego.PreparedEvalQuery
 	validate rego.PreparedEvalQuery
+	// mutateQ and validateQ hold each query's views and decision cache
+	// (see cache.go); the cache lives and dies with this revision.
+	mutateQ, validateQ *cachedQuery
 }
 
 // TestFailure describes a policy test that failed or errored.
@@ -73,6 +76,10 @@ func (e *TestsFailedError) Error() string {
 // a policy set that does not parse, does not compile in strict mode, has
 // no tests, or fails any test.
 func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
+	platform, err := readPlatform(fsys)
+	if err != nil {
+		return nil, err
+	}
 	b, err := readBundle(fsys)
 	if err != nil {
 		return nil, err
@@ -81,12 +88,18 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The platform's data (platform.go) applies once the tests passed.
+	if err := applyPlatform(platform, b.Data); err != nil {
+		return nil, err
+	}
 	return compile(ctx, b, tests)
 }
 
 // readBundle loads the .rego modules and data documents of fsys.
 func readBundle(fsys fs.FS) (*bundle.Bundle, error) {
-	b, err := loader.NewFileLoader().WithFS(fsys).WithRegoVersion(ast.RegoV1).AsBundle(".")
+	// A mounted ConfigMap's files are symbolic links (platform.go).
+	b, err := loader.NewFileLoader().WithFS(fsys).WithRegoVersion(ast.RegoV1).
+		WithFollowSymlinks(true).WithFilter(skipMountBookkeeping).AsBundle(".")
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
@@ -179,6 +192,9 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 		return nil, fmt.Errorf("prepare validation query: %w", err)
 	}
 	if p.Revision, err = revision(b); err != nil {
+		return nil, err
+	}
+	if p.mutateQ, p.validateQ, err = cachedQueries(compiler, b.Data, p.Revision); err != nil {
 		return nil, err
 	}
 	return p, nil
