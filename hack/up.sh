@@ -19,6 +19,7 @@ start() {
   running && stop
   args=(--state-dir "$state" --bin-dir "$root/bin")
   [[ -n "${FLOWFORGE_POLICY_DIR:-}" ]] && args+=(--policy-dir "$FLOWFORGE_POLICY_DIR")
+  [[ -n "${CERT_VALIDITY:-}" ]] && args+=(--cert-validity "$CERT_VALIDITY")
   nohup "$root/bin/localup" "${args[@]}" >"$log" 2>&1 &
   echo $! >"$pidfile"
   echo "Starting the local stack (pid $!; log: .local/localup.log) ..."

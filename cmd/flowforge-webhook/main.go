@@ -11,14 +11,17 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/flowforge/flowforge/certs"
 	"github.com/flowforge/flowforge/webhook/server"
 )
 
 func main() {
-	opts := server.Options{}
+	opts := server.Options{Certs: certs.DefaultConfig()}
+	opts.Certs.BindFlags(flag.CommandLine)
 	flag.StringVar(&opts.Host, "host", "", "address the admission endpoint listens on (empty: all)")
 	flag.IntVar(&opts.Port, "port", 9443, "port of the admission endpoint (TLS)")
-	flag.StringVar(&opts.CertDir, "cert-dir", "/etc/flowforge/tls", "directory holding the serving certificate and key; changes are picked up without a restart")
+	flag.BoolVar(&opts.ReusePort, "reuse-port", false, "bind the admission endpoint with SO_REUSEPORT, so that several replicas share one address and the kernel spreads connections over them (the local cluster runs two replicas this way)")
+	flag.StringVar(&opts.CertDir, "cert-dir", "/etc/flowforge/tls", "with --cert-mode=files: directory holding the serving certificate and key; changes are picked up without a restart")
 	flag.StringVar(&opts.CertName, "cert-name", "tls.crt", "serving certificate file name in --cert-dir")
 	flag.StringVar(&opts.KeyName, "key-name", "tls.key", "serving key file name in --cert-dir")
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of /metrics (\"0\" disables it)")

@@ -3,15 +3,21 @@ package framework
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -22,15 +28,47 @@ import (
 	"github.com/flowforge/flowforge/webhook/server"
 )
 
-// Webhook is FlowForge's webhook server running in the test process and
-// registered with the local cluster's API server over TLS.
+// DefaultWebhookReplicas is WebhookOptions.Replicas' default: two
+// replicas behind the Service, as deployed.
+const DefaultWebhookReplicas = 2
+
+// Webhook is FlowForge's webhook as deployed: Replicas servers (the same
+// code as cmd/flowforge-webhook, in the test process, as its service
+// account with deploy/rbac.yaml's rights) behind the flowforge-webhook
+// Service, which has a fixed clusterIP in the local cluster's loopback
+// Service range. Every replica listens on clusterIP:port with SO_REUSEPORT,
+// so the kernel spreads the API server's connections over them, and the
+// webhook configurations reach them through `service:` references, as in
+// a real cluster.
 type Webhook struct {
-	URL        string
+	// URL is the Service's base URL, https://<clusterIP>:<port>, which the
+	// API server dials (port is 443, unless the process may not bind it).
+	URL string
+	// ClusterIP and Port are the Service's address.
+	ClusterIP string
+	Port      int
+	// MetricsURL and ProbeURL are the first replica's. The replicas in
+	// one process share one metrics registry: MetricsURL counts them all.
 	MetricsURL string
 	ProbeURL   string
-	CertDir    string
-	stop       context.CancelFunc
-	done       chan error
+	// CertDir holds the serving pair and ca.crt, shared by every replica.
+	CertDir string
+	// Replicas are the servers behind the Service.
+	Replicas []*WebhookReplica
+
+	cfg *rest.Config
+	log logr.Logger
+}
+
+// WebhookReplica is one server behind the webhook Service.
+type WebhookReplica struct {
+	MetricsURL string
+	ProbeURL   string
+
+	opts server.Options
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan error
 }
 
 // WebhookOptions configure StartWebhook.
@@ -39,24 +77,40 @@ type WebhookOptions struct {
 	PolicyDir string
 	// Log receives the server's logs. Default: stderr at info level.
 	Log *logr.Logger
+	// Replicas is the number of servers behind the Service. Default
+	// DefaultWebhookReplicas.
+	Replicas int
+	// Certs, if set, runs the replicas in rotate mode (the default of
+	// cmd/flowforge-webhook) with this configuration, its Hosts the
+	// Service's names and clusterIP when empty: the replicas create and
+	// rotate the Secret themselves, and the webhook configurations are
+	// registered with its CA bundle. Otherwise they serve CertDir's files.
+	Certs *certs.Config
 }
 
-// StartWebhook generates a CA and serving certificate, starts the webhook
-// server (the same code as cmd/flowforge-webhook, as its service account
-// with deploy/rbac.yaml's rights) on free loopback ports,
-// waits until it is ready, and registers the webhook configurations from
-// deploy/ with the API server, pointed at it. It returns once the API server
-// calls the webhook.
-func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOptions) (*Webhook, error) {
+// StartWebhook generates a CA and a serving certificate for the webhook
+// Service's names and address, starts the replicas, waits until each is
+// ready, and registers the webhook Service and configurations from deploy/
+// (deploy.RegisterLocal). It returns once the API server calls the webhook
+// through the Service.
+func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOptions) (_ *Webhook, err error) {
+	if opts.Replicas <= 0 {
+		opts.Replicas = DefaultWebhookReplicas
+	}
+	clusterIP, err := c.ClusterIP(localcluster.WebhookServiceHost)
+	if err != nil {
+		return nil, err
+	}
+	port, err := localcluster.ServicePort(clusterIP, 443)
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "flowforge-webhook-")
 	if err != nil {
 		return nil, err
 	}
-	tlsFiles, err := certs.WriteSelfSigned(dir, []string{"127.0.0.1", "localhost"}, time.Now(), 24*time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	ports, err := localcluster.FreePorts(3)
+	hosts := append(deploy.ServiceDNSNames(deploy.WebhookServiceName), clusterIP, "127.0.0.1", "localhost")
+	tlsFiles, err := certs.WriteSelfSigned(dir, hosts, time.Now(), 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -69,38 +123,115 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 		log = *opts.Log
 	}
 	ctrllog.SetLogger(log)
-	runCtx, cancel := context.WithCancel(context.Background())
 	w := &Webhook{
-		URL:        fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
-		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
-		ProbeURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
-		CertDir:    dir,
-		stop:       cancel,
-		done:       make(chan error, 1),
+		URL:       fmt.Sprintf("https://%s", net.JoinHostPort(clusterIP, strconv.Itoa(port))),
+		ClusterIP: clusterIP,
+		Port:      port,
+		CertDir:   dir,
+		cfg:       cfg,
+		log:       log,
 	}
-	go func() {
-		w.done <- server.Run(runCtx, cfg, server.Options{
-			Host: "127.0.0.1", Port: ports[0],
-			CertDir: dir, CertName: "tls.crt", KeyName: "tls.key",
-			MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]),
-			ProbeAddr:   fmt.Sprintf("127.0.0.1:%d", ports[2]),
-			PolicyDir:   opts.PolicyDir,
-		}, log)
+	defer func() {
+		if err != nil {
+			w.Stop()
+		}
 	}()
-	if err := w.waitReady(ctx); err != nil {
-		w.Stop()
-		return nil, err
+	for range opts.Replicas {
+		ports, err := localcluster.FreePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		r := &WebhookReplica{
+			MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]),
+			ProbeURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+			opts: server.Options{
+				Host: clusterIP, Port: port, ReusePort: true,
+				CertDir: dir, CertName: "tls.crt", KeyName: "tls.key",
+				MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+				ProbeAddr:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
+				PolicyDir:   opts.PolicyDir,
+				Certs:       rotateConfig(opts.Certs, hosts),
+			},
+		}
+		w.Replicas = append(w.Replicas, r)
+		if err := w.StartReplica(ctx, len(w.Replicas)-1); err != nil {
+			return nil, err
+		}
 	}
+	w.MetricsURL, w.ProbeURL = w.Replicas[0].MetricsURL, w.Replicas[0].ProbeURL
 	cl, err := AdminClient(c)
 	if err != nil {
-		w.Stop()
 		return nil, err
 	}
-	if err := deploy.RegisterLocal(ctx, cl, w.URL, tlsFiles.CAPEM); err != nil {
-		w.Stop()
+	caBundle := tlsFiles.CAPEM
+	if opts.Certs != nil {
+		if caBundle, err = SecretCABundle(ctx, cl, opts.Certs); err != nil {
+			return nil, err
+		}
+	}
+	if err := deploy.RegisterLocal(ctx, cl, clusterIP, int32(port), caBundle); err != nil { //nolint:gosec // a port fits
+		return nil, err
+	}
+	cs, err := c.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	if err := deploy.WaitServed(ctx, cs, metav1.NamespaceDefault, DefaultTimeout); err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// StartReplica starts replica i (again, after StopReplica) on its own
+// probe and metrics ports and the Service's address, and waits until it
+// is ready.
+func (w *Webhook) StartReplica(ctx context.Context, i int) error {
+	if i < 0 || i >= len(w.Replicas) {
+		return fmt.Errorf("webhook replica %d: there are %d", i, len(w.Replicas))
+	}
+	r := w.Replicas[i]
+	r.mu.Lock()
+	if r.stop != nil {
+		r.mu.Unlock()
+		return fmt.Errorf("webhook replica %d is running", i)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	r.stop, r.done = cancel, done
+	r.mu.Unlock()
+	go func() {
+		done <- server.Run(runCtx, w.cfg, r.opts, w.log.WithValues("replica", i))
+	}()
+	if err := r.waitReady(ctx); err != nil {
+		_ = w.StopReplica(i)
+		return fmt.Errorf("webhook replica %d: %w", i, err)
+	}
+	return nil
+}
+
+// StopReplica stops replica i gracefully, as a pod's SIGTERM does: it
+// stops accepting connections (the kernel sends new ones to the other
+// replicas) and finishes the admissions in flight. It returns once the
+// server has stopped.
+func (w *Webhook) StopReplica(i int) error {
+	if i < 0 || i >= len(w.Replicas) {
+		return fmt.Errorf("webhook replica %d: there are %d", i, len(w.Replicas))
+	}
+	r := w.Replicas[i]
+	r.mu.Lock()
+	stop, done := r.stop, r.done
+	r.stop, r.done = nil, nil
+	r.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(90 * time.Second):
+		return fmt.Errorf("webhook replica %d did not stop in 90s", i)
+	}
 }
 
 // AdminClient returns a controller-runtime client for the cluster.
@@ -112,14 +243,17 @@ func AdminClient(c *localcluster.Cluster) (client.Client, error) {
 	return client.New(c.RESTConfig, client.Options{Scheme: scheme})
 }
 
-func (w *Webhook) waitReady(ctx context.Context) error {
+func (r *WebhookReplica) waitReady(ctx context.Context) error {
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
 	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
-		case err := <-w.done:
+		case err := <-done:
 			return false, fmt.Errorf("webhook server exited: %w", err)
 		default:
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.ProbeURL+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.ProbeURL+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false, nil
@@ -129,13 +263,19 @@ func (w *Webhook) waitReady(ctx context.Context) error {
 	})
 }
 
-// Stop stops the server and removes its certificates.
+// Stop stops every replica, all at once, and removes the certificates.
 func (w *Webhook) Stop() {
-	w.stop()
-	select {
-	case <-w.done:
-	case <-time.After(10 * time.Second):
+	var wg sync.WaitGroup
+	for i := range w.Replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.StopReplica(i); err != nil {
+				w.log.Error(err, "Stopping a webhook replica", "replica", i)
+			}
+		}()
 	}
+	wg.Wait()
 	_ = os.RemoveAll(w.CertDir)
 }
 
@@ -170,4 +310,40 @@ func CopyPolicies() (string, error) {
 		return os.WriteFile(target, data, 0o644)
 	})
 	return dst, err
+}
+
+// rotateConfig is the replicas' certificate configuration: cfg with
+// hosts by default, or files mode (the zero Config) without cfg.
+func rotateConfig(cfg *certs.Config, hosts []string) certs.Config {
+	if cfg == nil {
+		return certs.Config{}
+	}
+	c := *cfg
+	c.Mode = certs.ModeRotate
+	if len(c.Hosts) == 0 {
+		c.Hosts = hosts
+	}
+	return c
+}
+
+// SecretCABundle waits for the rotator's Secret and returns its CA bundle
+// (ca.crt), what the webhook configurations trust.
+func SecretCABundle(ctx context.Context, cl client.Client, cfg *certs.Config) ([]byte, error) {
+	key, err := cfg.SecretKey()
+	if err != nil {
+		return nil, err
+	}
+	var bundle []byte
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {
+		s := &corev1.Secret{}
+		if err := cl.Get(ctx, key, s); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		bundle = s.Data[certs.SecretCA]
+		return len(bundle) > 0, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for the certificate Secret %s: %w", key, err)
+	}
+	return bundle, nil
 }

@@ -28,6 +28,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/flowforge/flowforge/certs"
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
@@ -61,6 +62,14 @@ type Options struct {
 	// negative: refuse at once).
 	InFlightBytes int64
 	InFlightWait  time.Duration
+	// ReusePort binds Host:Port with SO_REUSEPORT, so that several
+	// replicas share one address and the kernel spreads connections over
+	// them (the local cluster's two replicas behind one Service address).
+	ReusePort bool
+	// Certs selects the serving certificate: in certs.ModeRotate the
+	// server manages it in a Secret and rotates it (certs.Rotator); in
+	// certs.ModeFiles, or when Mode is empty, it serves CertDir's files.
+	Certs certs.Config
 }
 
 func inFlight(opts Options) *webhook.InFlight {
@@ -145,14 +154,29 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
+	// The serving certificate: the Secret's, rotated (rotate mode), or
+	// CertDir's (files mode).
+	serving, err := newServingCerts(cfg, scheme, opts, log)
+	if err != nil {
+		return err
+	}
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
+	if serving != nil {
+		tlsOpts = append(tlsOpts, serving.tlsOpt())
+	}
 	server := crwebhook.NewServer(crwebhook.Options{
 		Host:     opts.Host,
 		Port:     opts.Port,
 		CertDir:  opts.CertDir,
 		CertName: opts.CertName,
 		KeyName:  opts.KeyName,
-		TLSOpts:  []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		TLSOpts:  tlsOpts,
 	})
+	if opts.ReusePort {
+		if server, err = newReusePortServer(server, log); err != nil {
+			return err
+		}
+	}
 	// The controller's records of job-ids: ConfigMaps with the label.
 	claimSelector, err := labels.Parse(policies.ClaimJobIDLabel)
 	if err != nil {
@@ -167,14 +191,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		Cache: cache.Options{
 			// The handlers read namespaces' labels and, for the identity
 			// policy, labelled Jobs' metadata (a metadata-only watch).
-			ByObject: map[client.Object]cache.ByObject{
+			ByObject: serving.withSecret(map[client.Object]cache.ByObject{
 				&corev1.Namespace{}:   {},
 				webhook.JobMetadata(): {Label: jobSelector(engine.Current())},
 				webhook.ClaimMetadata(): {
 					Namespaces: map[string]cache.Config{claimNamespace(opts): {}},
 					Label:      claimSelector,
 				},
-			},
+			}),
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
@@ -205,6 +229,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}
 	// GetWebhookServer adds the server to the manager's runnables.
 	server = mgr.GetWebhookServer()
+	if serving != nil {
+		if err := serving.start(ctx, mgr); err != nil {
+			return err
+		}
+	}
 	handlers := Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache(), mgr.GetAPIReader()), clock.RealClock{})
 	WithClaims(handlers, webhook.CachedJobIDClaims(mgr.GetCache(), claimNamespace(opts)))
 	// Uncached: a pod's labels as they are now (validate.ClientPodMetadata).
@@ -221,7 +250,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {
 		return fmt.Errorf("add policy watcher: %w", err)
 	}
-	probes := &probeServer{engine: engine, server: server, cache: mgr.GetCache(), profiling: opts.Profiling}
+	probes := &probeServer{engine: engine, server: server, cache: mgr.GetCache(), profiling: opts.Profiling, cert: serving.readyCheck()}
 	if opts.ProbeAddr != "" && opts.ProbeAddr != "0" {
 		if err := mgr.Add(probes.runnable(opts.ProbeAddr, log)); err != nil {
 			return fmt.Errorf("add probe server: %w", err)
@@ -252,6 +281,9 @@ type probeServer struct {
 	cache     interface {
 		WaitForCacheSync(ctx context.Context) bool
 	}
+	// cert fails until a serving certificate is loaded, and names it
+	// (nil: files mode).
+	cert func() (string, error)
 }
 
 func (p *probeServer) runnable(addr string, log logr.Logger) manager.Runnable {
@@ -300,6 +332,10 @@ func (p *probeServer) checks(r *http.Request) []check {
 		{name: "webhook", err: p.server.StartedChecker()(r)},
 		{name: "namespace-cache", err: cacheSynced(r.Context(), p.cache)},
 		{name: "policy", detail: detail},
+	}
+	if p.cert != nil {
+		detail, err := p.cert()
+		out = append(out, check{name: "certificate", err: err, detail: detail})
 	}
 	return out
 }

@@ -114,13 +114,30 @@ func dryRunRevision(ctx context.Context, ns string) (string, error) {
 
 func readyzVerbose(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get(hook.ProbeURL + "/readyz?verbose")
+	return readyzVerboseOf(t, hook.ProbeURL)
+}
+
+func readyzVerboseOf(t *testing.T, probeURL string) string {
+	t.Helper()
+	resp, err := http.Get(probeURL + "/readyz?verbose")
 	require.NoError(t, err)
 	defer resp.Body.Close() //nolint:errcheck // test
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "a refused reload does not make the server unready: %s", body)
 	return string(body)
+}
+
+// everyReplica reports whether every webhook replica's /readyz?verbose
+// satisfies ok: each replica reloads the policy on its own.
+func everyReplica(t *testing.T, ok func(readyz string) bool) bool {
+	t.Helper()
+	for _, r := range hook.Replicas {
+		if !ok(readyzVerboseOf(t, r.ProbeURL)) {
+			return false
+		}
+	}
+	return true
 }
 
 // TestPolicyHotReload edits, then breaks, the served policy directory. It
@@ -145,6 +162,9 @@ func TestPolicyHotReload(t *testing.T) {
 			revision, err := dryRunRevision(ctx, ns)
 			return err == nil && strings.HasPrefix(revision, "hot-reloaded-"), nil
 		}))
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "revision hot-reloaded-") }), nil
+		}), "every replica serves the edited policy")
 	})
 
 	t.Run("a broken policy is refused and the previous one keeps serving", func(t *testing.T) {
@@ -155,8 +175,8 @@ func TestPolicyHotReload(t *testing.T) {
 		require.NoError(t, os.WriteFile(broken, []byte("package flowforge.mutate\n\npatch contains {\n"), 0o644))
 		t.Cleanup(func() { _ = os.Remove(broken) })
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			return strings.Contains(readyzVerbose(t), "last reload refused"), nil
-		}))
+			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "last reload refused") }), nil
+		}), "every replica refuses the broken policy")
 		assert.Contains(t, readyzVerbose(t), "rego_parse_error")
 
 		revision, err := dryRunRevision(ctx, ns)
@@ -169,6 +189,10 @@ func TestPolicyHotReload(t *testing.T) {
 			revision, err := dryRunRevision(ctx, ns)
 			return err == nil && revision == firstRevision, nil
 		}), "restoring the files restores the first revision")
-		assert.NotContains(t, readyzVerbose(t), "last reload refused")
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+			return everyReplica(t, func(readyz string) bool {
+				return strings.Contains(readyz, "revision "+firstRevision) && !strings.Contains(readyz, "last reload refused")
+			}), nil
+		}), "every replica serves the first revision again, with no refused reload")
 	})
 }
