@@ -227,7 +227,7 @@ func TestNamespaceWebhookRegistration(t *testing.T) {
 	assert.Equal(t, "/validate-v1-namespace", *w.ClientConfig.Service.Path)
 	assert.Equal(t, admissionregistrationv1.Fail, *w.FailurePolicy)
 	assert.Equal(t, admissionregistrationv1.SideEffectClassNone, *w.SideEffects)
-	assert.LessOrEqual(t, *w.TimeoutSeconds, int32(5))
+	assert.LessOrEqual(t, *w.TimeoutSeconds, int32(10))
 	assert.Nil(t, w.ObjectSelector, "matchConditions, not an objectSelector, decide what reaches it")
 	require.Len(t, w.MatchConditions, 1)
 	assertExcludesSystemNamespaces(t, w.Name, w.NamespaceSelector, *w.FailurePolicy)

@@ -31,7 +31,7 @@ const DefaultMaxRequestBytes = 7 << 20
 const DefaultInFlightBytes = 4 << 20
 
 // DefaultInFlightWait is how long a request waits for room in the budget
-// before it is refused: well under the webhooks' timeoutSeconds (5), so a
+// before it is refused: well under the webhooks' timeoutSeconds (10), so a
 // burst of Jobs queues briefly instead of failing.
 const DefaultInFlightWait = 2 * time.Second
 

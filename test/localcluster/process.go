@@ -23,7 +23,8 @@ type process struct {
 	waitErr error
 }
 
-// startProcess runs bin with args, sending its output to <dir>/<name>.log.
+// startProcess runs bin with args, sending its output to <dir>/<name>.log
+// (appended to: a component started again keeps its earlier output).
 // The child gets SIGKILL if this process dies (Pdeathsig), so a crashed or
 // panicking test never leaves a component behind.
 func startProcess(name, bin string, args []string, dir string, env []string) (*process, error) {
@@ -31,7 +32,7 @@ func startProcess(name, bin string, args []string, dir string, env []string) (*p
 		return nil, fmt.Errorf("%s: binary %s not found (run `make tools`): %w", name, bin, err)
 	}
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("%s: create log: %w", name, err)
 	}

@@ -43,7 +43,7 @@ func TestDeployManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 	dyn, err := dynamic.NewForConfig(testCluster.RESTConfig)
 	require.NoError(t, err)
 	ctx := context.Background()
-	withoutCRD := map[string]bool{"Issuer": true, "Certificate": true, "PrometheusRule": true}
+	withoutCRD := map[string]bool{"Issuer": true, "Certificate": true, "PrometheusRule": true, "ServiceMonitor": true}
 	checked := 0
 	// The namespace first: the namespaced objects need it.
 	sort.SliceStable(files, func(i, j int) bool {
