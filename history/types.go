@@ -39,8 +39,11 @@ type Job struct {
 	Started        *time.Time `json:"started,omitempty"`
 	Finished       *time.Time `json:"finished,omitempty"`
 	Exported       *time.Time `json:"exported,omitempty"`
-	Events         []Event    `json:"events,omitempty"`
-	Attempts       []Attempt  `json:"attempts,omitempty"`
+	// LogsPruned is when retention removed the Job's log archives to keep
+	// the store under its size cap (nil while they are kept).
+	LogsPruned *time.Time `json:"logsPruned,omitempty"`
+	Events     []Event    `json:"events,omitempty"`
+	Attempts   []Attempt  `json:"attempts,omitempty"`
 }
 
 // Attempt is one pod of a Job.
@@ -83,12 +86,69 @@ type LogArchive struct {
 	Truncated bool  `json:"truncated"`
 }
 
-// Filter selects Job records.
+// Filter selects Job records. The zero Filter selects every record.
+// Records come newest first (by creation time, then UID); a page is Limit
+// records, and the next page starts after the last record of the previous
+// one: Continue is ContinueAfter(last) (keyset pagination, so a page costs
+// the same however deep it is, and records added meanwhile do not shift
+// the pages).
 type Filter struct {
 	User   string
 	Status string
 	Since  time.Time
 	Limit  int
+	// Namespace selects the records of Jobs in one namespace.
+	Namespace string
+	// Continue is the token of the record the page starts after (see
+	// ContinueAfter); "" starts at the newest record.
+	Continue string
+}
+
+// Stats are the size of the store, for metrics and retention.
+type Stats struct {
+	// Records is the number of Job records.
+	Records int64
+	// ArchiveBytes is the total size of the stored (compressed) log archives.
+	ArchiveBytes int64
+	// StoreBytes is the space the store takes: the SQLite files (database
+	// and write-ahead log) or the Postgres database.
+	StoreBytes int64
+}
+
+// PruneRequest says what retention removes. Only records of exported
+// Jobs are candidates, oldest first, and Keep may spare more (the
+// controller keeps every Job still in the cluster).
+type PruneRequest struct {
+	// Before removes whole records (Job, attempts, events, log archives,
+	// marks, checkpoints) created before it; zero keeps records of any age.
+	Before time.Time
+	// MaxArchiveBytes removes the log archives of the oldest records until
+	// the archives total at most this many bytes (the records stay, with
+	// LogsPruned set); zero or less sets no cap.
+	MaxArchiveBytes int64
+	// Keep spares a Job's record, by UID (nil keeps none).
+	Keep func(jobUID string) bool
+	// Now is the time LogsPruned records.
+	Now time.Time
+	// Batch is how many records one pass reads and deletes at a time
+	// (default 500): each batch is its own transaction, so readers and the
+	// exports are not held up for the whole prune.
+	Batch int
+}
+
+// PruneResult says what a prune removed.
+type PruneResult struct {
+	// Records is the number of whole records removed by age; Archives and
+	// ArchiveBytes count the log archives removed with them.
+	Records      int64
+	Archives     int64
+	ArchiveBytes int64
+	// CapArchives and CapArchiveBytes count the log archives removed to
+	// keep the archives under MaxArchiveBytes (their records stay).
+	CapArchives     int64
+	CapArchiveBytes int64
+	// UIDs are the Job UIDs whose records were removed.
+	UIDs []string
 }
 
 // Store keeps the execution history.
@@ -113,12 +173,20 @@ type Store interface {
 
 	// Job returns the latest record for a job id (with attempts and events).
 	Job(ctx context.Context, id string) (*Job, error)
+	// JobIn returns the latest record for a job id in one namespace (job
+	// ids are unique per namespace, so Job may find another namespace's).
+	JobIn(ctx context.Context, namespace, id string) (*Job, error)
 	// JobByUID returns a record by Kubernetes UID.
 	JobByUID(ctx context.Context, uid string) (*Job, error)
 	// Jobs lists records, newest first.
 	Jobs(ctx context.Context, f Filter) ([]Job, error)
 	// LogArchives returns the archives of a Job, by attempt then container.
 	LogArchives(ctx context.Context, jobUID string) ([]LogArchive, error)
+
+	// Stats returns the size of the store.
+	Stats(ctx context.Context) (Stats, error)
+	// Prune removes old records and archives (see PruneRequest).
+	Prune(ctx context.Context, req PruneRequest) (PruneResult, error)
 
 	Close() error
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"github.com/flowforge/flowforge/history"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,13 +8,17 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flowforge/flowforge/history"
+
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 )
 
 // API serves the history as read-only JSON:
 //
-//	GET /api/v1/jobs?user=U&status=S&since=24h|RFC3339&limit=N
+//	GET /api/v1/jobs?user=U&status=S&namespace=NS&since=24h|RFC3339&limit=N&continue=T
+//	    -> {"items": [...], "continue": T}; T, set when the page is full,
+//	       is the next page's continue parameter
 //	GET /api/v1/jobs/{id}
 //	GET /api/v1/jobs/{id}/logs?attempt=N&container=C   (text/plain)
 type API struct {
@@ -66,7 +69,15 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	jobs, err := a.Store.Jobs(r.Context(), history.Filter{User: q.Get("user"), Status: q.Get("status"), Since: since, Limit: limit})
+	if c := q.Get("continue"); c != "" {
+		if _, _, err := history.ParseContinue(c); err != nil {
+			a.fail(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	jobs, err := a.Store.Jobs(r.Context(), history.Filter{
+		User: q.Get("user"), Status: q.Get("status"), Namespace: q.Get("namespace"), Since: since, Limit: limit, Continue: q.Get("continue"),
+	})
 	if err != nil {
 		a.fail(w, http.StatusInternalServerError, err)
 		return
@@ -74,7 +85,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	if jobs == nil {
 		jobs = []history.Job{}
 	}
-	writeJSON(w, map[string]any{"items": jobs})
+	out := map[string]any{"items": jobs}
+	if len(jobs) == limit {
+		out["continue"] = history.ContinueAfter(jobs[len(jobs)-1])
+	}
+	writeJSON(w, out)
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"github.com/flowforge/flowforge/history"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/flowforge/flowforge/history"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -35,139 +36,160 @@ func job(uid, id, user, status string, created time.Time) history.Job {
 }
 
 func TestJobRecordsKeepWhatIsSetOnce(t *testing.T) {
-	s := openStore(t)
-	ctx := context.Background()
-	started := t0.Add(time.Second)
-	j := job("uid-1", "a1", "u1", history.StatusRunning, t0)
-	j.Started = &started
-	require.NoError(t, s.UpsertJob(ctx, j))
+	forEachStore(t, func(t *testing.T, s history.Store) {
+		ctx := context.Background()
+		started := t0.Add(time.Second)
+		j := job("uid-1", "a1", "u1", history.StatusRunning, t0)
+		j.Started = &started
+		require.NoError(t, s.UpsertJob(ctx, j))
 
-	later := j
-	later.Status, later.Reason, later.Started = history.StatusSucceeded, "Completed", nil
-	finished := t0.Add(time.Minute)
-	later.Finished = &finished
-	later.PolicyRevision = ""
-	require.NoError(t, s.UpsertJob(ctx, later))
+		later := j
+		later.Status, later.Reason, later.Started = history.StatusSucceeded, "Completed", nil
+		finished := t0.Add(time.Minute)
+		later.Finished = &finished
+		later.PolicyRevision = ""
+		require.NoError(t, s.UpsertJob(ctx, later))
 
-	got, err := s.Job(ctx, "a1")
-	require.NoError(t, err)
-	assert.Equal(t, history.StatusSucceeded, got.Status)
-	assert.Equal(t, started, *got.Started, "a later upsert does not clear the start")
-	assert.Equal(t, finished, *got.Finished)
-	assert.Nil(t, got.Exported)
+		got, err := s.Job(ctx, "a1")
+		require.NoError(t, err)
+		assert.Equal(t, history.StatusSucceeded, got.Status)
+		assert.Equal(t, started, *got.Started, "a later upsert does not clear the start")
+		assert.Equal(t, finished, *got.Finished)
+		assert.Nil(t, got.Exported)
 
-	first, err := s.MarkExported(ctx, "uid-1", t0.Add(2*time.Minute))
-	require.NoError(t, err)
-	assert.True(t, first)
-	again, err := s.MarkExported(ctx, "uid-1", t0.Add(3*time.Minute))
-	require.NoError(t, err)
-	assert.False(t, again, "exported once")
-	got, err = s.JobByUID(ctx, "uid-1")
-	require.NoError(t, err)
-	assert.Equal(t, t0.Add(2*time.Minute), *got.Exported)
+		first, err := s.MarkExported(ctx, "uid-1", t0.Add(2*time.Minute))
+		require.NoError(t, err)
+		assert.True(t, first)
+		again, err := s.MarkExported(ctx, "uid-1", t0.Add(3*time.Minute))
+		require.NoError(t, err)
+		assert.False(t, again, "exported once")
+		got, err = s.JobByUID(ctx, "uid-1")
+		require.NoError(t, err)
+		assert.Equal(t, t0.Add(2*time.Minute), *got.Exported)
 
-	_, err = s.Job(ctx, "missing")
-	assert.ErrorIs(t, err, history.ErrNotFound)
+		_, err = s.Job(ctx, "missing")
+		assert.ErrorIs(t, err, history.ErrNotFound)
+
+		// The same job id in another namespace, newer: Job finds it, JobIn
+		// finds each namespace's own.
+		other := job("uid-2", "a1", "u2", history.StatusRunning, t0.Add(time.Hour))
+		other.Namespace = "team-b"
+		require.NoError(t, s.UpsertJob(ctx, other))
+		got, err = s.Job(ctx, "a1")
+		require.NoError(t, err)
+		assert.Equal(t, "uid-2", got.UID)
+		got, err = s.JobIn(ctx, "agents", "a1")
+		require.NoError(t, err)
+		assert.Equal(t, "uid-1", got.UID)
+		got, err = s.JobIn(ctx, "team-b", "a1")
+		require.NoError(t, err)
+		assert.Equal(t, "uid-2", got.UID)
+		_, err = s.JobIn(ctx, "team-c", "a1")
+		assert.ErrorIs(t, err, history.ErrNotFound)
+	})
 }
 
 func TestAttemptsEventsAndMarks(t *testing.T) {
-	s := openStore(t)
-	ctx := context.Background()
-	require.NoError(t, s.UpsertJob(ctx, job("uid-1", "a1", "u1", history.StatusRunning, t0)))
-	created, err := s.UpsertAttempt(ctx, history.Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Phase: "Running"})
-	require.NoError(t, err)
-	assert.True(t, created)
-	created, err = s.UpsertAttempt(ctx, history.Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Node: "n1", Phase: "Failed", ExitCode: ptr.To[int32](3), Reason: "Error", Counted: ptr.To(true)})
-	require.NoError(t, err)
-	assert.False(t, created)
-	_, err = s.UpsertAttempt(ctx, history.Attempt{PodUID: "p2", JobUID: "uid-1", Number: 2, Pod: "pod-2", Phase: "Succeeded", ExitCode: ptr.To[int32](0)})
-	require.NoError(t, err)
-	require.NoError(t, s.SetEvents(ctx, "uid-1", []history.Event{{Time: t0, Type: "Normal", Reason: "Started", Object: "job/a1", Message: "go"}}))
+	forEachStore(t, func(t *testing.T, s history.Store) {
+		ctx := context.Background()
+		require.NoError(t, s.UpsertJob(ctx, job("uid-1", "a1", "u1", history.StatusRunning, t0)))
+		created, err := s.UpsertAttempt(ctx, history.Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Phase: "Running"})
+		require.NoError(t, err)
+		assert.True(t, created)
+		created, err = s.UpsertAttempt(ctx, history.Attempt{PodUID: "p1", JobUID: "uid-1", Number: 1, Pod: "pod-1", Node: "n1", Phase: "Failed", ExitCode: ptr.To[int32](3), Reason: "Error", Counted: ptr.To(true)})
+		require.NoError(t, err)
+		assert.False(t, created)
+		_, err = s.UpsertAttempt(ctx, history.Attempt{PodUID: "p2", JobUID: "uid-1", Number: 2, Pod: "pod-2", Phase: "Succeeded", ExitCode: ptr.To[int32](0)})
+		require.NoError(t, err)
+		require.NoError(t, s.SetEvents(ctx, "uid-1", []history.Event{{Time: t0, Type: "Normal", Reason: "Started", Object: "job/a1", Message: "go"}}))
 
-	got, err := s.Job(ctx, "a1")
-	require.NoError(t, err)
-	require.Len(t, got.Attempts, 2)
-	assert.Equal(t, "n1", got.Attempts[0].Node)
-	assert.Equal(t, int32(3), *got.Attempts[0].ExitCode)
-	assert.True(t, *got.Attempts[0].Counted)
-	assert.Nil(t, got.Attempts[1].Counted)
-	require.Len(t, got.Events, 1)
-	assert.Equal(t, "Started", got.Events[0].Reason)
+		got, err := s.Job(ctx, "a1")
+		require.NoError(t, err)
+		require.Len(t, got.Attempts, 2)
+		assert.Equal(t, "n1", got.Attempts[0].Node)
+		assert.Equal(t, int32(3), *got.Attempts[0].ExitCode)
+		assert.True(t, *got.Attempts[0].Counted)
+		assert.Nil(t, got.Attempts[1].Counted)
+		require.Len(t, got.Events, 1)
+		assert.Equal(t, "Started", got.Events[0].Reason)
 
-	first, err := s.Mark(ctx, "uid-1", "started")
-	require.NoError(t, err)
-	assert.True(t, first)
-	first, err = s.Mark(ctx, "uid-1", "started")
-	require.NoError(t, err)
-	assert.False(t, first)
+		first, err := s.Mark(ctx, "uid-1", "started")
+		require.NoError(t, err)
+		assert.True(t, first)
+		first, err = s.Mark(ctx, "uid-1", "started")
+		require.NoError(t, err)
+		assert.False(t, first)
 
-	until, bytes, err := s.Shipped(ctx, "p1", "worker")
-	require.NoError(t, err)
-	assert.True(t, until.IsZero())
-	assert.Zero(t, bytes)
-	require.NoError(t, s.Checkpoint(ctx, "p1", "worker", t0.Add(time.Nanosecond), 42))
-	until, bytes, err = s.Shipped(ctx, "p1", "worker")
-	require.NoError(t, err)
-	assert.Equal(t, t0.Add(time.Nanosecond), until, "checkpoints keep nanoseconds")
-	assert.EqualValues(t, 42, bytes)
+		until, bytes, err := s.Shipped(ctx, "p1", "worker")
+		require.NoError(t, err)
+		assert.True(t, until.IsZero())
+		assert.Zero(t, bytes)
+		require.NoError(t, s.Checkpoint(ctx, "p1", "worker", t0.Add(time.Nanosecond), 42))
+		until, bytes, err = s.Shipped(ctx, "p1", "worker")
+		require.NoError(t, err)
+		assert.Equal(t, t0.Add(time.Nanosecond), until, "checkpoints keep nanoseconds")
+		assert.EqualValues(t, 42, bytes)
+	})
 }
 
 func TestListFilters(t *testing.T) {
-	s := openStore(t)
-	ctx := context.Background()
-	require.NoError(t, s.UpsertJob(ctx, job("1", "a", "alice", history.StatusSucceeded, t0)))
-	require.NoError(t, s.UpsertJob(ctx, job("2", "b", "bob", history.StatusFailed, t0.Add(time.Hour))))
-	require.NoError(t, s.UpsertJob(ctx, job("3", "c", "alice", history.StatusFailed, t0.Add(2*time.Hour))))
-	ids := func(f history.Filter) []string {
-		list, err := s.Jobs(ctx, f)
-		require.NoError(t, err)
-		var out []string
-		for _, j := range list {
-			out = append(out, j.ID)
+	forEachStore(t, func(t *testing.T, s history.Store) {
+		ctx := context.Background()
+		require.NoError(t, s.UpsertJob(ctx, job("1", "a", "alice", history.StatusSucceeded, t0)))
+		require.NoError(t, s.UpsertJob(ctx, job("2", "b", "bob", history.StatusFailed, t0.Add(time.Hour))))
+		require.NoError(t, s.UpsertJob(ctx, job("3", "c", "alice", history.StatusFailed, t0.Add(2*time.Hour))))
+		ids := func(f history.Filter) []string {
+			list, err := s.Jobs(ctx, f)
+			require.NoError(t, err)
+			var out []string
+			for _, j := range list {
+				out = append(out, j.ID)
+			}
+			return out
 		}
-		return out
-	}
-	assert.Equal(t, []string{"c", "b", "a"}, ids(history.Filter{}), "newest first")
-	assert.Equal(t, []string{"c", "a"}, ids(history.Filter{User: "alice"}))
-	assert.Equal(t, []string{"c", "b"}, ids(history.Filter{Status: history.StatusFailed}))
-	assert.Equal(t, []string{"c", "b"}, ids(history.Filter{Since: t0.Add(30 * time.Minute)}))
-	assert.Equal(t, []string{"c"}, ids(history.Filter{Limit: 1}))
-	assert.Empty(t, ids(history.Filter{User: "nobody"}))
+		assert.Equal(t, []string{"c", "b", "a"}, ids(history.Filter{}), "newest first")
+		assert.Equal(t, []string{"c", "a"}, ids(history.Filter{User: "alice"}))
+		assert.Equal(t, []string{"c", "b"}, ids(history.Filter{Status: history.StatusFailed}))
+		assert.Equal(t, []string{"c", "b"}, ids(history.Filter{Since: t0.Add(30 * time.Minute)}))
+		assert.Equal(t, []string{"c"}, ids(history.Filter{Limit: 1}))
+		assert.Empty(t, ids(history.Filter{User: "nobody"}))
+	})
 }
 
 func TestLogArchives(t *testing.T) {
-	s := openStore(t)
-	ctx := context.Background()
-	gz, size, truncated, err := history.Compress(strings.NewReader("hello\nworld\n"), 1<<20)
-	require.NoError(t, err)
-	assert.False(t, truncated)
-	assert.EqualValues(t, 12, size)
-	require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p1", JobUID: "uid-1", Attempt: 1, Pod: "pod-1", Container: "worker", Gzip: gz, Size: size}))
-	has, err := s.HasLogArchive(ctx, "p1", "worker")
-	require.NoError(t, err)
-	assert.True(t, has)
-	has, err = s.HasLogArchive(ctx, "p1", "other")
-	require.NoError(t, err)
-	assert.False(t, has)
+	forEachStore(t, func(t *testing.T, s history.Store) {
+		ctx := context.Background()
+		gz, size, truncated, err := history.Compress(strings.NewReader("hello\nworld\n"), 1<<20)
+		require.NoError(t, err)
+		assert.False(t, truncated)
+		assert.EqualValues(t, 12, size)
+		require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p1", JobUID: "uid-1", Attempt: 1, Pod: "pod-1", Container: "worker", Gzip: gz, Size: size}))
+		has, err := s.HasLogArchive(ctx, "p1", "worker")
+		require.NoError(t, err)
+		assert.True(t, has)
+		has, err = s.HasLogArchive(ctx, "p1", "other")
+		require.NoError(t, err)
+		assert.False(t, has)
 
-	long := strings.Repeat("x", 100)
-	gz, size, truncated, err = history.Compress(strings.NewReader(long), 10)
-	require.NoError(t, err)
-	assert.True(t, truncated)
-	assert.EqualValues(t, 10, size)
-	require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p2", JobUID: "uid-1", Attempt: 2, Pod: "pod-2", Container: "worker", Gzip: gz, Size: size, Truncated: true}))
+		long := strings.Repeat("x", 100)
+		gz, size, truncated, err = history.Compress(strings.NewReader(long), 10)
+		require.NoError(t, err)
+		assert.True(t, truncated)
+		assert.EqualValues(t, 10, size)
+		require.NoError(t, s.PutLogArchive(ctx, history.LogArchive{PodUID: "p2", JobUID: "uid-1", Attempt: 2, Pod: "pod-2", Container: "worker", Gzip: gz, Size: size, Truncated: true}))
 
-	archives, err := s.LogArchives(ctx, "uid-1")
-	require.NoError(t, err)
-	require.Len(t, archives, 2)
-	text, err := archives[0].Text()
-	require.NoError(t, err)
-	assert.Equal(t, "hello\nworld\n", string(text))
-	text, err = archives[1].Text()
-	require.NoError(t, err)
-	assert.Equal(t, "xxxxxxxxxx\n[flowforge: log truncated after 10 bytes]\n", string(text))
-	_, err = history.LogArchive{Gzip: []byte("not gzip")}.Text()
-	assert.Error(t, err)
+		archives, err := s.LogArchives(ctx, "uid-1")
+		require.NoError(t, err)
+		require.Len(t, archives, 2)
+		text, err := archives[0].Text()
+		require.NoError(t, err)
+		assert.Equal(t, "hello\nworld\n", string(text))
+		text, err = archives[1].Text()
+		require.NoError(t, err)
+		assert.Equal(t, "xxxxxxxxxx\n[flowforge: log truncated after 10 bytes]\n", string(text))
+		_, err = history.LogArchive{Gzip: []byte("not gzip")}.Text()
+		assert.Error(t, err)
+	})
 }
 
 func TestOpenFailsClearly(t *testing.T) {
@@ -215,7 +237,32 @@ func TestAPIAndClient(t *testing.T) {
 	require.NoError(t, c.Logs(ctx, "a1", 2, "worker", &out))
 	assert.Equal(t, "second try\n", out.String())
 
-	for _, bad := range []string{"/api/v1/jobs?since=yesterday", "/api/v1/jobs?limit=-1", "/api/v1/jobs/a1/logs?attempt=zero"} {
+	var page struct {
+		Items    []history.Job `json:"items"`
+		Continue string        `json:"continue"`
+	}
+	getJSON := func(path string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close() //nolint:errcheck // test
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		page.Continue = ""
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	}
+	getJSON("/api/v1/jobs?limit=1")
+	require.Len(t, page.Items, 1)
+	assert.Equal(t, "b2", page.Items[0].ID)
+	require.NotEmpty(t, page.Continue, "a full page says where the next starts")
+	getJSON("/api/v1/jobs?limit=1&continue=" + page.Continue)
+	require.Len(t, page.Items, 1)
+	assert.Equal(t, "a1", page.Items[0].ID)
+	getJSON("/api/v1/jobs?limit=1&continue=" + page.Continue)
+	assert.Empty(t, page.Items)
+	assert.Empty(t, page.Continue)
+	getJSON("/api/v1/jobs?namespace=elsewhere")
+	assert.Empty(t, page.Items)
+
+	for _, bad := range []string{"/api/v1/jobs?continue=%21%21", "/api/v1/jobs?since=yesterday", "/api/v1/jobs?limit=-1", "/api/v1/jobs/a1/logs?attempt=zero"} {
 		resp, err := http.Get(srv.URL + bad)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)

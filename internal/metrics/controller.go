@@ -98,5 +98,6 @@ var (
 // which read the controller's cache at scrape time.
 func RegisterController(reg prometheus.Registerer, state ...prometheus.Collector) error {
 	cs := []prometheus.Collector{JobDuration, QueueWait, Timeouts, Cancellations, Retries, ExportLag, TTLDeletions, TTLDeletionDelay, ExportLogsLost, ExportFailures, LogBytesShipped, LogLinesShipped, LogShipFailures, PolicyReloads, PolicyReloadErrors, PolicyInfo}
+	cs = append(cs, historyCollectors()...)
 	return register(reg, append(cs, state...)...)
 }

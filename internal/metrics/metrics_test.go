@@ -24,6 +24,8 @@ func TestLint(t *testing.T) {
 	JobDuration.WithLabelValues("Succeeded").Observe(10)
 	Timeouts.WithLabelValues("deadline").Inc()
 	Retries.WithLabelValues("Error").Inc()
+	HistoryPrunedBytes.WithLabelValues("age").Add(1)
+	HistoryStoreErrors.WithLabelValues("PutLogArchive").Inc()
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
@@ -54,4 +56,21 @@ func TestPolicyRecorder(t *testing.T) {
 	assert.Equal(t, 1.0, testutil.ToFloat64(PolicyInfo.WithLabelValues("b")))
 	r.PolicyEval("validate", time.Millisecond)
 	assert.GreaterOrEqual(t, testutil.CollectAndCount(PolicyEvalDuration), 1)
+}
+
+func TestPolicyCacheLookup(t *testing.T) {
+	r := PolicyRecorder{}
+	hits := testutil.ToFloat64(PolicyCacheLookups.WithLabelValues("mutate", "hit"))
+	misses := testutil.ToFloat64(PolicyCacheLookups.WithLabelValues("mutate", "miss"))
+	r.PolicyCacheLookup("mutate", "miss", 1)
+	r.PolicyCacheLookup("mutate", "hit", 1)
+	r.PolicyCacheLookup("mutate", "hit", 1)
+	assert.Equal(t, hits+2, testutil.ToFloat64(PolicyCacheLookups.WithLabelValues("mutate", "hit")))
+	assert.Equal(t, misses+1, testutil.ToFloat64(PolicyCacheLookups.WithLabelValues("mutate", "miss")))
+	assert.Equal(t, 1.0, testutil.ToFloat64(PolicyCacheEntries.WithLabelValues("mutate")))
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, RegisterWebhook(reg))
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }
