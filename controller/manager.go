@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -38,10 +39,27 @@ import (
 type Options struct {
 	MetricsAddr string
 	ProbeAddr   string
-	// HistoryAddr serves the read-only history API ("0" disables it).
+	// HistoryAddr serves the unauthenticated HTTP view of the history,
+	// for debugging, on a loopback address only ("" or "0" disables it).
 	HistoryAddr string
-	// Database is the SQLite file of the execution history.
+	// HistoryAPIAddr serves the aggregated history API
+	// (history.flowforge.io, history/apiserver) over HTTPS, on every
+	// replica ("" or "0" disables it); HistoryAPIListener, if set, is
+	// used instead (tests listen on a local cluster's clusterIP).
+	HistoryAPIAddr     string
+	HistoryAPIListener net.Listener
+	// HistoryCertDir holds the history API's serving certificate, tls.crt
+	// and tls.key (reloaded when they change).
+	HistoryCertDir string
+	// Database is the execution history store: a postgres:// URL, or
+	// else the path of an SQLite file (see historystore.Open).
 	Database string
+	// HistoryRetention removes history records created longer ago, and
+	// HistoryMaxArchiveBytes caps the log archives' total size (zero: keep
+	// all), every HistoryPruneInterval (see Retention).
+	HistoryRetention       time.Duration
+	HistoryMaxArchiveBytes int64
+	HistoryPruneInterval   time.Duration
 	// PolicyDir replaces the embedded policies (for the pending timeout and
 	// finalizer names) and is watched for changes.
 	PolicyDir string
@@ -52,6 +70,13 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election
+	// (zero: controller-runtime's 15s, 10s and 2s). A standby replica takes
+	// over about LeaseDuration plus up to two RetryPeriods after the leader
+	// dies without releasing the lease; see docs/operations.md.
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
 	// QPS and Burst limit the controller's API requests (defaults 200, 400).
 	QPS   float32
 	Burst int
@@ -90,15 +115,23 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if opts.ConcurrentReconciles <= 0 {
 		opts.ConcurrentReconciles = 32
 	}
+	if err := checkLeaderElection(opts); err != nil {
+		return err
+	}
 	engine, err := policies.NewEngine(ctx, policies.Options{Dir: opts.PolicyDir, Log: log.WithName("policy"), Recorder: metrics.PolicyRecorder{}})
 	if err != nil {
 		return err
 	}
-	store, err := historystore.OpenSQLite(ctx, opts.Database)
+	opened, err := historystore.Open(ctx, opts.Database)
 	if err != nil {
 		return err
 	}
-	defer store.Close() //nolint:errcheck // closing on the way out
+	defer opened.Close() //nolint:errcheck // closing on the way out
+	// Failed writes are counted for the store-full alert; the export
+	// retries them with the workqueue's backoff.
+	store := historystore.Instrumented{Store: opened, OnError: func(op string, _ error) {
+		metrics.HistoryStoreErrors.WithLabelValues(op).Inc()
+	}}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -119,6 +152,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		// Run returns once the manager has stopped, so handing the lease
 		// over at once is safe and makes a rolling update quick.
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 positive(opts.LeaseDuration),
+		RenewDeadline:                 positive(opts.RenewDeadline),
+		RetryPeriod:                   positive(opts.RetryPeriod),
 		Controller:                    config.Controller{SkipNameValidation: &opts.SkipNameValidation},
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
@@ -187,9 +223,30 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := r.SetupWithManager(mgr, opts.ConcurrentReconciles); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)
 	}
-	for _, runnable := range []manager.Runnable{shipper, manager.RunnableFunc(engine.Watch)} {
+	retention := &Retention{
+		Store: store, Jobs: mgr.GetClient(),
+		ClaimReader: mgr.GetAPIReader(), ClaimWriter: mgr.GetClient(), ClaimNamespace: r.Claims.Namespace,
+		Clock: clk, Log: log.WithName("retention"),
+		MaxAge: opts.HistoryRetention, MaxArchiveBytes: opts.HistoryMaxArchiveBytes, Interval: opts.HistoryPruneInterval,
+	}
+	if sqlite, ok := opened.(*historystore.SQLite); ok && sqlite.Path() != ":memory:" {
+		retention.VolumePath = filepath.Dir(sqlite.Path())
+	}
+	for _, runnable := range []manager.Runnable{shipper, manager.RunnableFunc(engine.Watch), retention} {
 		if err := mgr.Add(runnable); err != nil {
 			return fmt.Errorf("add runnable: %w", err)
+		}
+	}
+	if err := checkLoopback(opts.HistoryAddr); err != nil {
+		return err
+	}
+	historyServer, err := newHistoryAPI(opts, store, clientset, log.WithName("history-api"))
+	if err != nil {
+		return err
+	}
+	if historyServer != nil {
+		if err := mgr.Add(historyServer); err != nil {
+			return fmt.Errorf("add history API: %w", err)
 		}
 	}
 	if opts.HistoryAddr != "" && opts.HistoryAddr != "0" {
@@ -209,8 +266,41 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}); err != nil {
 		return fmt.Errorf("add readyz: %w", err)
 	}
-	log.Info("Starting FlowForge controller", "database", opts.Database, "history", opts.HistoryAddr, "policy", engine.Status().Revision)
+	log.Info("Starting FlowForge controller", "database", historystore.Redact(opts.Database), "retention", opts.HistoryRetention.String(), "maxArchiveBytes", opts.HistoryMaxArchiveBytes, "history", opts.HistoryAddr, "policy", engine.Status().Revision)
 	return mgr.Start(ctx)
+}
+
+// positive returns &d, or nil (the default) when d is not positive.
+func positive(d time.Duration) *time.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return &d
+}
+
+// checkLeaderElection refuses lease timings that client-go would reject
+// only once the manager starts, or that let a slow renewal lose the lease.
+func checkLeaderElection(opts Options) error {
+	if !opts.LeaderElection {
+		return nil
+	}
+	lease, renew, retry := opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod
+	if lease <= 0 {
+		lease = 15 * time.Second
+	}
+	if renew <= 0 {
+		renew = 10 * time.Second
+	}
+	if retry <= 0 {
+		retry = 2 * time.Second
+	}
+	switch {
+	case lease <= renew:
+		return fmt.Errorf("leader election: the lease duration (%s) must be longer than the renew deadline (%s)", lease, renew)
+	case float64(renew) <= 1.2*float64(retry):
+		return fmt.Errorf("leader election: the renew deadline (%s) must be longer than 1.2 times the retry period (%s)", renew, retry)
+	}
+	return nil
 }
 
 // SettingsFrom reads the controller's settings from the current policy

@@ -68,3 +68,37 @@ func TestHTTPRunnableReportsABusyAddress(t *testing.T) {
 	err = httpRunnable(l.Addr().String(), http.NotFoundHandler(), logr.Discard()).Start(context.Background())
 	assert.ErrorContains(t, err, "history API")
 }
+
+func TestCheckLeaderElection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  Options
+		fault string
+	}{
+		{name: "off: anything goes", opts: Options{LeaseDuration: time.Second, RenewDeadline: time.Hour}},
+		{name: "defaults", opts: Options{LeaderElection: true}},
+		{name: "short lease for tests", opts: Options{LeaderElection: true, LeaseDuration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: time.Second}},
+		{name: "lease not longer than renew", opts: Options{LeaderElection: true, LeaseDuration: 10 * time.Second}, fault: "must be longer than the renew deadline"},
+		{name: "renew too close to retry", opts: Options{LeaderElection: true, RenewDeadline: 5 * time.Second, RetryPeriod: 5 * time.Second}, fault: "1.2 times the retry period"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkLeaderElection(tc.opts)
+			if tc.fault == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.fault)
+		})
+	}
+	require.Nil(t, positive(0))
+	require.Equal(t, 3*time.Second, *positive(3 * time.Second))
+}
+
+// With two replicas, the standby serves reads and does nothing else: the
+// exports, log shipping and retention are the leader's.
+func TestWhichRunnablesNeedTheLease(t *testing.T) {
+	assert.False(t, (&historyAPI{}).NeedLeaderElection(), "the aggregated history API serves on every replica")
+	assert.False(t, (&httpServer{}).NeedLeaderElection(), "the debugging history view serves on every replica")
+	assert.True(t, (&Shipper{}).NeedLeaderElection(), "one replica ships logs")
+	assert.True(t, (&Retention{}).NeedLeaderElection(), "one replica prunes")
+}

@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strings"
+	"net"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,6 +30,8 @@ var (
 	namespace []byte
 	//go:embed rbac.yaml
 	rbac []byte
+	//go:embed webhook.yaml
+	webhookManifest []byte
 )
 
 // FlowForge's namespace and the service accounts rbac.yaml grants rights to.
@@ -52,7 +54,7 @@ func ApplyRBAC(ctx context.Context, c client.Client) error {
 	for _, manifest := range []struct {
 		name string
 		data []byte
-	}{{"namespace.yaml", namespace}, {"rbac.yaml", rbac}} {
+	}{{"namespace.yaml", namespace}, {"rbac.yaml", rbac}, {"history-rbac.yaml", historyRBAC}} {
 		objs, err := decodeAll(manifest.data)
 		if err != nil {
 			return err
@@ -111,45 +113,106 @@ func ClusterObjects() ([]client.Object, error) {
 	return out, nil
 }
 
-// RegisterLocal creates or replaces the webhook configurations, pointing
-// them at baseURL (for example https://127.0.0.1:9443) with caBundle, and
-// creates the cluster objects. Everything else is as deployed.
-func RegisterLocal(ctx context.Context, c client.Client, baseURL string, caBundle []byte) error {
-	base, err := url.Parse(baseURL)
-	if err != nil || base.Scheme != "https" {
-		return fmt.Errorf("deploy: webhook URL %q must be https", baseURL)
+// WebhookServiceName is the webhook's Service (deploy/webhook.yaml), which
+// every webhook configuration's `service:` reference names.
+const WebhookServiceName = "flowforge-webhook"
+
+// ServiceDNSNames are the names the API server may verify a Service's
+// serving certificate against (it dials `service:` references with the
+// server name <name>.<namespace>.svc).
+func ServiceDNSNames(name string) []string {
+	return []string{name + "." + Namespace + ".svc", name + "." + Namespace + ".svc.cluster.local"}
+}
+
+// WebhookService returns the webhook's Service as deployed.
+func WebhookService() (*corev1.Service, error) {
+	objs, err := decodeKnown(webhookManifest)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if svc, ok := o.(*corev1.Service); ok && svc.Name == WebhookServiceName {
+			return svc, nil
+		}
+	}
+	return nil, fmt.Errorf("deploy: webhook.yaml has no Service %s", WebhookServiceName)
+}
+
+// SetCABundle sets caBundle on every webhook of m and v: the CA the API
+// server trusts when it calls them. It is the one place the webhook
+// configurations get their CA.
+func SetCABundle(m *admissionregistrationv1.MutatingWebhookConfiguration, v *admissionregistrationv1.ValidatingWebhookConfiguration, caBundle []byte) {
+	for i := range m.Webhooks {
+		m.Webhooks[i].ClientConfig.CABundle = caBundle
+	}
+	for i := range v.Webhooks {
+		v.Webhooks[i].ClientConfig.CABundle = caBundle
+	}
+}
+
+// RegisterLocal registers FlowForge's webhooks in a local cluster as
+// deploy/ does in a real one: it creates or replaces the webhook Service
+// with spec.clusterIP set to clusterIP (an address of the local cluster's
+// loopback Service range, where the replicas listen), the webhook
+// configurations with their `service:` references and caBundle (SetCABundle),
+// and the cluster objects. The API server dials clusterIP at the
+// Service's https port. port is that port: 0 keeps the deployed one (443);
+// another value (a process that may not bind 443) changes the Service's
+// port and every reference to it alike.
+func RegisterLocal(ctx context.Context, c client.Client, clusterIP string, port int32, caBundle []byte) error {
+	if net.ParseIP(clusterIP) == nil {
+		return fmt.Errorf("deploy: clusterIP %q is not an IP address", clusterIP)
+	}
+	if port < 0 || port > 65535 {
+		return fmt.Errorf("deploy: port %d is out of range", port)
+	}
+	svc, err := WebhookService()
+	if err != nil {
+		return err
+	}
+	svc.Spec.ClusterIP, svc.Spec.ClusterIPs = clusterIP, []string{clusterIP}
+	deployedPort := int32(0)
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Name == "https" {
+			deployedPort = svc.Spec.Ports[i].Port
+			if port != 0 {
+				svc.Spec.Ports[i].Port = port
+			}
+		}
+	}
+	if deployedPort == 0 {
+		return fmt.Errorf("deploy: Service %s has no https port", WebhookServiceName)
 	}
 	m, v, err := WebhookConfigurations()
 	if err != nil {
 		return err
 	}
+	SetCABundle(m, v, caBundle)
+	refs := make([]*admissionregistrationv1.ServiceReference, 0, len(m.Webhooks)+len(v.Webhooks))
 	for i := range m.Webhooks {
-		m.Webhooks[i].ClientConfig = localClientConfig(base, m.Webhooks[i].ClientConfig, caBundle)
+		refs = append(refs, m.Webhooks[i].ClientConfig.Service)
 	}
 	for i := range v.Webhooks {
-		v.Webhooks[i].ClientConfig = localClientConfig(base, v.Webhooks[i].ClientConfig, caBundle)
+		refs = append(refs, v.Webhooks[i].ClientConfig.Service)
+	}
+	for _, ref := range refs {
+		if ref == nil || ref.Name != WebhookServiceName || ref.Namespace != Namespace {
+			return fmt.Errorf("deploy: a webhook does not reference the Service %s/%s", Namespace, WebhookServiceName)
+		}
+		if port != 0 {
+			ref.Port = &port
+		}
 	}
 	objs, err := ClusterObjects()
 	if err != nil {
 		return err
 	}
-	for _, o := range append(objs, m, v) {
+	for _, o := range append(objs, svc, m, v) {
 		if err := createOrReplace(ctx, c, o); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func localClientConfig(base *url.URL, in admissionregistrationv1.WebhookClientConfig, caBundle []byte) admissionregistrationv1.WebhookClientConfig {
-	path := ""
-	if in.Service != nil && in.Service.Path != nil {
-		path = *in.Service.Path
-	}
-	u := *base
-	u.Path = strings.TrimRight(base.Path, "/") + path
-	s := u.String()
-	return admissionregistrationv1.WebhookClientConfig{URL: &s, CABundle: caBundle}
 }
 
 func createOrReplace(ctx context.Context, c client.Client, obj client.Object) error {
@@ -172,6 +235,10 @@ func createOrReplace(ctx context.Context, c client.Client, obj client.Object) er
 }
 
 func decodeAll(data []byte) ([]runtime.Object, error) {
+	return decode(data, false)
+}
+
+func decode(data []byte, skipUnknown bool) ([]runtime.Object, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("deploy: scheme: %w", err)
@@ -191,11 +258,20 @@ func decodeAll(data []byte) ([]runtime.Object, error) {
 			continue
 		}
 		obj, _, err := decoder.Decode(doc, nil, nil)
+		if skipUnknown && runtime.IsNotRegisteredError(err) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("deploy: decode manifest: %w", err)
 		}
 		out = append(out, obj)
 	}
+}
+
+// decodeKnown decodes the documents of data whose kinds client-go knows
+// and skips the others (a monitoring CRD next to a Deployment).
+func decodeKnown(data []byte) ([]runtime.Object, error) {
+	return decode(data, true)
 }
 
 func bufioReader(data []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(data)) }

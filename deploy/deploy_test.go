@@ -31,7 +31,7 @@ func TestWebhookConfigurationsAreSafe(t *testing.T) {
 		assert.Equal(t, admissionregistrationv1.IfNeededReinvocationPolicy, *mw.ReinvocationPolicy, mw.Name)
 		assert.Equal(t, admissionregistrationv1.SideEffectClassNone, *mw.SideEffects, mw.Name)
 		assert.Equal(t, admissionregistrationv1.Equivalent, *mw.MatchPolicy, mw.Name)
-		assert.LessOrEqual(t, *mw.TimeoutSeconds, int32(5), mw.Name)
+		assert.LessOrEqual(t, *mw.TimeoutSeconds, int32(10), mw.Name)
 		assert.Equal(t, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, mw.Rules[0].Operations, mw.Name)
 	}
 
@@ -56,7 +56,7 @@ func TestWebhookConfigurationsAreSafe(t *testing.T) {
 	for _, w := range v.Webhooks {
 		assertExcludesSystemNamespaces(t, w.Name, w.NamespaceSelector, *w.FailurePolicy)
 		assert.Equal(t, admissionregistrationv1.SideEffectClassNone, *w.SideEffects, w.Name)
-		assert.LessOrEqual(t, *w.TimeoutSeconds, int32(5), w.Name)
+		assert.LessOrEqual(t, *w.TimeoutSeconds, int32(10), w.Name)
 	}
 }
 
@@ -87,34 +87,102 @@ func TestClusterObjects(t *testing.T) {
 	assert.Equal(t, map[string]bool{"gvisor": true, "flowforge-worker": true}, names)
 }
 
-func TestRegisterLocalPointsTheWebhooksAtAURL(t *testing.T) {
+func TestRegisterLocalUsesServiceReferences(t *testing.T) {
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	c := fake.NewClientBuilder().WithScheme(scheme).Build()
 	ctx := context.Background()
-	require.NoError(t, RegisterLocal(ctx, c, "https://127.0.0.1:9443", []byte("CA")))
-	require.NoError(t, RegisterLocal(ctx, c, "https://127.0.0.1:9444/", []byte("CA2")), "registering again replaces")
+	require.NoError(t, RegisterLocal(ctx, c, "127.99.7.10", 0, []byte("CA")))
+	require.NoError(t, RegisterLocal(ctx, c, "127.99.7.10", 0, []byte("CA2")), "registering again replaces")
 
+	deployedM, deployedV, err := WebhookConfigurations()
+	require.NoError(t, err)
 	var m admissionregistrationv1.MutatingWebhookConfiguration
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "flowforge-mutating"}, &m))
-	assert.Equal(t, "https://127.0.0.1:9444/mutate-batch-v1-job", *m.Webhooks[0].ClientConfig.URL)
-	assert.Nil(t, m.Webhooks[0].ClientConfig.Service)
-	assert.Equal(t, []byte("CA2"), m.Webhooks[0].ClientConfig.CABundle)
-	assert.Equal(t, "https://127.0.0.1:9444/mutate-v1-pod", *m.Webhooks[1].ClientConfig.URL)
-	assert.Nil(t, m.Webhooks[1].ClientConfig.Service)
 	var v admissionregistrationv1.ValidatingWebhookConfiguration
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "flowforge-validating"}, &v))
-	paths := map[string]bool{}
-	for _, w := range v.Webhooks {
-		paths[*w.ClientConfig.URL] = true
+	require.Len(t, m.Webhooks, len(deployedM.Webhooks))
+	require.Len(t, v.Webhooks, len(deployedV.Webhooks))
+	configs := make([]admissionregistrationv1.WebhookClientConfig, 0, len(m.Webhooks)+len(v.Webhooks))
+	deployed := make([]admissionregistrationv1.WebhookClientConfig, 0, cap(configs))
+	for i := range m.Webhooks {
+		configs, deployed = append(configs, m.Webhooks[i].ClientConfig), append(deployed, deployedM.Webhooks[i].ClientConfig)
 	}
-	assert.Equal(t, map[string]bool{"https://127.0.0.1:9444/validate-batch-v1-job": true, "https://127.0.0.1:9444/validate-v1-pod": true,
-		"https://127.0.0.1:9444/validate-v1-namespace": true, "https://127.0.0.1:9444/validate-v1-pod-connect": true,
-		"https://127.0.0.1:9444/validate-batch-v1-cronjob": true}, paths)
+	for i := range v.Webhooks {
+		configs, deployed = append(configs, v.Webhooks[i].ClientConfig), append(deployed, deployedV.Webhooks[i].ClientConfig)
+	}
+	for i, cc := range configs {
+		assert.Nil(t, cc.URL, "no url: the API server finds the webhook through its Service")
+		require.NotNil(t, cc.Service)
+		assert.Equal(t, *deployed[i].Service, *cc.Service, "the reference is the deployed one")
+		assert.Equal(t, []byte("CA2"), cc.CABundle)
+	}
+
+	var svc corev1.Service
+	require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: WebhookServiceName}, &svc))
+	assert.Equal(t, "127.99.7.10", svc.Spec.ClusterIP)
+	deployedSvc, err := WebhookService()
+	require.NoError(t, err)
+	assert.Equal(t, deployedSvc.Spec.Ports, svc.Spec.Ports)
 	var rc nodev1.RuntimeClass
 	require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "gvisor"}, &rc))
 
-	assert.ErrorContains(t, RegisterLocal(ctx, c, "http://127.0.0.1:9443", nil), "must be https")
+	t.Run("another port changes the Service and every reference alike", func(t *testing.T) {
+		c := fake.NewClientBuilder().WithScheme(scheme).Build()
+		require.NoError(t, RegisterLocal(ctx, c, "127.99.7.10", 10443, []byte("CA")))
+		var svc corev1.Service
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Namespace: Namespace, Name: WebhookServiceName}, &svc))
+		ports := map[string]int32{}
+		for _, p := range svc.Spec.Ports {
+			ports[p.Name] = p.Port
+		}
+		assert.Equal(t, int32(10443), ports["https"])
+		assert.Equal(t, int32(8080), ports["metrics"], "other ports stay")
+		var v admissionregistrationv1.ValidatingWebhookConfiguration
+		require.NoError(t, c.Get(ctx, client.ObjectKey{Name: "flowforge-validating"}, &v))
+		for _, w := range v.Webhooks {
+			require.NotNil(t, w.ClientConfig.Service.Port)
+			assert.Equal(t, int32(10443), *w.ClientConfig.Service.Port, w.Name)
+		}
+	})
+
+	for _, bad := range []struct {
+		ip   string
+		port int32
+		want string
+	}{
+		{"https://127.0.0.1:9443", 0, "not an IP address"},
+		{"", 0, "not an IP address"},
+		{"127.99.7.10", -1, "out of range"},
+		{"127.99.7.10", 70000, "out of range"},
+	} {
+		assert.ErrorContains(t, RegisterLocal(ctx, c, bad.ip, bad.port, nil), bad.want)
+	}
+}
+
+func TestSetCABundle(t *testing.T) {
+	m, v, err := WebhookConfigurations()
+	require.NoError(t, err)
+	SetCABundle(m, v, []byte("CA"))
+	for _, w := range m.Webhooks {
+		assert.Equal(t, []byte("CA"), w.ClientConfig.CABundle, w.Name)
+	}
+	for _, w := range v.Webhooks {
+		assert.Equal(t, []byte("CA"), w.ClientConfig.CABundle, w.Name)
+	}
+}
+
+func TestWebhookServiceAndNames(t *testing.T) {
+	svc, err := WebhookService()
+	require.NoError(t, err)
+	assert.Equal(t, Namespace, svc.Namespace)
+	assert.Equal(t, []string{"flowforge-webhook.flowforge-system.svc", "flowforge-webhook.flowforge-system.svc.cluster.local"}, ServiceDNSNames(svc.Name))
+
+	objs, err := decodeKnown([]byte("apiVersion: example.com/v1\nkind: Monitor\nmetadata: {name: m}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n"))
+	require.NoError(t, err, "unknown kinds are skipped")
+	require.Len(t, objs, 1)
+	_, err = decodeAll([]byte("apiVersion: example.com/v1\nkind: Monitor\nmetadata: {name: m}\n"))
+	require.Error(t, err, "but not by decodeAll")
 }
 
 func TestDecodeAllRejectsGarbage(t *testing.T) {

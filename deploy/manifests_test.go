@@ -103,6 +103,8 @@ func TestAlertsAndDashboardUseRealMetrics(t *testing.T) {
 	go func() {
 		for _, c := range []prometheus.Collector{metrics.AdmissionDuration, metrics.PolicyEvalDuration, metrics.Mutations, metrics.Denials, metrics.PolicyReloads, metrics.PolicyReloadErrors, metrics.PolicyInfo,
 			metrics.JobDuration, metrics.QueueWait, metrics.Timeouts, metrics.Cancellations, metrics.Retries, metrics.ExportLag, metrics.ExportFailures, metrics.LogBytesShipped, metrics.LogLinesShipped,
+			metrics.HistoryRecords, metrics.HistoryArchiveBytes, metrics.HistoryStoreBytes, metrics.HistoryVolumeCapacity, metrics.HistoryVolumeAvailable,
+			metrics.HistoryPrunedRecords, metrics.HistoryPrunedBytes, metrics.HistoryPrunedClaims, metrics.HistoryLastPrune, metrics.HistoryPruneFailures, metrics.HistoryStoreErrors,
 			controller.NewStateCollector(nil, clock.RealClock{}, "x")} {
 			c.Describe(ch)
 		}

@@ -13,7 +13,10 @@ import (
 	"time"
 )
 
-// Client reads the history API, for the CLI and the backend.
+// Client reads the controller's unauthenticated debugging view of the
+// history (history/store.API, --history-bind-address, loopback only): for
+// tests and load tools on the controller's own machine. People and the CLI
+// read the history through the API server with APIClient.
 type Client struct {
 	BaseURL string
 	HTTP    *http.Client

@@ -6,8 +6,10 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,12 +22,21 @@ func main() {
 	var opts controller.Options
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of /metrics (\"0\" disables it)")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
-	flag.StringVar(&opts.HistoryAddr, "history-bind-address", ":8082", "address of the read-only history API (\"0\" disables it)")
-	flag.StringVar(&opts.Database, "database", "/var/lib/flowforge/history.db", "SQLite file of the execution history")
+	flag.StringVar(&opts.HistoryAddr, "history-bind-address", "0", "loopback address (127.0.0.1:PORT) of an unauthenticated HTTP view of the history, for debugging (\"0\" disables it); users read the history through the API server")
+	historyPort := flag.Int("history-secure-port", 8443, "HTTPS port of the aggregated history API, history.flowforge.io (0 disables it)")
+	historyHost := flag.String("history-secure-bind-address", "", "IP address the aggregated history API listens on (default: every interface)")
+	flag.StringVar(&opts.HistoryCertDir, "history-cert-dir", "/etc/flowforge/history-tls", "directory of the history API's serving certificate (tls.crt, tls.key; reloaded when they change)")
+	flag.StringVar(&opts.Database, "database", "/var/lib/flowforge/history.db", "execution history store: a postgres://user@host:port/db?sslmode=... URL (password from $PGPASSWORD or a passfile), or else the path of an SQLite file")
+	flag.DurationVar(&opts.HistoryRetention, "history-retention", 30*24*time.Hour, "remove history records (with their logs) created longer ago, once their Job is gone from the cluster (0 keeps them)")
+	flag.Int64Var(&opts.HistoryMaxArchiveBytes, "history-max-archive-bytes", 0, "cap on the total size of the archived logs: beyond it the oldest records' logs are removed (the records stay; 0: no cap)")
+	flag.DurationVar(&opts.HistoryPruneInterval, "history-prune-interval", 10*time.Minute, "how often retention prunes the history and updates the store size metrics")
 	flag.StringVar(&opts.PolicyDir, "policy-dir", "", "read policy data (pending timeout, finalizer names) from this directory instead of the embedded policies")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "use leader election, so that one replica is active")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	flag.StringVar(&opts.LeaderElectionID, "leader-election-id", "flowforge-controller", "name of the leader election lease")
+	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standby replicas wait after the leader's last renewal before taking the lease (a killed leader is replaced after about this plus up to two retry periods)")
+	flag.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing before it gives up leadership (and exits); shorter than the lease duration")
+	flag.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire, and the leader to renew, the lease")
 	flag.StringVar(&opts.ClaimNamespace, "claim-namespace", "flowforge-system", "namespace of the records of exported Jobs' job-ids, which the webhook reads")
 	flag.Int64Var(&opts.LogArchiveLimit, "log-archive-max-bytes", 10<<20, "cap on each container's archived log; longer logs are truncated and marked")
 	flag.DurationVar(&opts.ExportGrace, "export-grace", 2*time.Minute, "how long to wait for a finished Job's terminating pods before exporting without them")
@@ -47,6 +58,10 @@ func main() {
 	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(os.Stderr))
 	ctrl.SetLogger(log)
 	opts.QPS = float32(*qps)
+	opts.HistoryAPIAddr = "0"
+	if *historyPort != 0 {
+		opts.HistoryAPIAddr = net.JoinHostPort(*historyHost, strconv.Itoa(*historyPort))
+	}
 	if *shipStdout {
 		opts.LogSink = os.Stdout
 	}

@@ -87,7 +87,7 @@ func (o *options) historyJobIDs(ctx context.Context) []string {
 	if err != nil {
 		return nil
 	}
-	recs, err := hc.Jobs(ctx, "", "", "", completionHistoryLimit)
+	recs, err := hc.Jobs(ctx, "", "", time.Time{}, completionHistoryLimit)
 	if err != nil {
 		return nil
 	}

@@ -50,17 +50,17 @@ func TestCompleteJobIDs(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"status: the cluster's and the history's", []string{"status", "--history-url", srv.URL, ""}, []string{"fix-1", "fix-2", "h1", "h2", "h3"}},
-		{"status: a prefix", []string{"status", "--history-url", srv.URL, "fix"}, []string{"fix-1", "fix-2"}},
-		{"logs: the history's too", []string{"logs", "--history-url", srv.URL, "h"}, []string{"h1", "h2", "h3"}},
-		{"watch: only the cluster's", []string{"watch", "--history-url", srv.URL, ""}, []string{"fix-1", "fix-2", "h1"}},
+		{"status: the cluster's and the history's", []string{"status", ""}, []string{"fix-1", "fix-2", "h1", "h2", "h3"}},
+		{"status: a prefix", []string{"status", "fix"}, []string{"fix-1", "fix-2"}},
+		{"logs: the history's too", []string{"logs", "h"}, []string{"h1", "h2", "h3"}},
+		{"watch: only the cluster's", []string{"watch", ""}, []string{"fix-1", "fix-2", "h1"}},
 		{"cancel: only the cluster's", []string{"cancel", ""}, []string{"fix-1", "fix-2", "h1"}},
 		{"one id only", []string{"status", "fix-1", ""}, []string{}},
 		{"another namespace has none", []string{"-n", "team-a", "watch", ""}, []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, cluster()...)
+			h := newHarness(t, cluster()...).withHistory(srv)
 			got, directive := completion(t, h, tt.args...)
 			if len(got) == 0 {
 				got = []string{}
@@ -72,7 +72,8 @@ func TestCompleteJobIDs(t *testing.T) {
 	t.Run("an unreachable cluster or history adds nothing, silently", func(t *testing.T) {
 		h := newHarness(t)
 		h.clientsetErr = errors.New("no cluster")
-		got, directive := completion(t, h, "status", "--history-url", "http://127.0.0.1:1", "")
+		h.historyURL = "http://127.0.0.1:1"
+		got, directive := completion(t, h, "status", "")
 		assert.Empty(t, got)
 		assert.Equal(t, ":4", directive)
 	})

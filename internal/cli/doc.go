@@ -1,7 +1,8 @@
 // Package cli is the flowforge command: submit, follow, list, cancel and
 // read the logs of agent Jobs on the cluster (through the Jobs client in
 // jobs/), read the execution history after the cluster has deleted
-// them (through the controller's history API), and check a policy change
+// them (history.flowforge.io through the API server, with the user's own
+// credentials: history.APIClient), and check a policy change
 // offline (flowforge policy apply / test) with exactly the webhook's code.
 //
 // It is also a kubectl plugin: named kubectl-flowforge (ExecuteAs,

@@ -270,7 +270,7 @@ func TestStructuredOutput(t *testing.T) {
 			srv := newHistoryServer(t)
 			seedHistory(t, srv)
 			srv.addLogs(t, "uid-gone-1", 3, "claude-job-gone-1-c", "worker", "from the archive\n")
-			res := newHarness(t).run("logs", "gone-1", "--history-url", srv.URL, "-o", format)
+			res := newHarness(t).withHistory(srv).run("logs", "gone-1", "-o", format)
 			require.Equal(t, ExitOK, res.code, res.err)
 			var doc jobLogs
 			require.NoError(t, decode([]byte(res.out), &doc), res.out)

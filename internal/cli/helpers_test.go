@@ -3,8 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,11 +24,12 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/history"
+	historyapi "github.com/flowforge/flowforge/history/apiserver"
 	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/jobs"
 	"github.com/flowforge/flowforge/templates"
@@ -54,13 +59,22 @@ type harness struct {
 	// refresh is deps.refresh: 0 (the default here) draws the terminal's
 	// status line only when the job changes.
 	refresh time.Duration
+	// hist serves the history API (withHistory); without it the cluster
+	// does not serve history.flowforge.io (a 404 for every request, as
+	// when the APIService is missing). historyURL, if set, replaces both.
+	hist       *historyServer
+	historyURL string
 }
 
-// newHarness returns a harness whose cluster holds objs. It clears
-// $FLOWFORGE_HISTORY_URL so that the developer's environment cannot leak in.
+// withHistory makes the cluster serve the history of srv.
+func (h *harness) withHistory(srv *historyServer) *harness {
+	h.hist = srv
+	return h
+}
+
+// newHarness returns a harness whose cluster holds objs.
 func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 	t.Helper()
-	t.Setenv("FLOWFORGE_HISTORY_URL", "")
 	cs := fake.NewClientset(objs...)
 	// The API server authenticates the CLI as testUser (what a
 	// SelfSubjectReview, kubectl auth whoami, answers).
@@ -103,6 +117,22 @@ func (h *harness) deps() deps {
 				return nil, h.clientsetErr
 			}
 			return h.cs, nil
+		},
+		history: func(o *options) (historyReader, error) {
+			if h.clientsetErr != nil {
+				return nil, h.clientsetErr
+			}
+			url := h.historyURL
+			switch {
+			case url != "":
+			case h.hist != nil:
+				url = h.hist.URL
+			default:
+				unserved := httptest.NewServer(http.NotFoundHandler())
+				h.t.Cleanup(unserved.Close)
+				url = unserved.URL
+			}
+			return history.NewAPIClient(&rest.Config{Host: url, Timeout: o.timeout}, o.namespace)
 		},
 		now:     func() time.Time { return h.now },
 		refresh: h.refresh,
@@ -259,11 +289,24 @@ func pod(job *batchv1.Job, name string, created time.Time) *corev1.Pod {
 	}
 }
 
-// historyServer serves a real history API on an in-memory store.
+// historyServer serves the real history API server's handler (the API
+// server's proxy path, without authentication) on an in-memory store. It
+// records the Authorization header of each request.
 type historyServer struct {
 	URL   string
 	store *historystore.SQLite
 	srv   *httptest.Server
+
+	mu   sync.Mutex
+	auth []string
+	path []string
+}
+
+// requests returns the Authorization headers and paths seen so far.
+func (s *historyServer) requests() (auth, path []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.auth), slices.Clone(s.path)
 }
 
 // close stops serving, leaving the URL unreachable.
@@ -275,9 +318,22 @@ func newHistoryServer(t *testing.T) *historyServer {
 	store, err := historystore.OpenSQLite(ctx, ":memory:")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
-	srv := httptest.NewServer((&historystore.API{Store: store, Clock: clocktesting.NewFakePassiveClock(t0), Log: logr.Discard()}).Handler())
-	t.Cleanup(srv.Close)
-	return &historyServer{URL: srv.URL, store: store, srv: srv}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	api, err := historyapi.New(ctx, historyapi.Options{Store: store, Listener: l, Log: logr.Discard()})
+	require.NoError(t, err)
+	hs := &historyServer{store: store}
+	hs.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hs.mu.Lock()
+		hs.auth = append(hs.auth, r.Header.Get("Authorization"))
+		hs.path = append(hs.path, r.URL.Path)
+		hs.mu.Unlock()
+		api.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.srv.Close)
+	hs.URL = hs.srv.URL
+	return hs
 }
 
 // addJob records a job, with its attempts.

@@ -35,13 +35,13 @@ func TestStableJSON(t *testing.T) {
 		args   []string
 	}{
 		{"status-cluster.json", []string{"status", "live-1", "-o", "json"}},
-		{"status-history.json", []string{"status", "gone-1", "--history-url", srv.URL, "-o", "json"}},
-		{"history.json", []string{"history", "--history-url", srv.URL, "--user", "alice", "-o", "json"}},
+		{"status-history.json", []string{"status", "gone-1", "-o", "json"}},
+		{"history.json", []string{"history", "--user", "alice", "-o", "json"}},
 		{"list.json", []string{"list", "-o", "json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
-			res := newHarness(t, live.DeepCopy()).run(tt.args...)
+			res := newHarness(t, live.DeepCopy()).withHistory(srv).run(tt.args...)
 			require.Equal(t, ExitOK, res.code, res.err)
 			path := filepath.Join("testdata", tt.golden)
 			if *update {

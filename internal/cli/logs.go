@@ -5,21 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/flowforge/flowforge/history"
 	"github.com/flowforge/flowforge/jobs"
-)
-
-// Where `make up` and deploy/ publish the history API's address.
-const (
-	endpointsNamespace = "flowforge-system"
-	endpointsConfigMap = "flowforge-endpoints"
-	historyURLKey      = "historyURL"
 )
 
 func newLogsCommand(o *options) *cobra.Command {
@@ -59,6 +52,9 @@ func newLogsCommand(o *options) *cobra.Command {
 				if errors.Is(err, history.ErrNotFound) {
 					return &notFoundAnywhere{id: args[0], namespace: o.namespace, program: o.name}
 				}
+				if errors.Is(err, history.ErrUnavailable) {
+					return historyUnavailable(args[0], o.namespace, "its archived logs are", err)
+				}
 			}
 			if err != nil || !structured {
 				return err
@@ -77,28 +73,28 @@ func newLogsCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-// history finds the controller's history API: --history-url, else
-// $FLOWFORGE_HISTORY_URL, else the address published in the cluster.
-func (o *options) history(ctx context.Context) (*history.Client, error) {
-	httpClient := &http.Client{Timeout: o.timeout}
-	if o.historyURL != "" {
-		return &history.Client{BaseURL: o.historyURL, HTTP: httpClient}, nil
-	}
-	cs, err := o.deps.clientset(o)
+// historyReader reads the execution history: history.APIClient through
+// the API server, a fake in tests.
+type historyReader interface {
+	Jobs(ctx context.Context, user, status string, since time.Time, limit int) ([]history.Job, error)
+	Job(ctx context.Context, id string) (*history.Job, error)
+	Logs(ctx context.Context, id string, attempt int, container string, w io.Writer) error
+}
+
+// history reads the history of the namespace through the API server
+// (history.flowforge.io), with the kubeconfig's credentials: RBAC decides
+// what the user reads, and no address of the controller is needed.
+func (o *options) history(_ context.Context) (historyReader, error) {
+	return o.deps.history(o)
+}
+
+// clusterHistory is the history client for the flags' kubeconfig.
+func clusterHistory(o *options) (historyReader, error) {
+	cfg, err := o.restConfig()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	cm, err := cs.CoreV1().ConfigMaps(endpointsNamespace).Get(ctx, endpointsConfigMap, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("no --history-url or $FLOWFORGE_HISTORY_URL, and ConfigMap %s/%s is unreadable: %w", endpointsNamespace, endpointsConfigMap, err)
-	}
-	url := cm.Data[historyURLKey]
-	if url == "" {
-		return nil, fmt.Errorf("ConfigMap %s/%s has no %s", endpointsNamespace, endpointsConfigMap, historyURLKey)
-	}
-	return &history.Client{BaseURL: url, HTTP: httpClient}, nil
+	return history.NewAPIClient(cfg, o.namespace)
 }
 
 // clusterClientset builds a clientset for the cluster of the kubeconfig.

@@ -1,16 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/flowforge/flowforge/history"
 )
@@ -93,14 +93,14 @@ func TestLogsFromTheArchive(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			res := h.run(append([]string{"logs", "gone-1", "--history-url", srv.URL}, tt.args...)...)
+			res := h.withHistory(srv).run(append([]string{"logs", "gone-1"}, tt.args...)...)
 			require.Equal(t, ExitOK, res.code, res.err)
 			assert.Equal(t, tt.want, res.out)
 		})
 	}
 	t.Run("in neither", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("logs", "never", "--history-url", srv.URL)
+		res := h.withHistory(srv).run("logs", "never")
 		assert.Equal(t, ExitError, res.code)
 		assert.Equal(t, "Error: job \"never\" not found in namespace flowforge-jobs or in the history; `flowforge list` and `flowforge history` show the jobs there are, -n another namespace\n", res.err)
 		assert.Empty(t, res.out)
@@ -154,14 +154,14 @@ func TestHistory(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			res := h.run(append([]string{"history", "--history-url", srv.URL}, tt.args...)...)
+			res := h.withHistory(srv).run(append([]string{"history"}, tt.args...)...)
 			require.Equal(t, ExitOK, res.code, res.err)
 			assert.Equal(t, tt.want, fields(res.out))
 		})
 	}
 	t.Run("json", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("history", "--history-url", srv.URL, "-o", "json", "--user", "bob")
+		res := h.withHistory(srv).run("history", "-o", "json", "--user", "bob")
 		require.Equal(t, ExitOK, res.code, res.err)
 		var list []history.Job
 		require.NoError(t, json.Unmarshal([]byte(res.out), &list), res.out)
@@ -172,114 +172,79 @@ func TestHistory(t *testing.T) {
 	})
 	t.Run("an empty list is [] in json", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("history", "--history-url", srv.URL, "-o", "json", "--user", "carol")
+		res := h.withHistory(srv).run("history", "-o", "json", "--user", "carol")
 		require.Equal(t, ExitOK, res.code, res.err)
 		assert.Equal(t, "[]\n", res.out)
 	})
 	t.Run("yaml", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("history", "--history-url", srv.URL, "-o", "yaml", "--status", "Running")
+		res := h.withHistory(srv).run("history", "-o", "yaml", "--status", "Running")
 		require.Equal(t, ExitOK, res.code, res.err)
 		assert.Contains(t, res.out, "- ")
 		assert.Contains(t, res.out, "id: h3\n")
 		assert.NotContains(t, res.out, "id: h1\n")
 	})
-	t.Run("a bad --since is the server's error", func(t *testing.T) {
+	t.Run("a bad --since is a usage error", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("history", "--history-url", srv.URL, "--since", "yesterday")
-		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "400 Bad Request")
-		assert.Contains(t, res.err, `since "yesterday": want a duration like 24h or an RFC3339 time`)
+		res := h.withHistory(srv).run("history", "--since", "yesterday")
+		assert.Equal(t, ExitUsage, res.code)
+		assert.Equal(t, "Error: since \"yesterday\": want a duration like 24h or an RFC3339 time\n", res.err)
 	})
 	t.Run("unknown output format", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("history", "--history-url", srv.URL, "-o", "toml")
+		res := h.withHistory(srv).run("history", "-o", "toml")
 		assert.Equal(t, ExitUsage, res.code)
 		assert.Contains(t, res.err, `unknown output format "toml"`)
 	})
 }
 
-// endpoints is the ConfigMap that publishes the history API's address.
-func endpoints(data map[string]string) runtime.Object {
-	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "flowforge-system", Name: "flowforge-endpoints"},
-		Data:       data,
-	}
-}
-
-func TestHistoryDiscovery(t *testing.T) {
-	good := newHistoryServer(t)
-	seedHistoryList(t, good)
-	// A history API that knows nothing, to tell which one was asked.
-	empty := newHistoryServer(t)
-
-	tests := []struct {
-		name    string
-		env     string
-		flag    string
-		cluster []runtime.Object
-	}{
-		{name: "the flag wins over the environment and the cluster", env: empty.URL, flag: good.URL,
-			cluster: []runtime.Object{endpoints(map[string]string{"historyURL": empty.URL})}},
-		{name: "the environment wins over the cluster", env: good.URL,
-			cluster: []runtime.Object{endpoints(map[string]string{"historyURL": empty.URL})}},
-		{name: "the cluster's ConfigMap", cluster: []runtime.Object{endpoints(map[string]string{"historyURL": good.URL})}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.cluster...)
-			t.Setenv("FLOWFORGE_HISTORY_URL", tt.env)
-			args := []string{"history", "--user", "bob"}
-			if tt.flag != "" {
-				args = append(args, "--history-url", tt.flag)
-			}
-			res := h.run(args...)
-			require.Equal(t, ExitOK, res.code, res.err)
-			require.Len(t, fields(res.out), 2, res.out)
-			assert.Equal(t, "h2", fields(res.out)[1][0])
-		})
+// TestHistoryThroughTheAPIServer: the CLI reads the history from the
+// cluster of the kubeconfig, at history.flowforge.io/v1alpha1 in the -n
+// namespace, with the kubeconfig's credentials, and needs no other address.
+func TestHistoryThroughTheAPIServer(t *testing.T) {
+	srv := newHistoryServer(t)
+	seedHistoryList(t, srv)
+	kubeconfig, _ := fakeAPIServer(t, srv.URL) // its user has the token test-token
+	h := newHarness(t)
+	d := h.deps()
+	d.history = clusterHistory
+	var out, errb bytes.Buffer
+	streams := Streams{In: strings.NewReader(""), Out: &out, Err: &errb}
+	code := run(t.Context(), newRootCommandWith(streams, d), []string{"--kubeconfig", kubeconfig, "history", "--user", "bob"}, streams)
+	require.Equal(t, ExitOK, code, errb.String())
+	require.Len(t, fields(out.String()), 2, out.String())
+	assert.Equal(t, "h2", fields(out.String())[1][0])
+	auth, paths := srv.requests()
+	require.NotEmpty(t, auth)
+	for i := range auth {
+		assert.Equal(t, "Bearer test-token", auth[i], "the user's own credentials")
+		assert.Equal(t, "/apis/history.flowforge.io/v1alpha1/namespaces/flowforge-jobs/executions", paths[i])
 	}
 }
 
 func TestHistoryUnavailable(t *testing.T) {
-	tests := []struct {
-		name         string
-		cluster      []runtime.Object
-		clientsetErr error
-		want         string
-	}{
-		{
-			name: "no ConfigMap",
-			want: `Error: no --history-url or $FLOWFORGE_HISTORY_URL, and ConfigMap flowforge-system/flowforge-endpoints is unreadable: configmaps "flowforge-endpoints" not found`,
-		},
-		{
-			name:    "a ConfigMap without the address",
-			cluster: []runtime.Object{endpoints(map[string]string{"other": "x"})},
-			want:    "Error: ConfigMap flowforge-system/flowforge-endpoints has no historyURL",
-		},
-		{
-			name:         "no cluster",
-			clientsetErr: errors.New("no Kubernetes configuration found"),
-			want:         "Error: no Kubernetes configuration found",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.cluster...)
-			h.clientsetErr = tt.clientsetErr
-			res := h.run("history")
-			assert.Equal(t, ExitError, res.code)
-			assert.Equal(t, tt.want+"\n", res.err)
-			assert.Empty(t, res.out)
-		})
-	}
-	t.Run("an unreachable history API", func(t *testing.T) {
+	t.Run("a cluster without the history API", func(t *testing.T) {
+		res := newHarness(t).run("history")
+		assert.Equal(t, ExitError, res.code)
+		assert.Contains(t, res.err, "Error: the history API (history.flowforge.io/v1alpha1) is unavailable: is FlowForge's controller installed and `kubectl get apiservice v1alpha1.history.flowforge.io` Available?")
+		assert.Empty(t, res.out)
+	})
+	t.Run("no cluster", func(t *testing.T) {
+		h := newHarness(t)
+		h.clientsetErr = errors.New("no Kubernetes configuration found")
+		res := h.run("history")
+		assert.Equal(t, ExitError, res.code)
+		assert.Equal(t, "Error: no Kubernetes configuration found\n", res.err)
+	})
+	t.Run("an unreachable API server", func(t *testing.T) {
 		srv := newHistoryServer(t)
 		url := srv.URL
 		srv.close()
 		h := newHarness(t)
-		res := h.run("history", "--history-url", url)
+		h.historyURL = url
+		res := h.run("history")
 		assert.Equal(t, ExitError, res.code)
-		assert.Contains(t, res.err, "history: the history API at "+url+" is unreachable")
+		assert.Contains(t, res.err, "Error: history: list executions: ")
+		assert.Contains(t, res.err, "connection refused")
 	})
 }

@@ -68,13 +68,12 @@ type Streams struct {
 type options struct {
 	// config holds kubectl's global flags (--kubeconfig, --context,
 	// --cluster, --as, --as-group, ...), as every kubectl plugin does.
-	config     *genericclioptions.ConfigFlags
-	namespace  string
-	output     string
-	historyURL string
-	timeout    time.Duration
-	streams    Streams
-	deps       deps
+	config    *genericclioptions.ConfigFlags
+	namespace string
+	output    string
+	timeout   time.Duration
+	streams   Streams
+	deps      deps
 	// name is how people call the program: flowforge or kubectl flowforge.
 	name string
 	// warnings prints the API server's warnings as kubectl does:
@@ -89,9 +88,11 @@ type deps struct {
 	// newClient builds the Jobs client for the flags' kubeconfig,
 	// namespace and request timeout.
 	newClient func(o *options) (*jobs.Client, error)
-	// clientset builds a clientset for the flags' kubeconfig; history uses
-	// it to read the ConfigMap that publishes the history API's address.
+	// clientset builds a clientset for the flags' kubeconfig.
 	clientset func(o *options) (kubernetes.Interface, error)
+	// history builds the history client for the flags' kubeconfig and
+	// namespace.
+	history func(o *options) (historyReader, error)
 	// now is the time that ages, durations and progress are measured from.
 	now func() time.Time
 	// refresh is how often the live status line on a terminal is redrawn
@@ -104,7 +105,7 @@ type deps struct {
 const defaultRefresh = time.Second
 
 func defaultDeps() deps {
-	return deps{newClient: clusterClient, clientset: clusterClientset, now: time.Now, refresh: defaultRefresh}
+	return deps{newClient: clusterClient, clientset: clusterClientset, history: clusterHistory, now: time.Now, refresh: defaultRefresh}
 }
 
 // Execute runs the command line and returns the process exit code.
@@ -192,7 +193,6 @@ It also checks admission policy changes offline.`,
 	o.config.AddFlags(pf) // skips the fields newConfigFlags cleared
 	pf.StringVarP(&o.namespace, "namespace", "n", jobs.DefaultNamespace, "namespace of the agent Jobs")
 	pf.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
-	pf.StringVar(&o.historyURL, "history-url", os.Getenv("FLOWFORGE_HISTORY_URL"), "URL of the controller's history API (default: $FLOWFORGE_HISTORY_URL, else discovered from the cluster)")
 	pf.DurationVar(&o.timeout, "request-timeout", 30*time.Second, "timeout of each API request (a duration: 30s, 2m)")
 	root.AddCommand(
 		newSubmitCommand(o),

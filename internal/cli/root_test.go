@@ -3,11 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +23,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flowforge/flowforge/contract"
@@ -57,8 +60,7 @@ func TestExecute(t *testing.T) {
 		assert.Equal(t, "Error: unknown flag: --frobnicate\n", res.err)
 	})
 	t.Run("an unknown output format", func(t *testing.T) {
-		srv := newHistoryServer(t)
-		res := execute(t, "history", "--history-url", srv.URL, "-o", "xml")
+		res := execute(t, "history", "-o", "xml")
 		assert.Equal(t, ExitUsage, res.code)
 		assert.Equal(t, "Error: unknown output format \"xml\": use table, json or yaml\n", res.err)
 	})
@@ -73,25 +75,26 @@ func TestExecute(t *testing.T) {
 }
 
 // fakeAPIServer answers the few requests the CLI makes when a job is no
-// longer in the cluster: the Job is not found, and the endpoints
-// ConfigMap gives historyURL.
+// longer in the cluster: the Job is not found, and history.flowforge.io
+// is proxied to the history API at historyURL, as the aggregation layer
+// does.
 func fakeAPIServer(t *testing.T, historyURL string) (kubeconfig string, requests func() []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var seen []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	target, err := url.Parse(historyURL)
+	require.NoError(t, err)
+	aggregated := httputil.NewSingleHostReverseProxy(target)
+	// TLS: client-go sends a kubeconfig's credentials to https servers only.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = append(seen, r.Method+" "+r.URL.Path)
 		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/api/v1/namespaces/flowforge-system/configmaps/flowforge-endpoints" {
-			_ = json.NewEncoder(w).Encode(&corev1.ConfigMap{
-				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-				ObjectMeta: metav1.ObjectMeta{Namespace: "flowforge-system", Name: "flowforge-endpoints"},
-				Data:       map[string]string{"historyURL": historyURL},
-			})
+		if strings.HasPrefix(r.URL.Path, "/apis/history.flowforge.io/") {
+			aggregated.ServeHTTP(w, r)
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		if strings.HasSuffix(r.URL.Path, "/jobs") { // no Job has the id
 			_ = json.NewEncoder(w).Encode(&batchv1.JobList{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "JobList"}})
 			return
@@ -109,7 +112,7 @@ func fakeAPIServer(t *testing.T, historyURL string) (kubeconfig string, requests
 kind: Config
 clusters:
 - name: test
-  cluster: {server: %q}
+  cluster: {server: %q, certificate-authority-data: %s}
 contexts:
 - name: test
   context: {cluster: test, user: test}
@@ -117,7 +120,7 @@ current-context: test
 users:
 - name: test
   user: {token: test-token}
-`, srv.URL), 0o600))
+`, srv.URL, base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))), 0o600))
 	return kubeconfig, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -126,18 +129,19 @@ users:
 }
 
 func TestExecuteWithARealClient(t *testing.T) {
-	t.Setenv("FLOWFORGE_HISTORY_URL", "")
 	hist := newHistoryServer(t)
 	seedHistory(t, hist)
 	kubeconfig, requests := fakeAPIServer(t, hist.URL)
 
-	res := execute(t, "--kubeconfig", kubeconfig, "-n", "team-a", "status", "gone-1", "-o", "json")
+	res := execute(t, "--kubeconfig", kubeconfig, "status", "gone-1", "-o", "json")
 	require.Equal(t, ExitOK, res.code, res.err)
 	assert.Contains(t, res.out, `"uid": "uid-gone-1"`)
 	assert.Equal(t, []string{
-		"GET /apis/batch/v1/namespaces/team-a/jobs",
-		"GET /api/v1/namespaces/flowforge-system/configmaps/flowforge-endpoints",
+		"GET /apis/batch/v1/namespaces/flowforge-jobs/jobs",
+		"GET /apis/history.flowforge.io/v1alpha1/namespaces/flowforge-jobs/executions/gone-1",
 	}, requests())
+	auth, _ := hist.requests()
+	assert.Equal(t, []string{"Bearer test-token"}, auth, "the kubeconfig's credentials reach the history API")
 }
 
 func TestRunMapsErrorsToExitCodes(t *testing.T) {

@@ -80,6 +80,9 @@ func (o *options) historyStatus(ctx context.Context, id string) error {
 	if errors.Is(err, history.ErrNotFound) {
 		return &notFoundAnywhere{id: id, namespace: o.namespace, program: o.name}
 	}
+	if errors.Is(err, history.ErrUnavailable) {
+		return historyUnavailable(id, o.namespace, "its history is", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -173,16 +176,26 @@ func newHistoryCommand(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history",
 		Short: "List finished and running jobs from the execution history",
-		Long: `history reads the controller's execution history, which keeps every job's
-record after the cluster has deleted the Job.`,
+		Long: `history reads the execution history of the namespace (-n), which keeps
+every job's record after the cluster has deleted the Job. It reads it
+through the Kubernetes API server (history.flowforge.io/v1alpha1) with your
+own credentials: you see the namespaces whose history RBAC lets you read
+(the view, edit and admin roles include it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			hc, err := o.history(ctx)
 			if err != nil {
 				return err
 			}
-			list, err := hc.Jobs(ctx, user, status, sinceFlag, limit)
+			after, err := history.ParseSince(sinceFlag, o.now())
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			list, err := hc.Jobs(ctx, user, status, after, limit)
 			if err != nil {
 				return err
 			}

@@ -135,7 +135,7 @@ func TestStatusFallsBackToTheHistory(t *testing.T) {
 
 	t.Run("table with attempts", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("status", "gone-1", "--history-url", srv.URL)
+		res := h.withHistory(srv).run("status", "gone-1")
 		require.Equal(t, ExitOK, res.code, res.err)
 		assert.Equal(t, [][]string{
 			{"ID", "USER", "STATUS", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
@@ -149,7 +149,7 @@ func TestStatusFallsBackToTheHistory(t *testing.T) {
 	})
 	t.Run("json", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("status", "gone-1", "--history-url", srv.URL, "-o", "json")
+		res := h.withHistory(srv).run("status", "gone-1", "-o", "json")
 		require.Equal(t, ExitOK, res.code, res.err)
 		var rec history.Job
 		require.NoError(t, json.Unmarshal([]byte(res.out), &rec), res.out)
@@ -160,13 +160,13 @@ func TestStatusFallsBackToTheHistory(t *testing.T) {
 	})
 	t.Run("unknown output format", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("status", "gone-1", "--history-url", srv.URL, "-o", "wide")
+		res := h.withHistory(srv).run("status", "gone-1", "-o", "wide")
 		assert.Equal(t, ExitUsage, res.code)
 		assert.Contains(t, res.err, `unknown output format "wide"`)
 	})
 	t.Run("in neither", func(t *testing.T) {
 		h := newHarness(t)
-		res := h.run("status", "never", "--history-url", srv.URL)
+		res := h.withHistory(srv).run("status", "never")
 		assert.Equal(t, ExitError, res.code)
 		assert.Equal(t, "Error: job \"never\" not found in namespace flowforge-jobs or in the history; `flowforge list` and `flowforge history` show the jobs there are, -n another namespace\n", res.err)
 		assert.Empty(t, res.out)
@@ -176,7 +176,7 @@ func TestStatusFallsBackToTheHistory(t *testing.T) {
 		res := h.run("status", "gone-1")
 		assert.Equal(t, ExitError, res.code)
 		assert.Contains(t, res.err, "Error: job \"gone-1\" not found in namespace flowforge-jobs, and its history is unavailable: ")
-		assert.Contains(t, res.err, "no --history-url or $FLOWFORGE_HISTORY_URL, and ConfigMap flowforge-system/flowforge-endpoints is unreadable")
+		assert.Contains(t, res.err, "the history API (history.flowforge.io/v1alpha1) is unavailable")
 	})
 }
 

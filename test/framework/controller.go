@@ -2,8 +2,10 @@ package framework
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +25,9 @@ import (
 // Controller is FlowForge's controller running in the test process.
 type Controller struct {
 	HistoryURL string
+	// HistoryAPI is where the aggregated history API is served (nil with
+	// ControllerOptions.NoHistoryAPI); read it through the API server.
+	HistoryAPI *HistoryAPI
 	MetricsURL string
 	Database   string
 	// Shipped collects the log lines the controller ships.
@@ -33,11 +38,27 @@ type Controller struct {
 
 // ControllerOptions configure StartController.
 type ControllerOptions struct {
-	// Database is the SQLite file; default a new file in a temp dir.
+	// Database is the SQLite file or a postgres:// URL (test/postgres);
+	// default a new SQLite file in a temp dir.
 	Database   string
 	PolicyDir  string
 	ExportHook func(step string) error
 	Log        *logr.Logger
+	// LeaderElectionID names the Lease (default
+	// "flowforge-controller-test"): controllers that share it form one
+	// group, one leader and standbys.
+	LeaderElectionID string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election
+	// (zero: controller-runtime's defaults).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// HistoryRetention, HistoryMaxArchiveBytes and HistoryPruneInterval
+	// configure history retention (zero: keep everything; prune every 10m).
+	HistoryRetention       time.Duration
+	HistoryMaxArchiveBytes int64
+	HistoryPruneInterval   time.Duration
+	// NoHistoryAPI leaves the aggregated history API out (by default the
+	// controller serves it and it is registered with the API server).
+	NoHistoryAPI bool
 }
 
 // StartController runs the controller (the same code as
@@ -64,8 +85,25 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 	if opts.Log != nil {
 		log = *opts.Log
 	}
+	var hist *HistoryAPI
+	var histListener net.Listener
+	histCertDir := ""
+	if !opts.NoHistoryAPI {
+		if hist, err = PrepareHistoryAPI(c); err != nil {
+			return nil, err
+		}
+		if histListener, err = hist.Listen(ctx); err != nil {
+			return nil, err
+		}
+		if err := hist.Register(ctx, c); err != nil {
+			_ = histListener.Close()
+			return nil, err
+		}
+		histCertDir = hist.CertDir
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	ctl := &Controller{
+		HistoryAPI: hist,
 		HistoryURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
 		Database:   opts.Database,
@@ -82,11 +120,19 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 			PolicyDir:               opts.PolicyDir,
 			LeaderElection:          true,
 			LeaderElectionNamespace: deploy.Namespace,
-			LeaderElectionID:        "flowforge-controller-test",
+			LeaderElectionID:        cmp.Or(opts.LeaderElectionID, "flowforge-controller-test"),
+			LeaseDuration:           opts.LeaseDuration,
+			RenewDeadline:           opts.RenewDeadline,
+			RetryPeriod:             opts.RetryPeriod,
+			HistoryRetention:        opts.HistoryRetention,
+			HistoryMaxArchiveBytes:  opts.HistoryMaxArchiveBytes,
+			HistoryPruneInterval:    opts.HistoryPruneInterval,
 			ExportGrace:             30 * time.Second,
 			LogSink:                 ctl.Shipped,
 			ExportHook:              opts.ExportHook,
 			SkipNameValidation:      true,
+			HistoryAPIListener:      histListener,
+			HistoryCertDir:          histCertDir,
 		}, log)
 	}()
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {
@@ -103,6 +149,9 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
+	if err == nil && hist != nil {
+		err = WaitHistoryAPI(ctx, c)
+	}
 	if err != nil {
 		ctl.Stop()
 		return nil, err

@@ -89,11 +89,16 @@ type Cluster struct {
 	Server string
 	// CACertPEM is the cluster CA, which signed the API server's certificate.
 	CACertPEM []byte
+	// ServiceCIDR is the cluster's own loopback Service range,
+	// 127.99.X.0/24 (--service-cluster-ip-range), reserved for its
+	// lifetime; ClusterIP gives fixed addresses in it (servicecidr.go).
+	ServiceCIDR string
 
 	opts      Options
 	removeDir bool
 	pki       *pki
 	ports     ports
+	svc       *serviceRange
 
 	mu        sync.Mutex
 	procs     map[string]*process
@@ -174,6 +179,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.allocatePorts(); err != nil {
 		return nil, err
 	}
+	if c.svc, err = reserveServiceRange(); err != nil {
+		return nil, err
+	}
+	c.ServiceCIDR = c.svc.cidr()
 	c.Server = fmt.Sprintf("https://127.0.0.1:%d", c.ports.apiserver)
 	c.CACertPEM = c.pki.caPEM
 	if err := c.writeConfigs(); err != nil {
@@ -294,6 +303,8 @@ func (c *Cluster) Stop() error {
 			_ = c.watchdog.Process.Kill()
 			_ = c.watchdog.Wait()
 		}
+		// After every component stopped: nothing serves its addresses now.
+		c.svc.release()
 	})
 	return c.stopErr
 }
@@ -460,6 +471,10 @@ spec:
 		"--log-level=warn",
 		"--quota-backend-bytes=4294967296",
 	}}
+	admissionConfigPath, err := writeAdmissionConfig(c.Dir)
+	if err != nil {
+		return err
+	}
 	c.specs["kube-apiserver"] = componentSpec{bin: "kube-apiserver", args: []string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.ports.etcdClient),
 		"--bind-address=127.0.0.1",
@@ -472,12 +487,25 @@ spec:
 		"--kubelet-client-certificate=" + c.pki.kubeletClient,
 		"--kubelet-client-key=" + c.pki.kubeletKey,
 		"--kubelet-preferred-address-types=InternalIP",
+		// The aggregation layer (the history API): kube-apiserver proxies
+		// with the front-proxy client certificate and the requester in
+		// X-Remote-* headers; it dials APIServices' `service:` references
+		// at clusterIP:port (no endpoint routing), as in a real cluster.
+		"--requestheader-client-ca-file=" + c.pki.frontProxyCA,
+		"--requestheader-allowed-names=" + FrontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + c.pki.frontProxyClientCert,
+		"--proxy-client-key-file=" + c.pki.frontProxyClientKey,
+		"--enable-aggregator-routing=false",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + c.pki.saPub,
 		"--service-account-signing-key-file=" + c.pki.saKey,
-		"--service-cluster-ip-range=10.0.0.0/24",
+		"--service-cluster-ip-range=" + c.ServiceCIDR,
 		"--authorization-mode=Node,RBAC",
 		"--enable-admission-plugins=NodeRestriction",
+		"--admission-control-config-file=" + admissionConfigPath,
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",

@@ -18,22 +18,28 @@ const certValidity = 30 * 24 * time.Hour
 
 // pki holds the file paths of the cluster's TLS material.
 type pki struct {
-	dir            string
-	caCert         string
-	caKey          string
-	caPEM          []byte
-	apiserverCert  string
-	apiserverKey   string
-	kubeletClient  string
-	kubeletKey     string
-	kwokCert       string
-	kwokKey        string
-	saKey          string
-	saPub          string
-	adminPair      *certs.KeyPair
-	kcmPair        *certs.KeyPair
-	schedulerPair  *certs.KeyPair
-	kwokClientPair *certs.KeyPair
+	dir           string
+	caCert        string
+	caKey         string
+	caPEM         []byte
+	apiserverCert string
+	apiserverKey  string
+	kubeletClient string
+	kubeletKey    string
+	kwokCert      string
+	kwokKey       string
+	saKey         string
+	saPub         string
+	// The front proxy (aggregation layer): its own CA, which aggregated
+	// API servers trust for the X-Remote-* headers, and the client
+	// certificate kube-apiserver proxies with (CN front-proxy-client).
+	frontProxyCA         string
+	frontProxyClientCert string
+	frontProxyClientKey  string
+	adminPair            *certs.KeyPair
+	kcmPair              *certs.KeyPair
+	schedulerPair        *certs.KeyPair
+	kwokClientPair       *certs.KeyPair
 }
 
 // newPKI creates a cluster CA and every certificate the components need.
@@ -89,6 +95,9 @@ func newPKI(dir string, now time.Time) (*pki, error) {
 			*s.cert, *s.key = certPath, keyPath
 		}
 	}
+	if err := p.frontProxy(dir, now); err != nil {
+		return nil, err
+	}
 	saPriv, saPub, err := certs.NewSigningKey()
 	if err != nil {
 		return nil, err
@@ -101,6 +110,34 @@ func newPKI(dir string, now time.Time) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// FrontProxyClientName is the CN of kube-apiserver's proxy client
+// certificate, the one name --requestheader-allowed-names allows.
+const FrontProxyClientName = "front-proxy-client"
+
+// frontProxy creates the front-proxy CA, separate from the cluster CA (a
+// client certificate of the cluster CA must not be able to assert any
+// identity in headers), and kube-apiserver's proxy client certificate.
+func (p *pki) frontProxy(dir string, now time.Time) error {
+	ca, err := certs.NewCA("flowforge-local-front-proxy-ca", now, certValidity)
+	if err != nil {
+		return err
+	}
+	if err := ca.Write(dir, "front-proxy-ca.crt", "front-proxy-ca.key"); err != nil {
+		return err
+	}
+	kp, err := ca.Issue(certs.Leaf{CommonName: FrontProxyClientName, Client: true}, now, certValidity)
+	if err != nil {
+		return err
+	}
+	if err := kp.Write(dir, "front-proxy-client.crt", "front-proxy-client.key"); err != nil {
+		return err
+	}
+	p.frontProxyCA = filepath.Join(dir, "front-proxy-ca.crt")
+	p.frontProxyClientCert = filepath.Join(dir, "front-proxy-client.crt")
+	p.frontProxyClientKey = filepath.Join(dir, "front-proxy-client.key")
+	return nil
 }
 
 // kubeconfig renders a kubeconfig for server that authenticates with kp.

@@ -4,21 +4,25 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flowforge/flowforge/certs"
 	"github.com/flowforge/flowforge/deploy"
+	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
 )
 
@@ -40,11 +44,62 @@ type Options struct {
 	// PolicyDir, if set, is served by the webhook instead of the embedded
 	// policies, and edits to it are picked up without a restart.
 	PolicyDir string
+	// CertValidity is the webhook's serving certificate lifetime (its CA
+	// lives twice as long; 0: certs.DefaultValidity). The webhook manages
+	// and rotates it itself (--cert-mode=rotate), as deployed: with a few
+	// minutes, rotations happen while you watch (make up CERT_VALIDITY=2m).
+	CertValidity time.Duration
+	// Ready, if set, is called once the stack is ready; Run then stops the
+	// stack when it returns (instead of when ctx ends) and returns its
+	// error. The fault run (test/chaos) drives the stack this way.
+	Ready func(ctx context.Context, c *localcluster.Cluster, ep *Endpoints) error
 }
 
 // Endpoints are the local stack's addresses, written to StateDir/endpoints.env.
+// Webhook is the webhook Service's base URL (its clusterIP and port);
+// WebhookProbes and WebhookMetrics are the first replica's.
 type Endpoints struct {
 	APIServer, Webhook, WebhookProbes, WebhookMetrics, History, ControllerMetrics string
+	// WebhookPids, WebhookReplicaProbes and WebhookReplicaMetrics are
+	// every replica's, in replica order.
+	WebhookPids, WebhookReplicaProbes, WebhookReplicaMetrics []string
+}
+
+// WebhookReplicas is the number of webhook processes `make up` runs
+// behind the Service, as deploy/ runs several.
+const WebhookReplicas = 2
+
+// startWebhookReplicas runs WebhookReplicas flowforge-webhook processes,
+// flowforge-webhook-<i>, with args (which bind the Service's address with
+// --reuse-port) and each its own probe and metrics ports; ep's first
+// replica ports are replica 0's. It returns once every replica is ready.
+func startWebhookReplicas(ctx context.Context, c *localcluster.Cluster, bin string, args []string, ep *Endpoints) error {
+	for i := range WebhookReplicas {
+		probes, metrics := ep.WebhookProbes, ep.WebhookMetrics
+		if i > 0 {
+			ports, err := localcluster.FreePorts(2)
+			if err != nil {
+				return err
+			}
+			metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
+			probes = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+		}
+		replicaArgs := append(append([]string(nil), args...),
+			"--metrics-bind-address="+strings.TrimSuffix(strings.TrimPrefix(metrics, "http://"), "/metrics"),
+			"--health-probe-bind-address="+strings.TrimPrefix(probes, "http://"))
+		name := fmt.Sprintf("flowforge-webhook-%d", i)
+		if err := c.Run(ctx, name, filepath.Join(bin, "flowforge-webhook"), replicaArgs, localcluster.HTTPReady(probes+"/readyz")); err != nil {
+			return err
+		}
+		pid, ok := c.Pids()[name]
+		if !ok {
+			return fmt.Errorf("%s exited", name)
+		}
+		ep.WebhookPids = append(ep.WebhookPids, strconv.Itoa(pid))
+		ep.WebhookReplicaProbes = append(ep.WebhookReplicaProbes, probes)
+		ep.WebhookReplicaMetrics = append(ep.WebhookReplicaMetrics, metrics)
+	}
+	return nil
 }
 
 // Run starts the stack, writes the kubeconfig and the ready marker, and
@@ -86,7 +141,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if err := os.WriteFile(kubeconfig, c.Kubeconfig, 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
-	ep, err := startFlowForge(startCtx, c, bin, state, policyDir, logf)
+	ep, err := startFlowForge(startCtx, c, bin, state, policyDir, opts.CertValidity, logf)
 	if err != nil {
 		return err
 	}
@@ -97,20 +152,34 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return fmt.Errorf("write ready marker: %w", err)
 	}
 	logf("ready; kubeconfig at %s; history API at %s", kubeconfig, ep.History)
+	if opts.Ready != nil {
+		return opts.Ready(ctx, c, ep)
+	}
 	<-ctx.Done()
 	return nil
 }
 
 // startFlowForge runs the webhook and the controller from bin/ and
 // registers them as deploy/ does in a real cluster.
-func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, policyDir string, logf func(string, ...any)) (*Endpoints, error) {
+func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, policyDir string, certValidity time.Duration, logf func(string, ...any)) (*Endpoints, error) {
 	ports, err := localcluster.FreePorts(6)
+	if err != nil {
+		return nil, err
+	}
+	// The webhook Service's address, in the cluster's loopback Service
+	// range: every replica listens there (SO_REUSEPORT) and the API server
+	// dials it through the webhook configurations' `service:` references.
+	webhookIP, err := c.ClusterIP(localcluster.WebhookServiceHost)
+	if err != nil {
+		return nil, err
+	}
+	webhookPort, err := localcluster.ServicePort(webhookIP, 443)
 	if err != nil {
 		return nil, err
 	}
 	ep := &Endpoints{
 		APIServer:         c.Server,
-		Webhook:           fmt.Sprintf("https://127.0.0.1:%d", ports[0]),
+		Webhook:           "https://" + net.JoinHostPort(webhookIP, strconv.Itoa(webhookPort)),
 		WebhookMetrics:    fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]),
 		WebhookProbes:     fmt.Sprintf("http://127.0.0.1:%d", ports[2]),
 		History:           fmt.Sprintf("http://127.0.0.1:%d", ports[3]),
@@ -133,27 +202,41 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, po
 	if err != nil {
 		return nil, err
 	}
-	certDir := filepath.Join(state, "webhook-certs")
-	tlsFiles, err := certs.WriteSelfSigned(certDir, []string{"127.0.0.1", "localhost"}, time.Now(), 30*24*time.Hour)
-	if err != nil {
-		return nil, err
+	// The webhook's serving certificate: its own, in the Secret
+	// certs.DefaultSecret, rotated by the replica holding the Lease, as
+	// deployed (docs/operations.md, Serving certificate).
+	certHosts := append(deploy.ServiceDNSNames(deploy.WebhookServiceName), webhookIP, "127.0.0.1", "localhost")
+	certCfg := certs.DefaultConfig()
+	if certValidity > 0 {
+		certCfg.Validity = certValidity
 	}
 	webhookArgs := []string{
 		"--kubeconfig=" + webhookKubeconfig,
-		"--host=127.0.0.1", "--port=" + strconv.Itoa(ports[0]),
-		"--cert-dir=" + certDir,
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[1]),
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[2]),
+		"--host=" + webhookIP, "--port=" + strconv.Itoa(webhookPort), "--reuse-port",
+		"--cert-mode=rotate", "--cert-hosts=" + strings.Join(certHosts, ","), "--cert-validity=" + certCfg.Validity.String(),
 		"--enable-profiling",
 	}
 	if policyDir != "" {
 		webhookArgs = append(webhookArgs, "--policy-dir="+policyDir)
 	}
-	if err := c.Run(ctx, "flowforge-webhook", filepath.Join(bin, "flowforge-webhook"), webhookArgs, localcluster.HTTPReady(ep.WebhookProbes+"/readyz")); err != nil {
+	if err := startWebhookReplicas(ctx, c, bin, webhookArgs, ep); err != nil {
 		return nil, err
 	}
-	logf("webhook ready at %s", ep.Webhook)
-	if err := deploy.RegisterLocal(ctx, cl, ep.Webhook, tlsFiles.CAPEM); err != nil {
+	logf("webhook ready: %d replicas (pids %s) behind %s", len(ep.WebhookPids), strings.Join(ep.WebhookPids, " "), ep.Webhook)
+	caBundle, err := webhookCABundle(ctx, cl, &certCfg)
+	if err != nil {
+		return nil, err
+	}
+	logf("webhook serving certificate valid %s, renewed and rotated by the webhook (Secret %s)", certCfg.Validity, certCfg.Secret)
+	// For clients outside the cluster (make load): the CA bundle as it is
+	// now. After a CA rotation, read it again from the Secret.
+	if err := os.MkdirAll(filepath.Join(state, "webhook-certs"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := certs.WriteFileAtomic(filepath.Join(state, "webhook-certs", "ca.crt"), caBundle, 0o644); err != nil {
+		return nil, err
+	}
+	if err := deploy.RegisterLocal(ctx, cl, webhookIP, int32(webhookPort), caBundle); err != nil { //nolint:gosec // a port fits
 		return nil, err
 	}
 	cs, err := c.Clientset()
@@ -166,10 +249,24 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, po
 	if err := localcluster.WaitForServiceAccount(ctx, cs, JobsNamespace); err != nil {
 		return nil, err
 	}
+	// The aggregated history API: the flowforge-history Service at a fixed
+	// clusterIP of the cluster's loopback range and the APIService, as
+	// deploy/ registers them; the CLI and kubectl read the history through
+	// the API server.
+	hist, err := framework.PrepareHistoryAPI(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := hist.Register(ctx, c); err != nil {
+		return nil, err
+	}
 	controllerArgs := []string{
 		"--kubeconfig=" + controllerKubeconfig,
 		"--database=" + filepath.Join(state, "history.db"),
 		fmt.Sprintf("--history-bind-address=127.0.0.1:%d", ports[3]),
+		"--history-secure-bind-address=" + hist.ClusterIP,
+		fmt.Sprintf("--history-secure-port=%d", hist.Port),
+		"--history-cert-dir=" + hist.CertDir,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[4]),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[5]),
 		"--leader-election-namespace=" + SystemNamespace,
@@ -181,7 +278,10 @@ func startFlowForge(ctx context.Context, c *localcluster.Cluster, bin, state, po
 	if err := c.Run(ctx, "flowforge-controller", filepath.Join(bin, "flowforge-controller"), controllerArgs, localcluster.HTTPReady(ep.History+"/healthz")); err != nil {
 		return nil, err
 	}
-	logf("controller ready; history API at %s", ep.History)
+	if err := framework.WaitHistoryAPI(ctx, c); err != nil {
+		return nil, err
+	}
+	logf("controller ready; history.flowforge.io served at %s (debugging view at %s)", hist.URL, ep.History)
 	return ep, nil
 }
 
@@ -215,7 +315,13 @@ FLOWFORGE_WEBHOOK_PROBES=%s
 FLOWFORGE_WEBHOOK_METRICS=%s
 FLOWFORGE_HISTORY_URL=%s
 FLOWFORGE_CONTROLLER_METRICS=%s
-`, ep.APIServer, ep.Webhook, ep.WebhookProbes, ep.WebhookMetrics, ep.History, ep.ControllerMetrics)
+# The webhook replicas behind the Service at FLOWFORGE_WEBHOOK (above:
+# replica 0's probes and metrics), in replica order, space-separated.
+FLOWFORGE_WEBHOOK_PIDS="%s"
+FLOWFORGE_WEBHOOK_REPLICA_PROBES="%s"
+FLOWFORGE_WEBHOOK_REPLICA_METRICS="%s"
+`, ep.APIServer, ep.Webhook, ep.WebhookProbes, ep.WebhookMetrics, ep.History, ep.ControllerMetrics,
+		strings.Join(ep.WebhookPids, " "), strings.Join(ep.WebhookReplicaProbes, " "), strings.Join(ep.WebhookReplicaMetrics, " "))
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("write endpoints: %w", err)
 	}
@@ -246,4 +352,27 @@ func serviceAccountKubeconfig(admin []byte, state, serviceAccount string) (strin
 		return "", fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return path, nil
+}
+
+// webhookCABundle waits for the webhook's certificate Secret and returns
+// its CA bundle, what the webhook configurations are registered with (the
+// leading replica keeps them up to date afterwards).
+func webhookCABundle(ctx context.Context, cl client.Client, cfg *certs.Config) ([]byte, error) {
+	key, err := cfg.SecretKey()
+	if err != nil {
+		return nil, err
+	}
+	var bundle []byte
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		s := &corev1.Secret{}
+		if err := cl.Get(ctx, key, s); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		bundle = s.Data[certs.SecretCA]
+		return len(bundle) > 0, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wait for the webhook's certificate Secret %s: %w", key, err)
+	}
+	return bundle, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +18,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/clock"
 
 	"github.com/flowforge/flowforge/contract"
 	historystore "github.com/flowforge/flowforge/history/store"
@@ -80,7 +77,6 @@ func kubectlCmd(t *testing.T, ctx context.Context, args ...string) *exec.Cmd {
 		"PATH="+dir+string(os.PathListSeparator)+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"KUBECONFIG="+testCluster.KubeconfigPath,
 		"HOME="+t.TempDir(),
-		"FLOWFORGE_HISTORY_URL=",
 		"TERM=xterm-256color",
 	)
 	return cmd
@@ -207,12 +203,14 @@ func TestPluginThroughKubectl(t *testing.T) {
 	ns := framework.Namespace(t, clientset, "plugin", nil)
 	ctx := testContext(t, 3*time.Minute)
 
-	// A real history API (empty), for the errors that name it.
+	// A real history API (empty) behind the API server, for the errors
+	// that name it.
 	store, err := historystore.OpenSQLite(ctx, ":memory:")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
-	hist := httptest.NewServer((&historystore.API{Store: store, Clock: clock.RealClock{}, Log: logr.Discard()}).Handler())
-	t.Cleanup(hist.Close)
+	stopHistory, err := framework.ServeHistoryAPI(ctx, testCluster, store)
+	require.NoError(t, err)
+	t.Cleanup(stopHistory)
 
 	t.Run("submit -o json, warnings on stderr", func(t *testing.T) {
 		res := kubectlFlowforge(t, ctx, submitArgs(ns, "p1", "3s", "-o", "json",
@@ -294,14 +292,14 @@ func TestPluginThroughKubectl(t *testing.T) {
 		assert.Equal(t, "Error: kubeconfig: context \"nope\" does not exist\n", res.err)
 	})
 	t.Run("a job in neither the cluster nor the history", func(t *testing.T) {
-		res := kubectlFlowforge(t, ctx, "-n", ns, "status", "nosuch", "--history-url", hist.URL)
+		res := kubectlFlowforge(t, ctx, "-n", ns, "status", "nosuch")
 		assert.Equal(t, 1, res.code)
 		assert.Equal(t, `Error: job "nosuch" not found in namespace `+ns+" or in the history; "+
 			"`kubectl flowforge list` and `kubectl flowforge history` show the jobs there are, -n another namespace\n", res.err)
 		assert.Empty(t, res.out)
 	})
 	t.Run("completion of job ids through kubectl", func(t *testing.T) {
-		res := kubectlFlowforge(t, ctx, "-n", ns, "__complete", "status", "--history-url", hist.URL, "p")
+		res := kubectlFlowforge(t, ctx, "-n", ns, "__complete", "status", "p")
 		require.Equal(t, 0, res.code, res.err)
 		assert.Equal(t, "p1\np2\n:4\n", res.out)
 		// kubectl itself asks kubectl_complete-flowforge.
