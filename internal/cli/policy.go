@@ -12,12 +12,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/spf13/cobra"
-	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/clock"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flowforge/flowforge/mutate"
@@ -82,7 +79,13 @@ func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namesp
 		return err
 	}
 	labels := func(context.Context, string) (map[string]string, error) { return nsLabels, nil }
-	hardened, resp, err := mutate.Review(ctx, &mutate.Handler{Policy: engine, Namespaces: labels, Clock: clock.RealClock{}}, namespace, job)
+	if user.Username == "" {
+		user.Username = owner(engine.Current(), job)
+	}
+	validator := validate.NewJobHandler(engine, labels, clock.RealClock{})
+	// Offline, nobody else holds the Job's job-id.
+	validator.Claims = func(context.Context, string, string) ([]policies.ClaimHolder, error) { return nil, nil }
+	hardened, resp, verdict, err := validate.Review(ctx, &mutate.Handler{Policy: engine, Namespaces: labels, Clock: clock.RealClock{}}, validator, namespace, job, user)
 	if err != nil {
 		return withCode(ExitDenied, err)
 	}
@@ -102,17 +105,6 @@ func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namesp
 	for _, w := range resp.Warnings {
 		fmt.Fprintf(o.streams.Err, "Warning (mutation): %s\n", w)
 	}
-	if user.Username == "" {
-		user.Username = owner(engine.Current(), hardened)
-	}
-	validator := validate.NewJobHandler(engine, labels, clock.RealClock{})
-	// Offline, nobody else holds the Job's job-id.
-	validator.Claims = func(context.Context, string, string) ([]policies.ClaimHolder, error) { return nil, nil }
-	verdict := validator.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		UID: "offline", Kind: metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"},
-		Namespace: namespace, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: hardened},
-		UserInfo: user,
-	}})
 	for _, w := range verdict.Warnings {
 		fmt.Fprintf(o.streams.Err, "Warning: %s\n", w)
 	}
