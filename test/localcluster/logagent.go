@@ -265,21 +265,32 @@ func (a *logAgent) register(pod *corev1.Pod, path string) {
 		},
 		"spec": map[string]any{"logs": []any{map[string]any{"logsFile": path, "follow": true}}},
 	}}
-	for attempt := 0; attempt < 20; attempt++ {
+	// Retry through an API server restart (the fault run restarts it for
+	// up to a minute): a pod whose Logs object is never created would
+	// serve empty logs, as if its container had printed nothing, which no
+	// real kubelet does.
+	delay := 100 * time.Millisecond
+	deadline := time.Now().Add(registerPatience)
+	for {
 		_, err := a.ns(pod.Namespace).Create(a.ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = a.replace(obj)
 		}
-		if err == nil || a.ctx.Err() != nil {
+		if err == nil || a.ctx.Err() != nil || time.Now().After(deadline) {
 			return
 		}
 		select {
 		case <-a.ctx.Done():
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(delay):
 		}
+		delay = min(2*delay, 2*time.Second)
 	}
 }
+
+// registerPatience bounds how long the agent keeps trying to create a pod's
+// Logs object while the API server is unavailable.
+const registerPatience = 3 * time.Minute
 
 // replace points an existing Logs object of the same name at this pod.
 func (a *logAgent) replace(obj *unstructured.Unstructured) error {
