@@ -17,7 +17,9 @@ COVER_MIN ?= 80
 # Packages whose unit tests count towards coverage: the product, not the
 # test harness or the thin mains.
 UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /tools)
-INT_PKGS   = ./test/...
+# The fault run (test/integration/chaos, minutes of faults under load) runs
+# with `make test-chaos`; `make chaos` is its full-length form.
+INT_PKGS   = $(shell $(GO) list ./test/... | grep -v /test/integration/chaos)
 FUZZTIME  ?= 10s
 # The Go compiler spends much of its CPU collecting garbage. With a GC target
 # of 400%, opa built from empty caches in 140 s instead of 188 s, and the
@@ -119,6 +121,10 @@ test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).
 FAILOVER_JOBS ?= 150
 test-integration: tools-test ## Integration tests on the local cluster (never skipped).
 	FLOWFORGE_FAILOVER_JOBS=$(FAILOVER_JOBS) $(BUILD_ENV) $(GO) test -count=1 -p 3 -timeout 25m $(INT_PKGS)
+
+.PHONY: test-chaos
+test-chaos: tools-test ## The fault-run integration test (about 3-6 min): zero failed admissions, every Job exported once.
+	$(BUILD_ENV) $(GO) test -count=1 -v -timeout 20m ./test/integration/chaos/
 
 .PHONY: failover
 failover: tools-test ## Kill the controller leader in the middle of a 500-Job burst on Postgres (about 5 min).
