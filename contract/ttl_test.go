@@ -1,4 +1,4 @@
-package jobs
+package contract_test
 
 import (
 	"testing"
