@@ -528,6 +528,9 @@ spec:
 		"--concurrent-job-syncs=10",
 		"--concurrent-ttl-after-finished-syncs=10",
 		"--concurrent-gc-syncs=40",
+		// Quota usage is recounted every 10 s (default 5 min), so a test
+		// sees ResourceQuota status converge after an admission race.
+		"--resource-quota-sync-period=10s",
 		"--profiling=false",
 		"--v=1",
 	}}
