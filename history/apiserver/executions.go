@@ -63,15 +63,16 @@ func (r *executionREST) Get(ctx context.Context, name string, _ *metav1.GetOptio
 	return &e, nil
 }
 
-// lookup reads the record of a job id and checks it is in the request's
-// namespace.
+// lookup reads the record of a job id in the request's namespace.
 func lookup(ctx context.Context, store history.Store, name string) (*history.Job, error) {
 	ns, ok := genericapirequest.NamespaceFrom(ctx)
 	if !ok || ns == "" {
 		return nil, apierrors.NewBadRequest("executions are namespaced: the request names no namespace")
 	}
-	j, err := store.Job(ctx, name)
-	if errors.Is(err, history.ErrNotFound) || (err == nil && j.Namespace != ns) {
+	// The record in this namespace: the same job id may be another
+	// tenant's in another namespace, newer or older.
+	j, err := store.JobIn(ctx, ns, name)
+	if errors.Is(err, history.ErrNotFound) {
 		return nil, apierrors.NewNotFound(executionsResource, name)
 	}
 	if err != nil {

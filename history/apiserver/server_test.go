@@ -91,7 +91,7 @@ func get(t *testing.T, srv *httptest.Server, path string, accept string) (int, [
 }
 
 func TestGetExecution(t *testing.T) {
-	srv, _ := newTestServer(t)
+	srv, store := newTestServer(t)
 	code, body := get(t, srv, base+"/namespaces/team-a/executions/a1", "")
 	require.Equal(t, http.StatusOK, code, string(body))
 	var e historyv1alpha1.Execution
@@ -118,6 +118,18 @@ func TestGetExecution(t *testing.T) {
 		require.NoError(t, json.Unmarshal(body, &st))
 		assert.Equal(t, metav1.StatusReasonNotFound, st.Reason)
 		assert.Equal(t, `executions.history.flowforge.io "a1" not found`, st.Message)
+	})
+	t.Run("the same job id in another namespace, newer, hides nothing", func(t *testing.T) {
+		later := t0.Add(time.Hour)
+		require.NoError(t, store.UpsertJob(context.Background(), history.Job{UID: "u5", ID: "a1", Namespace: "team-b", Name: "claude-job-a1", User: "carol", Status: history.StatusRunning, Created: later}))
+		for ns, uid := range map[string]string{"team-a": "u1", "team-b": "u5"} {
+			code, body := get(t, srv, base+"/namespaces/"+ns+"/executions/a1", "")
+			require.Equal(t, http.StatusOK, code, string(body))
+			var e historyv1alpha1.Execution
+			require.NoError(t, json.Unmarshal(body, &e))
+			assert.Equal(t, uid, string(e.UID), ns)
+			assert.Equal(t, ns, e.Namespace)
+		}
 	})
 	t.Run("unknown", func(t *testing.T) {
 		code, _ := get(t, srv, base+"/namespaces/team-a/executions/nosuch", "")
