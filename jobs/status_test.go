@@ -31,14 +31,6 @@ func cond(typ batchv1.JobConditionType, reason string, at time.Time) batchv1.Job
 
 type jobOpt func(*batchv1.Job)
 
-func withAnnotations(kv ...string) jobOpt {
-	return func(j *batchv1.Job) {
-		for i := 0; i < len(kv); i += 2 {
-			j.Annotations[kv[i]] = kv[i+1]
-		}
-	}
-}
-
 func withConditions(cs ...batchv1.JobCondition) jobOpt {
 	return func(j *batchv1.Job) { j.Status.Conditions = cs }
 }
