@@ -125,13 +125,21 @@ func TestCertManagerComponentChainsToALongLivedCA(t *testing.T) {
 	leafDuration, _, _ := unstructured.NestedString(leaf.Object, "spec", "duration")
 	assert.Equal(t, "87600h", caDuration)
 	assert.Equal(t, "2160h", leafDuration)
-	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
+	injected := 0
+	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"} {
 		for _, o := range objs {
 			if o.GetKind() == kind {
 				assert.Equal(t, "flowforge-system/flowforge-ca", o.GetAnnotations()["cert-manager.io/inject-ca-from"], kind)
+				injected++
 			}
 		}
 	}
+	assert.Equal(t, 3, injected, "both webhook configurations and the history APIService")
+	// The controller's history API serves the same Secret, so the
+	// certificate must name its Service too (as the rotator's --cert-hosts do).
+	dnsNames, _, _ := unstructured.NestedStringSlice(leaf.Object, "spec", "dnsNames")
+	hosts := strings.Split(lastFlag(args, "cert-hosts"), ",")
+	assert.ElementsMatch(t, hosts, dnsNames, "the cert-manager certificate names what the rotator's would")
 }
 
 // TestRBACGrantsTheRotatorByName: the webhook's certificate rights name
