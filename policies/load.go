@@ -24,8 +24,10 @@ const (
 	mutateQuery   = "patch = data.flowforge.mutate.patch; warn = data.flowforge.mutate.warn"
 	validateQuery = "deny = data.flowforge.validate.deny; warn = data.flowforge.validate.warn"
 	// testTimeout bounds one policy test, so a pathological policy cannot
-	// stall a reload.
-	testTimeout = 10 * time.Second
+	// stall a reload. It is wall-clock time: 10 s timed out an ordinary
+	// test on a 2-core machine at load average 18, so it leaves room for a
+	// starved process and bounds only a test that would never end.
+	testTimeout = time.Minute
 )
 
 // Policy is a loaded, tested and compiled policy set. It is immutable and
