@@ -142,7 +142,10 @@ func (h *harness) deps() deps {
 // run executes one command line and returns its exit code and outputs.
 func (h *harness) run(args ...string) result {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A bound against a hang, not a timing: `policy apply` and `policy
+	// test` run the policy's 300-odd tests, a dozen of them at once in
+	// parallel tests, which took over 30 s at load average 25 on 2 cores.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
 	streams := Streams{In: strings.NewReader(h.stdin), Out: &out, Err: &errb, IsTerminal: h.terminal}
