@@ -34,14 +34,14 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Build the pinned control plane, kwok, kubectl and opa into bin/ (idempotent; ~15 min cold).
+tools: ## Build the pinned control plane, kwok, metrics-server, kubectl and opa into bin/ (idempotent; ~15 min cold).
 	@$(BUILD_ENV) hack/tools.sh
 
 # What the tests need: the control plane, kwok, opa, and kubectl (the
 # plugin, `kubectl --as` and `kubectl exec` tests drive the pinned kubectl).
 .PHONY: tools-test
 tools-test: check-postgres
-	@$(BUILD_ENV) hack/tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok opa
+	@$(BUILD_ENV) hack/tools.sh etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok metrics-server opa
 
 # The Postgres store's tests and the failover test start a real server
 # (test/postgres): Debian's postgresql, or $$FLOWFORGE_POSTGRES_BIN.

@@ -3,6 +3,7 @@ package deploy
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"testing"
 
@@ -13,8 +14,9 @@ import (
 )
 
 // prometheusRuleSpec returns the groups of monitoring/prometheus-rule.yaml
-// as a Prometheus rules file.
-func prometheusRuleSpec(t *testing.T) (rulesFile []byte, alerts []string) {
+// as a Prometheus rules file, with the names of its alerts and of its
+// recording rules.
+func prometheusRuleSpec(t *testing.T) (rulesFile []byte, alerts, records []string) {
 	t.Helper()
 	data, err := os.ReadFile("monitoring/prometheus-rule.yaml")
 	require.NoError(t, err)
@@ -31,20 +33,23 @@ func prometheusRuleSpec(t *testing.T) (rulesFile []byte, alerts []string) {
 			if a, ok := r["alert"].(string); ok {
 				alerts = append(alerts, a)
 			}
+			if rec, ok := r["record"].(string); ok {
+				records = append(records, rec)
+			}
 		}
 	}
 	var spec map[string]any
 	require.NoError(t, yaml.Unmarshal(data, &spec))
 	out, err := yaml.Marshal(spec["spec"])
 	require.NoError(t, err)
-	return out, alerts
+	return out, alerts, records
 }
 
 // TestPrometheusRules runs monitoring/testdata/prometheus-rule_test.yaml, in
 // promtool's `test rules` format, against the PrometheusRule's rules with
 // promtool's own test code (test/ruletest).
 func TestPrometheusRules(t *testing.T) {
-	rules, alerts := prometheusRuleSpec(t)
+	rules, alerts, records := prometheusRuleSpec(t)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o644))
 	tests, err := os.ReadFile("monitoring/testdata/prometheus-rule_test.yaml")
@@ -61,11 +66,20 @@ func TestPrometheusRules(t *testing.T) {
 				Alertname string           `json:"alertname"`
 				ExpAlerts []map[string]any `json:"exp_alerts"`
 			} `json:"alert_rule_test"`
+			PromQLExprTest []struct {
+				Expr       string           `json:"expr"`
+				ExpSamples []map[string]any `json:"exp_samples"`
+			} `json:"promql_expr_test"`
 		} `json:"tests"`
 	}
 	require.NoError(t, yaml.Unmarshal(tests, &doc))
-	fires := map[string]bool{}
+	fires, recorded := map[string]bool{}, map[string]bool{}
 	for _, tc := range doc.Tests {
+		for _, e := range tc.PromQLExprTest {
+			if len(e.ExpSamples) > 0 {
+				recorded[e.Expr] = true
+			}
+		}
 		for _, a := range tc.AlertRuleTest {
 			if len(a.ExpAlerts) > 0 {
 				fires[a.Alertname] = true
@@ -81,4 +95,31 @@ func TestPrometheusRules(t *testing.T) {
 	sort.Strings(untested)
 	require.Empty(t, untested, "alerts without a test in monitoring/testdata/prometheus-rule_test.yaml where they fire")
 	require.GreaterOrEqual(t, len(alerts), 10)
+
+	// Every recording rule has a test that evaluates it by name and
+	// expects samples.
+	var unrecorded []string
+	for _, r := range records {
+		if !recorded[r] {
+			unrecorded = append(unrecorded, r)
+		}
+	}
+	require.Empty(t, unrecorded, "recording rules without a promql_expr_test in monitoring/testdata/prometheus-rule_test.yaml that expects samples")
+	require.Subset(t, records, []string{"flowforge:job_cpu_usage_seconds:rate5m", "flowforge:job_memory_working_set_bytes"})
+}
+
+// TestDashboardRecordedSeries checks that every recorded series
+// (level:metric:operations, with colons) the Grafana dashboard queries is
+// recorded by the PrometheusRule, and that the per-job usage is on it.
+func TestDashboardRecordedSeries(t *testing.T) {
+	_, _, records := prometheusRuleSpec(t)
+	data, err := os.ReadFile("monitoring/grafana-dashboard.json")
+	require.NoError(t, err)
+	used := regexp.MustCompile(`flowforge(?::[a-z_0-9]+)+`).FindAllString(string(data), -1)
+	require.NotEmpty(t, used)
+	for _, name := range used {
+		require.Contains(t, records, name, "the dashboard queries %s, which no rule records", name)
+	}
+	require.Contains(t, used, "flowforge:job_cpu_usage_seconds:rate5m")
+	require.Contains(t, used, "flowforge:job_memory_working_set_bytes")
 }

@@ -14,7 +14,8 @@ k8s_ver=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 k8s_minor=$(echo "$k8s_ver" | cut -d. -f2)
 k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_ver -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$k8s_minor -X k8s.io/component-base/version.gitTreeState=clean"
 
-# name | package | module whose version the binary must embed
+# name | package | module whose version the binary must embed [| module
+# directory, default tools]
 programs=(
   "etcd|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
   "kube-apiserver|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
@@ -22,6 +23,9 @@ programs=(
   "kube-scheduler|k8s.io/kubernetes/cmd/kube-scheduler|k8s.io/kubernetes"
   "kubectl|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes"
   "kwok|sigs.k8s.io/kwok/cmd/kwok|sigs.k8s.io/kwok"
+  # Its own module (tools/metrics-server/go.mod): it needs the Kubernetes
+  # libraries it was released with, older than the control plane's.
+  "metrics-server|sigs.k8s.io/metrics-server/cmd/metrics-server|sigs.k8s.io/metrics-server|tools/metrics-server"
   "opa|github.com/open-policy-agent/opa|github.com/open-policy-agent/opa"
 )
 
@@ -72,7 +76,19 @@ i=0
 k8s_group=()
 for entry in "${programs[@]}"; do
   i=$((i + 1))
-  IFS='|' read -r name pkg mod <<<"$entry"
+  IFS='|' read -r name pkg mod dir <<<"$entry"
+  if [[ -n "$dir" ]]; then
+    # A program with its own module is built on its own, there.
+    want=$(cd "$root/$dir" && go list -m -f '{{.Version}}' "$mod")
+    have=$(embedded_version "$bin/$name" "$mod" || true)
+    if [[ "$have" == "$want" ]]; then
+      echo "[$i/$total] $name $want: up to date" >&2
+      continue
+    fi
+    echo "[$i/$total] $name $want: building (was: ${have:-missing}) ..." >&2
+    (cd "$root/$dir" && build_group "-s -w" "$name|$pkg")
+    continue
+  fi
   want=$(go list -m -f '{{.Version}}' "$mod")
   have=$(embedded_version "$bin/$name" "$mod" || true)
   if [[ "$have" == "$want" ]]; then

@@ -56,7 +56,8 @@ func TestExecutionRoundTrip(t *testing.T) {
 		Message: "gave up", CancelledBy: "bob", Created: t0, Started: ptr(t0.Add(time.Minute)), Finished: ptr(t0.Add(time.Hour)),
 		Exported: ptr(t0.Add(2 * time.Hour)), LogsPruned: ptr(t0.Add(3 * time.Hour)),
 		Attempts: []history.Attempt{{PodUID: "p1", JobUID: "u1", Number: 1, Pod: "pod-1", Node: "n1", Phase: "Failed",
-			Started: ptr(t0.Add(time.Minute)), Finished: ptr(t0.Add(time.Hour)), ExitCode: ptr(int32(137)), Reason: "OOMKilled", Counted: ptr(true)}},
+			Started: ptr(t0.Add(time.Minute)), Finished: ptr(t0.Add(time.Hour)), ExitCode: ptr(int32(137)), Reason: "OOMKilled", Counted: ptr(true),
+			PeakCPUMillicores: 1250, PeakMemoryBytes: 2 << 30}},
 		Events: []history.Event{{Time: t0, Type: "Warning", Reason: "BackoffLimitExceeded", Object: "Job/claude-job-a1", Message: "gave up"}},
 	}
 	e := history.Execution(j)

@@ -53,6 +53,8 @@ func Execution(j Job) historyv1alpha1.Execution {
 			ExitCode:                  a.ExitCode,
 			Reason:                    a.Reason,
 			CountedByPodFailurePolicy: a.Counted,
+			PeakCPUMillicores:         a.PeakCPUMillicores,
+			PeakMemoryBytes:           a.PeakMemoryBytes,
 		})
 	}
 	for _, ev := range j.Events {
@@ -100,6 +102,9 @@ func JobFromExecution(e *historyv1alpha1.Execution) Job {
 			ExitCode: a.ExitCode,
 			Reason:   a.Reason,
 			Counted:  a.CountedByPodFailurePolicy,
+
+			PeakCPUMillicores: a.PeakCPUMillicores,
+			PeakMemoryBytes:   a.PeakMemoryBytes,
 		})
 	}
 	for _, ev := range e.Status.Events {

@@ -61,6 +61,13 @@ type Attempt struct {
 	// Counted tells whether the Job's podFailurePolicy counted this failed
 	// attempt towards backoffLimit (nil while the attempt has not failed).
 	Counted *bool `json:"countedByPodFailurePolicy,omitempty"`
+	// PeakCPUMillicores and PeakMemoryBytes are the highest CPU use (in
+	// millicores) and memory working set (in bytes) of the attempt's
+	// containers together, as sampled from metrics.k8s.io while it ran.
+	// Zero: not measured (the API is not served, or the attempt ended
+	// before a sample).
+	PeakCPUMillicores int64 `json:"peakCPUMillicores,omitempty"`
+	PeakMemoryBytes   int64 `json:"peakMemoryBytes,omitempty"`
 }
 
 // Event is a Kubernetes event about a Job or its pods, as exported.

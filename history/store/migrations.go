@@ -134,6 +134,19 @@ CREATE INDEX jobs_by_namespace_user ON jobs (namespace, user_id, created_at, uid
 CREATE INDEX jobs_by_namespace_status ON jobs (namespace, status, created_at, uid);
 CREATE INDEX jobs_by_logs_pruned ON jobs (logs_pruned_at, created_at, uid)`,
 	},
+	{
+		version: 3,
+		name:    "peak resource usage of attempts",
+		// Each attempt's highest CPU (millicores) and memory working set
+		// (bytes), sampled from metrics.k8s.io while it ran; 0 means not
+		// measured, which is also what attempts written before say.
+		sqlite: `
+ALTER TABLE attempts ADD COLUMN peak_cpu_millicores INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN peak_memory_bytes INTEGER NOT NULL DEFAULT 0`,
+		postgres: `
+ALTER TABLE attempts ADD COLUMN peak_cpu_millicores BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN peak_memory_bytes BIGINT NOT NULL DEFAULT 0`,
+	},
 }
 
 // schemaV1SQLite is the SQLite schema before versioning (version 1).

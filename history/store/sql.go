@@ -136,8 +136,8 @@ func (s *sqlStore) UpsertAttempt(ctx context.Context, a history.Attempt) (bool, 
 		return false, fmt.Errorf("history: read attempt %s: %w", a.Pod, err)
 	}
 	_, err = tx.ExecContext(ctx, s.d.rebind(`
-INSERT INTO attempts (pod_uid, job_uid, number, pod, node, phase, started_at, finished_at, exit_code, reason, counted)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO attempts (pod_uid, job_uid, number, pod, node, phase, started_at, finished_at, exit_code, reason, counted, peak_cpu_millicores, peak_memory_bytes)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (pod_uid) DO UPDATE SET
 	number = excluded.number,
 	node = CASE WHEN excluded.node != '' THEN excluded.node ELSE attempts.node END,
@@ -146,8 +146,10 @@ ON CONFLICT (pod_uid) DO UPDATE SET
 	finished_at = COALESCE(attempts.finished_at, excluded.finished_at),
 	exit_code = COALESCE(attempts.exit_code, excluded.exit_code),
 	reason = CASE WHEN excluded.reason != '' THEN excluded.reason ELSE attempts.reason END,
-	counted = COALESCE(attempts.counted, excluded.counted)`),
-		a.PodUID, a.JobUID, a.Number, a.Pod, a.Node, a.Phase, ms(a.Started), ms(a.Finished), exit, a.Reason, counted)
+	counted = COALESCE(attempts.counted, excluded.counted),
+	peak_cpu_millicores = CASE WHEN excluded.peak_cpu_millicores > attempts.peak_cpu_millicores THEN excluded.peak_cpu_millicores ELSE attempts.peak_cpu_millicores END,
+	peak_memory_bytes = CASE WHEN excluded.peak_memory_bytes > attempts.peak_memory_bytes THEN excluded.peak_memory_bytes ELSE attempts.peak_memory_bytes END`),
+		a.PodUID, a.JobUID, a.Number, a.Pod, a.Node, a.Phase, ms(a.Started), ms(a.Finished), exit, a.Reason, counted, a.PeakCPUMillicores, a.PeakMemoryBytes)
 	if err != nil {
 		return false, fmt.Errorf("history: upsert attempt %s: %w", a.Pod, err)
 	}
@@ -299,7 +301,7 @@ func (s *sqlStore) oneJob(ctx context.Context, query, arg string, more ...any) (
 }
 
 func (s *sqlStore) attempts(ctx context.Context, jobUID string) ([]history.Attempt, error) {
-	rows, err := s.query(ctx, `SELECT pod_uid, job_uid, number, pod, node, phase, started_at, finished_at, exit_code, reason, counted
+	rows, err := s.query(ctx, `SELECT pod_uid, job_uid, number, pod, node, phase, started_at, finished_at, exit_code, reason, counted, peak_cpu_millicores, peak_memory_bytes
 FROM attempts WHERE job_uid = ? ORDER BY number`, jobUID)
 	if err != nil {
 		return nil, fmt.Errorf("history: read attempts: %w", err)
@@ -311,7 +313,7 @@ FROM attempts WHERE job_uid = ? ORDER BY number`, jobUID)
 		var started, finished sql.NullInt64
 		var exit sql.NullInt32
 		var counted sql.NullBool
-		if err := rows.Scan(&a.PodUID, &a.JobUID, &a.Number, &a.Pod, &a.Node, &a.Phase, &started, &finished, &exit, &a.Reason, &counted); err != nil {
+		if err := rows.Scan(&a.PodUID, &a.JobUID, &a.Number, &a.Pod, &a.Node, &a.Phase, &started, &finished, &exit, &a.Reason, &counted, &a.PeakCPUMillicores, &a.PeakMemoryBytes); err != nil {
 			return nil, fmt.Errorf("history: read attempt: %w", err)
 		}
 		a.Started, a.Finished = fromMS(started), fromMS(finished)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -106,9 +107,43 @@ func (o *options) historyStatus(ctx context.Context, id string) error {
 		if a.Counted != nil {
 			counted = strconv.FormatBool(*a.Counted)
 		}
-		rows = append(rows, []string{strconv.Itoa(a.Number), a.Pod, orDash(a.Node), a.Phase, exit, orDash(a.Reason), counted, span(a.Started, a.Finished, now)})
+		rows = append(rows, []string{strconv.Itoa(a.Number), a.Pod, orDash(a.Node), a.Phase, exit, orDash(a.Reason), counted, span(a.Started, a.Finished, now),
+			millicores(a.PeakCPUMillicores), memoryBytes(a.PeakMemoryBytes)})
 	}
-	return table(o.streams.Out, []string{"ATTEMPT", "POD", "NODE", "PHASE", "EXIT", "REASON", "COUNTED", "DURATION"}, rows)
+	return table(o.streams.Out, []string{"ATTEMPT", "POD", "NODE", "PHASE", "EXIT", "REASON", "COUNTED", "DURATION", "PEAK-CPU", "PEAK-MEMORY"}, rows)
+}
+
+// millicores shows a peak CPU use as Kubernetes writes CPU quantities
+// ("250m", "1.5" cores); "-" when it was not measured.
+func millicores(m int64) string {
+	switch {
+	case m <= 0:
+		return "-"
+	case m%1000 == 0:
+		return strconv.FormatInt(m/1000, 10)
+	case m < 1000:
+		return strconv.FormatInt(m, 10) + "m"
+	default:
+		return strconv.FormatFloat(float64(m)/1000, 'f', -1, 64)
+	}
+}
+
+// memoryBytes shows a peak memory working set in binary units, rounded
+// ("512Ki", "170Mi", "1.5Gi"); "-" when it was not measured.
+func memoryBytes(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	units := []string{"", "Ki", "Mi", "Gi", "Ti"}
+	v, i := float64(b), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v < 10 && i > 0 {
+		return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) + units[i]
+	}
+	return strconv.FormatFloat(math.Round(v), 'f', -1, 64) + units[i]
 }
 
 func newWatchCommand(o *options) *cobra.Command {

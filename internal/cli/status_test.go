@@ -124,7 +124,8 @@ func seedHistory(t *testing.T, s *historyServer) {
 		history.Attempt{PodUID: "p1", Number: 1, Pod: "claude-job-gone-1-a", Node: "node-1", Phase: "Failed",
 			Started: at(-3*time.Hour + time.Minute), Finished: at(-150 * time.Minute), ExitCode: new(int32(1)), Reason: "Error", Counted: new(true)},
 		history.Attempt{PodUID: "p2", Number: 2, Pod: "claude-job-gone-1-b", Phase: "Failed",
-			Started: at(-150 * time.Minute), Finished: at(-2 * time.Hour), ExitCode: new(int32(137)), Reason: "OOMKilled", Counted: new(true)},
+			Started: at(-150 * time.Minute), Finished: at(-2 * time.Hour), ExitCode: new(int32(137)), Reason: "OOMKilled", Counted: new(true),
+			PeakCPUMillicores: 1500, PeakMemoryBytes: 2 << 30},
 		history.Attempt{PodUID: "p3", Number: 3, Pod: "claude-job-gone-1-c", Phase: "Pending"},
 	)
 }
@@ -140,10 +141,10 @@ func TestStatusFallsBackToTheHistory(t *testing.T) {
 		assert.Equal(t, [][]string{
 			{"ID", "USER", "STATUS", "ATTEMPTS", "AGE", "DURATION", "REPOSITORY", "BRANCH", "MESSAGE"},
 			{"gone-1", "alice", "Failed", "3", "3h0m", "59m0s", "acme/widgets", "main", "BackoffLimitExceeded"},
-			{"ATTEMPT", "POD", "NODE", "PHASE", "EXIT", "REASON", "COUNTED", "DURATION"},
-			{"1", "claude-job-gone-1-a", "node-1", "Failed", "1", "Error", "true", "29m0s"},
-			{"2", "claude-job-gone-1-b", "-", "Failed", "137", "OOMKilled", "true", "30m0s"},
-			{"3", "claude-job-gone-1-c", "-", "Pending", "-", "-", "-", "-"},
+			{"ATTEMPT", "POD", "NODE", "PHASE", "EXIT", "REASON", "COUNTED", "DURATION", "PEAK-CPU", "PEAK-MEMORY"},
+			{"1", "claude-job-gone-1-a", "node-1", "Failed", "1", "Error", "true", "29m0s", "-", "-"},
+			{"2", "claude-job-gone-1-b", "-", "Failed", "137", "OOMKilled", "true", "30m0s", "1.5", "2Gi"},
+			{"3", "claude-job-gone-1-c", "-", "Pending", "-", "-", "-", "-", "-", "-"},
 		}, fields(res.out))
 		assert.Contains(t, res.out, "BackoffLimitExceeded\n\nATTEMPT", "a blank line separates the tables")
 	})
@@ -489,6 +490,24 @@ func TestDeletionLine(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, deletion(tc.st, t0))
+		})
+	}
+}
+
+func TestPeakUsageFormats(t *testing.T) {
+	for _, tc := range []struct {
+		cpu, mem         int64
+		wantCPU, wantMem string
+	}{
+		{0, 0, "-", "-"},
+		{250, 512, "250m", "512"},
+		{1000, 512 << 10, "1", "512Ki"},
+		{1500, 178257920, "1.5", "170Mi"},
+		{16000, 1610612736, "16", "1.5Gi"},
+	} {
+		t.Run(tc.wantCPU+"/"+tc.wantMem, func(t *testing.T) {
+			assert.Equal(t, tc.wantCPU, millicores(tc.cpu))
+			assert.Equal(t, tc.wantMem, memoryBytes(tc.mem))
 		})
 	}
 }

@@ -70,6 +70,10 @@ type Options struct {
 	// the default, DefaultContainerGCPeriod, is shorter so that tests
 	// meet the loss quickly.
 	ContainerGCPeriod time.Duration
+	// ResourceMetrics plays kubelet resource metrics with kwok and serves
+	// metrics.k8s.io with metrics-server (metricsserver.go): pods use what
+	// their sim.flowforge.io/usage-cpu and usage-memory annotations say.
+	ResourceMetrics bool
 }
 
 // DefaultContainerGCPeriod is Options.ContainerGCPeriod's default.
@@ -229,6 +233,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if err := c.startLogAgent(clientset); err != nil {
 		return nil, err
+	}
+	if opts.ResourceMetrics {
+		if err := c.startMetricsServer(ctx, clientset); err != nil {
+			return nil, err
+		}
+		opts.Logf("metrics-server serves metrics.k8s.io (%s)", time.Since(begin).Round(time.Millisecond))
 	}
 	opts.Logf("local cluster ready in %s (state in %s)", time.Since(begin).Round(time.Millisecond), c.Dir)
 	return c, nil
@@ -455,7 +465,7 @@ spec:
   - logsFile: %[5]q
     follow: true
 ---
-%[6]s`, c.ports.kwok, c.pki.kwokCert, c.pki.kwokKey, KwokNodeAnnotation, emptyLog, stagesYAML)), 0o644); err != nil {
+%[6]s%[7]s`, c.ports.kwok, c.pki.kwokCert, c.pki.kwokKey, KwokNodeAnnotation, emptyLog, stagesYAML, c.kwokExtraConfig())), 0o644); err != nil {
 		return fmt.Errorf("local cluster: kwok config: %w", err)
 	}
 

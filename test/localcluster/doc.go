@@ -12,7 +12,10 @@
 // Job pods behave according to annotations on the pod template (see
 // kwok/stages.yaml): they succeed after a run time, fail with an exit code,
 // run until killed, stay in image-pull back-off, and print log lines that a
-// client can follow while the pod runs.
+// client can follow while the pod runs. With Options.ResourceMetrics they
+// also use the CPU and memory their annotations say, as kwok's kubelet
+// resource metrics, which metrics-server (tools/metrics-server/go.mod)
+// serves as metrics.k8s.io (metricsserver.go).
 //
 // Every component runs as a child process on free loopback ports, so two
 // clusters can run side by side. Children die with the process that started

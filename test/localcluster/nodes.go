@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,6 +89,9 @@ func (c *Cluster) createNodes(ctx context.Context, cs kubernetes.Interface) erro
 		},
 	}})
 	for _, n := range nodes {
+		if c.opts.ResourceMetrics {
+			maps.Copy(n.Annotations, nodeMetricsAnnotations(n.Name))
+		}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("local cluster: create node %s: %w", n.Name, err)
 		}

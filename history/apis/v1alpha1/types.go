@@ -80,6 +80,13 @@ type ExecutionAttempt struct {
 	// CountedByPodFailurePolicy tells whether the Job's podFailurePolicy
 	// counted this failed attempt towards backoffLimit.
 	CountedByPodFailurePolicy *bool `json:"countedByPodFailurePolicy,omitempty"`
+	// PeakCPUMillicores is the attempt's highest CPU use, in millicores,
+	// of its containers together, sampled from metrics.k8s.io while it
+	// ran; absent when not measured.
+	PeakCPUMillicores int64 `json:"peakCPUMillicores,omitempty"`
+	// PeakMemoryBytes is the attempt's highest memory working set, in
+	// bytes, of its containers together; absent when not measured.
+	PeakMemoryBytes int64 `json:"peakMemoryBytes,omitempty"`
 }
 
 // ExecutionEvent is a Kubernetes event about the Job or its pods.

@@ -201,6 +201,20 @@ func schema_flowforge_history_apis_v1alpha1_ExecutionAttempt(ref common.Referenc
 							Format:      "",
 						},
 					},
+					"peakCPUMillicores": {
+						SchemaProps: spec.SchemaProps{
+							Description: "PeakCPUMillicores is the attempt's highest CPU use, in millicores, of its containers together, sampled from metrics.k8s.io while it ran; absent when not measured.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
+					"peakMemoryBytes": {
+						SchemaProps: spec.SchemaProps{
+							Description: "PeakMemoryBytes is the attempt's highest memory working set, in bytes, of its containers together; absent when not measured.",
+							Type:        []string{"integer"},
+							Format:      "int64",
+						},
+					},
 				},
 				Required: []string{"number", "pod", "phase"},
 			},
