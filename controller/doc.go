@@ -5,8 +5,14 @@
 // the Job's deadline, failure policy and TTL; no pod template, no pod
 // spec beyond names and node), and the events about Jobs, cut down to
 // what the export copies (SlimEvent). Pods are indexed by their Job's UID
-// (IndexPods), so a reconcile's pod list is a lookup. Memory thus follows
-// the Jobs in flight, not the finished ones waiting for their TTL.
+// (IndexPods), so a reconcile's pod list is a lookup. A Job exported with
+// every pod ended is cut down further, with its pods, at their next change
+// (ExportedJobs, StubJob, StubPod: what finalizer release, TTL deletion and
+// the state collector read), and its reconciles take a short path that
+// reads nothing else. Events are written straight to the API server
+// (EventWriter), without client-go's broadcaster and its cache of recent
+// events. Memory thus follows the Jobs in flight more than the finished
+// ones waiting for their TTL.
 //
 // The Job reconciler:
 //   - records every Job and each of its attempts (pod, node, start and end,
@@ -22,6 +28,9 @@
 //     flowforge.io/termination-reason annotation, Events and the history;
 //   - ships the logs of running pods, line by line, to a sink (stdout JSON
 //     by default) tagged with job-id, user-id and attempt;
+//   - writes each attempt's peak CPU and memory at export, as sampled
+//     from metrics.k8s.io while it ran by UsageSampler (usage.go), when
+//     that API is served;
 //   - exports each finished Job (final status, events and per-attempt log
 //     archives) before it lets it go: the webhook puts a finalizer on the
 //     Job and on its pods, and the reconciler removes them only once the

@@ -129,10 +129,11 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 			log.Error(err, "Export failed; the Job is kept and the export retried")
 		}
 	}()
-	if r.memo.marked("exported/" + string(job.UID)) {
+	if r.Exported.Has(job.UID) || r.memo.marked("exported/"+string(job.UID)) {
 		// A reconcile after the export (the finalizer patches trigger one):
 		// nothing is left to store, only finalizers perhaps to release and
 		// the Job to delete when its TTL is up.
+		r.settled(job, pods)
 		if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
 			return reconcile.Result{}, err
 		}
@@ -162,6 +163,9 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	if err := r.exportEvents(ctx, job, pods); err != nil {
 		return reconcile.Result{}, err
 	}
+	if err := r.recordUsage(ctx, job, pods); err != nil {
+		return reconcile.Result{}, err
+	}
 	rec := record(job, status)
 	if rec.Finished == nil {
 		rec.Finished = &done
@@ -181,6 +185,8 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 		return reconcile.Result{}, err
 	}
 	r.memo.mark("exported/" + string(job.UID))
+	r.Usage.Forget(pods)
+	r.settled(job, pods)
 	if first {
 		r.observeFinished(job, rec, done)
 		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, ReasonExported, "Export", "status, events and logs of %d attempt(s) saved to the execution history", len(pods))
@@ -190,6 +196,17 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 		return reconcile.Result{}, err
 	}
 	return r.expire(ctx, job, settings)
+}
+
+// settled adds an exported Job to r.Exported once it has finished and
+// every pod has ended, so that from its next change on the cache holds
+// stubs of it and its pods. A Job exported without some pod (ExportGrace
+// ran out, or it was deleted before it finished) stays whole, and its
+// later reconciles still record what changes.
+func (r *Reconciler) settled(job *batchv1.Job, pods []corev1.Pod) {
+	if r.Exported != nil && finished(job) && podsSettled(job, pods) {
+		r.Exported.Add(job.UID)
+	}
 }
 
 // expire deletes an exported Job, with its pods, once its TTL (the

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -100,6 +101,10 @@ type Options struct {
 	// "recorded"); an error aborts the export there. Tests use it to stop
 	// the controller mid-export.
 	ExportHook func(step string) error
+	// UsageInterval is how often each running attempt's CPU and memory is
+	// sampled from metrics.k8s.io, when served, for its peaks in the
+	// history (zero: DefaultUsageInterval; negative: never).
+	UsageInterval time.Duration
 }
 
 // Run starts the controller and blocks until ctx ends.
@@ -141,6 +146,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	// selector; a changed selector applies at the next start).
 	sel := engine.Current().Configuration().Selector
 	selector := labels.SelectorFromSet(labels.Set{sel.Label: sel.Value})
+	// Jobs exported with every pod ended are cached as stubs (ExportedJobs).
+	exported := &ExportedJobs{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
@@ -160,9 +167,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			ByObject: map[client.Object]cache.ByObject{
 				// Only what the controller reads (transform.go): the pod
 				// template of a Job and the spec of a Pod are most of their
-				// size, and nothing reads them.
-				&batchv1.Job{}: {Label: selector, Transform: SlimJob},
-				&corev1.Pod{}:  {Label: selector, Transform: SlimPod},
+				// size, and nothing reads them; of an exported Job and its
+				// ended pods, less still (StubJob, StubPod).
+				&batchv1.Job{}: {Label: selector, Transform: JobTransform(exported)},
+				&corev1.Pod{}:  {Label: selector, Transform: PodTransform(exported)},
 				// Job events only (every Job's: events carry no labels), cut
 				// down to what the export copies, for the export: the API
 				// server does not cache events, so a list per export would
@@ -196,6 +204,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if sink == nil {
 		sink = io.Discard
 	}
+	// Events are written straight to the API server (EventWriter), not
+	// through client-go's broadcaster, which keeps every event for 6-12
+	// minutes.
+	eventWriter := NewEventWriter(clientset.EventsV1(), scheme, "flowforge-controller", clk, log.WithName("events"), EventWriterOptions{})
 	logs := ClientsetLogs{Clientset: clientset}
 	shipper := &Shipper{Logs: logs, Sink: NewJSONSink(sink), Store: store, Clock: clk, Log: log.WithName("logs")}
 	r := &Reconciler{
@@ -203,12 +215,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		JobEvents: mgr.GetClient(),
 		PodEvents: mgr.GetAPIReader(),
 		Store:     store,
-		Recorder:  mgr.GetEventRecorder("flowforge-controller"),
+		Recorder:  eventWriter,
 		Clock:     clk,
 		Logs:      logs,
 		Shipper:   shipper,
 		Settings:  settings,
 		Claims:    &Claims{Client: mgr.GetClient(), Namespace: opts.ClaimNamespace},
+		Exported:  exported,
 		hook:      opts.ExportHook,
 	}
 	if r.Claims.Namespace == "" {
@@ -219,6 +232,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}
 	if err := IndexPods(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
+	}
+	jobInformer, err := mgr.GetCache().GetInformer(ctx, &batchv1.Job{})
+	if err != nil {
+		return fmt.Errorf("get the Job informer: %w", err)
+	}
+	if _, err := jobInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: exported.Forget}); err != nil {
+		return fmt.Errorf("watch Job deletions: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, opts.ConcurrentReconciles); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)
@@ -232,7 +252,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if sqlite, ok := opened.(*historystore.SQLite); ok && sqlite.Path() != ":memory:" {
 		retention.VolumePath = filepath.Dir(sqlite.Path())
 	}
-	for _, runnable := range []manager.Runnable{shipper, manager.RunnableFunc(engine.Watch), retention} {
+	if r.Usage, err = newUsageSampler(cfg, opts.UsageInterval, mgr.GetClient(), settings, clk, log.WithName("usage")); err != nil {
+		return err
+	}
+	if r.Usage != nil {
+		if err := mgr.Add(r.Usage); err != nil {
+			return fmt.Errorf("add usage sampler: %w", err)
+		}
+	}
+	for _, runnable := range []manager.Runnable{eventWriter, shipper, manager.RunnableFunc(engine.Watch), retention} {
 		if err := mgr.Add(runnable); err != nil {
 			return fmt.Errorf("add runnable: %w", err)
 		}

@@ -73,6 +73,13 @@ type Reconciler struct {
 	Settings  func() Settings
 	// Claims, if set, records each exported Job's job-id (see Claims).
 	Claims *Claims
+	// Usage, if set, has sampled the pods' peak CPU and memory, which the
+	// export writes into their attempts (see UsageSampler).
+	Usage *UsageSampler
+	// Exported, if set, collects the Jobs exported with every pod ended,
+	// which the cache then holds as stubs (see ExportedJobs); reconciles
+	// of those go straight to releasing finalizers and TTL deletion.
+	Exported *ExportedJobs
 	// hook, if set, is called between export steps (tests use it to stop
 	// the controller mid-export).
 	hook func(step string) error
@@ -103,6 +110,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	pods, err := r.pods(ctx, &job)
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if finished(&job) && r.Exported.Has(job.UID) {
+		// Exported, and every pod had ended: the cache may hold stubs of
+		// the Job and its pods (StubJob, StubPod), and nothing is left to
+		// record, only finalizers to release and the TTL.
+		return r.export(ctx, &job, pods)
 	}
 	status := contract.StatusOf(&job)
 	log = log.WithValues("jobID", status.ID, "phase", status.Phase)

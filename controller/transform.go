@@ -1,9 +1,15 @@
 package controller
 
 import (
+	"sync"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/flowforge/flowforge/podlog"
 )
 
 // The cache transforms below keep, of each watched Job and Pod, exactly
@@ -14,7 +20,9 @@ import (
 // volumes, security contexts) are most of either, and nothing reads them.
 // transform_test.go checks every field read survives, and that reconciles
 // from slim objects equal those from full ones. A new field access in the
-// controller must be added here (and to that test).
+// controller must be added here (and to that test); one on the short path
+// of exported Jobs (finalizer release, TTL deletion, the state collector)
+// also to StubJob or StubPod.
 
 // annotationLastApplied is kubectl's copy of the whole applied manifest:
 // never read, and as large as the object.
@@ -162,4 +170,142 @@ func slimState(s corev1.ContainerState) corev1.ContainerState {
 		out.Terminated = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Signal: t.Signal, Reason: t.Reason, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt}
 	}
 	return out
+}
+
+// ExportedJobs is the set of Jobs (by UID) this process has exported,
+// finished, with every pod ended (podsSettled): all that is left to do
+// for them is to release finalizers and, once their TTL is up, delete
+// them. The cache transforms (JobTransform, PodTransform) cut such a Job
+// and its ended pods down to a stub (StubJob, StubPod) at their next
+// change (the finalizer releases are one), and the reconciler takes the
+// short path for them, which reads nothing else. Entries go when the Job
+// is deleted (Forget). The set lives in memory: after a restart, Jobs
+// exported earlier are cached in full until they change again, and
+// reconciled as before (see export). Safe for concurrent use; a nil set
+// is empty.
+type ExportedJobs struct {
+	mu   sync.RWMutex
+	uids map[types.UID]struct{}
+}
+
+// Add records that a Job has been exported, finished, its pods ended.
+func (s *ExportedJobs) Add(uid types.UID) {
+	if s == nil || uid == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.uids == nil {
+		s.uids = map[types.UID]struct{}{}
+	}
+	s.uids[uid] = struct{}{}
+}
+
+// Has reports whether Add was called for uid (and Forget not since).
+func (s *ExportedJobs) Has(uid types.UID) bool {
+	if s == nil || uid == "" {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.uids[uid]
+	return ok
+}
+
+// Len is the number of Jobs in the set.
+func (s *ExportedJobs) Len() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.uids)
+}
+
+// Forget removes a deleted Job (a *batchv1.Job, or the informer's
+// tombstone of one): the handler of the Job informer's deletions.
+func (s *ExportedJobs) Forget(obj any) {
+	if s == nil {
+		return
+	}
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if o, ok := obj.(metav1.Object); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.uids, o.GetUID())
+	}
+}
+
+// JobTransform is the cache transform for Jobs: StubJob for a finished
+// Job in exported, SlimJob for every other.
+func JobTransform(exported *ExportedJobs) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		if j, ok := in.(*batchv1.Job); ok && finished(j) && exported.Has(j.UID) {
+			return StubJob(j), nil
+		}
+		return SlimJob(in)
+	}
+}
+
+// PodTransform is the cache transform for Pods: StubPod for an ended pod
+// (or one deleted before it was scheduled, which never runs) of a Job in
+// exported, SlimPod for every other.
+func PodTransform(exported *ExportedJobs) toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		if p, ok := in.(*corev1.Pod); ok && podDone(p) && exported.Has(types.UID(p.Labels[batchv1.ControllerUidLabel])) {
+			return StubPod(p), nil
+		}
+		return SlimPod(in)
+	}
+}
+
+// podDone reports whether a pod will not change what its attempt record
+// says: it ended, or was deleted before it was scheduled.
+func podDone(p *corev1.Pod) bool {
+	return podlog.Ended(p) || (p.DeletionTimestamp != nil && p.Spec.NodeName == "")
+}
+
+// StubJob is what the cache keeps of an exported Job (see ExportedJobs):
+// what releasing its finalizer, deleting it at the end of its TTL and the
+// state collector read — its metadata as SlimJob keeps it (labels,
+// annotations, finalizers, deletion), spec.ttlSecondsAfterFinished, and of
+// its status the pod counts, start and completion times and its terminal
+// condition's type, status, reason and time (its phase and finish time).
+// Condition messages, the other conditions, the failure policy and the
+// deadline are dropped: nothing reads them once the Job is exported.
+func StubJob(j *batchv1.Job) *batchv1.Job {
+	out := &batchv1.Job{
+		TypeMeta:   j.TypeMeta,
+		ObjectMeta: slimMeta(&j.ObjectMeta, true),
+		Spec:       batchv1.JobSpec{TTLSecondsAfterFinished: j.Spec.TTLSecondsAfterFinished},
+		Status: batchv1.JobStatus{
+			StartTime:      j.Status.StartTime,
+			CompletionTime: j.Status.CompletionTime,
+			Active:         j.Status.Active,
+			Succeeded:      j.Status.Succeeded,
+			Failed:         j.Status.Failed,
+		},
+	}
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			out.Status.Conditions = append(out.Status.Conditions, batchv1.JobCondition{Type: c.Type, Status: c.Status, Reason: c.Reason, LastTransitionTime: c.LastTransitionTime})
+		}
+	}
+	return out
+}
+
+// StubPod is what the cache keeps of an ended pod of an exported Job (see
+// ExportedJobs): its metadata as SlimPod keeps it (the owner reference
+// maps it to its Job, the label indexes it, the finalizer is released),
+// its node and its phase. Containers, conditions and container states
+// are dropped: its attempt is recorded.
+func StubPod(p *corev1.Pod) *corev1.Pod {
+	return &corev1.Pod{
+		TypeMeta:   p.TypeMeta,
+		ObjectMeta: slimMeta(&p.ObjectMeta, false),
+		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Status:     corev1.PodStatus{Phase: p.Status.Phase, Reason: p.Status.Reason},
+	}
 }

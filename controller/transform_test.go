@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -307,10 +308,38 @@ func TestSlimPodKeepsEveryFieldTheControllerReads(t *testing.T) {
 
 // newSlimEnv is newEnv whose client serves every Job and Pod through the
 // cache transforms, as the manager's cache does: writes reach the full
-// objects, reads see the slim ones.
+// objects, reads see the slim ones (and the stubs of exported Jobs and
+// their pods, with the reconciler's ExportedJobs).
 func newSlimEnv(t *testing.T, objs ...client.Object) *env {
 	t.Helper()
+	e, _ := newCacheEnv(t, objs...)
+	return e
+}
+
+// stubReads counts the stubs newCacheEnv's client served.
+type stubReads struct{ jobs, pods int }
+
+func newCacheEnv(t *testing.T, objs ...client.Object) (*env, *stubReads) {
+	t.Helper()
 	e := newEnv(t, objs...)
+	exported := &ExportedJobs{}
+	e.r.Exported = exported
+	jobT, podT := JobTransform(exported), PodTransform(exported)
+	stubs := &stubReads{}
+	slimJob := func(j *batchv1.Job) {
+		s, _ := jobT(j)
+		if len(s.(*batchv1.Job).Spec.Template.Spec.Containers) == 0 && s.(*batchv1.Job).Spec.PodFailurePolicy == nil && j.Spec.PodFailurePolicy != nil {
+			stubs.jobs++
+		}
+		*j = *s.(*batchv1.Job)
+	}
+	slimPod := func(p *corev1.Pod) {
+		s, _ := podT(p)
+		if len(s.(*corev1.Pod).Spec.Containers) == 0 && len(p.Spec.Containers) > 0 {
+			stubs.pods++
+		}
+		*p = *s.(*corev1.Pod)
+	}
 	scheme := runtime.NewScheme()
 	require.NoError(t, clientgoscheme.AddToScheme(scheme))
 	raw := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithIndex(&corev1.Pod{}, PodJobUIDField, podJobUID).WithStatusSubresource(&batchv1.Job{}, &corev1.Pod{}).Build()
@@ -321,11 +350,9 @@ func newSlimEnv(t *testing.T, objs ...client.Object) *env {
 			}
 			switch o := obj.(type) {
 			case *batchv1.Job:
-				s, _ := SlimJob(o)
-				*o = *s.(*batchv1.Job)
+				slimJob(o)
 			case *corev1.Pod:
-				s, _ := SlimPod(o)
-				*o = *s.(*corev1.Pod)
+				slimPod(o)
 			}
 			return nil
 		},
@@ -336,20 +363,18 @@ func newSlimEnv(t *testing.T, objs ...client.Object) *env {
 			switch l := list.(type) {
 			case *batchv1.JobList:
 				for i := range l.Items {
-					s, _ := SlimJob(&l.Items[i])
-					l.Items[i] = *s.(*batchv1.Job)
+					slimJob(&l.Items[i])
 				}
 			case *corev1.PodList:
 				for i := range l.Items {
-					s, _ := SlimPod(&l.Items[i])
-					l.Items[i] = *s.(*corev1.Pod)
+					slimPod(&l.Items[i])
 				}
 			}
 			return nil
 		},
 	})
 	e.client, e.r.Client = raw, c
-	return e
+	return e, stubs
 }
 
 // outcome is everything a reconcile leaves behind: its results, the
@@ -411,7 +436,11 @@ func podObjects(items []corev1.Pod) []any {
 // TestReconcileFromSlimObjectsEqualsFromFullObjects runs the reconciler
 // test cases (the same objects and steps) once with the full objects and
 // once with every Job and Pod served through the cache transforms, and
-// requires the same results, events, history and API objects.
+// requires the same results, events, history and API objects. The full
+// run has no ExportedJobs (every reconcile takes the whole path); in the
+// cached run, a Job exported with every pod ended is served as stubs
+// from then on (its reconciles take the short path), which the cases
+// that reconcile after such an export check.
 func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 	type step func(e *env) string
 	rec := func(name string) step {
@@ -429,6 +458,9 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 		pods  []*corev1.Pod
 		setup func(*env)
 		steps []step
+		// stubs: reconciles after the export read stubs of the Job and
+		// its pods.
+		stubs bool
 	}
 	cases := map[string]func() tc{
 		"running": func() tc {
@@ -465,7 +497,7 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 			job := newJob("done1", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) { j.Status.Succeeded = 1 })
 			return tc{job: job, pods: []*corev1.Pod{newPod(job, "done1-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))},
 				setup: logsOf("done1-a", "worker", "2026-11-27T11:59:30.000000001Z cloning\n2026-11-27T11:59:31.000000001Z done\n"),
-				steps: []step{rec(job.Name), rec(job.Name)}}
+				steps: []step{rec(job.Name), rec(job.Name)}, stubs: true}
 		},
 		"export of failed attempts under a failure policy": func() tc {
 			job := newJob("evs", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), func(j *batchv1.Job) { j.Status.Failed = 2 })
@@ -473,7 +505,7 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 			disrupted.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}
 			return tc{job: job, pods: []*corev1.Pod{disrupted, newPod(job, "evs-b", corev1.PodFailed, ptr.To[int32](2), now.Add(-30*time.Second))},
 				setup: logsOf("evs-b", "worker", "2026-11-27T11:59:40Z failing\n"),
-				steps: []step{rec(job.Name)}}
+				steps: []step{rec(job.Name), rec(job.Name)}, stubs: true}
 		},
 		"export waits for terminating pods": func() tc {
 			job := newJob("wait1", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded))
@@ -497,15 +529,16 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 		"ttl deletion": func() tc {
 			job := newJob("ttl1", withTTL("60"), finishedAgo(10*time.Second), func(j *batchv1.Job) { j.Status.Succeeded = 1 })
 			return tc{job: job, pods: []*corev1.Pod{newPod(job, "ttl1-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))},
-				steps: []step{rec(job.Name), wait(time.Minute), rec(job.Name), rec(job.Name)}}
+				steps: []step{rec(job.Name), wait(time.Minute), rec(job.Name), rec(job.Name)}, stubs: true}
 		},
 		"built-in ttl is left alone": func() tc {
 			job := newJob("ttl2", finishedAgo(10*time.Second), func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr.To[int32](0); j.Status.Succeeded = 1 })
-			return tc{job: job, pods: []*corev1.Pod{newPod(job, "ttl2-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))}, steps: []step{rec(job.Name), rec(job.Name)}}
+			return tc{job: job, pods: []*corev1.Pod{newPod(job, "ttl2-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))}, steps: []step{rec(job.Name), rec(job.Name)}, stubs: true}
 		},
 	}
 	for name, build := range cases {
 		t.Run(name, func(t *testing.T) {
+			stubs := &stubReads{}
 			run := func(slim bool) outcome {
 				c := build()
 				objs := []client.Object{fatJob(c.job)}
@@ -514,7 +547,7 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 				}
 				e := newEnv(t, objs...)
 				if slim {
-					e = newSlimEnv(t, objs...)
+					e, stubs = newCacheEnv(t, objs...)
 				}
 				if c.setup != nil {
 					c.setup(e)
@@ -528,6 +561,12 @@ func TestReconcileFromSlimObjectsEqualsFromFullObjects(t *testing.T) {
 			full, slim := run(false), run(true)
 			assert.NotEmpty(t, full.Results)
 			assert.Equal(t, full, slim)
+			if build().stubs {
+				assert.Positive(t, stubs.jobs, "reconciles after the export read a stub of the Job")
+				assert.Equal(t, stubs.pods > 0, len(build().pods) > 0, "and stubs of its pods")
+			} else {
+				assert.Zero(t, stubs.jobs+stubs.pods, "no stub before the export, nor of a Job exported without every pod")
+			}
 		})
 	}
 }
@@ -546,4 +585,207 @@ func TestProfilingHandlersAreOptIn(t *testing.T) {
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile", "/debug/pprof/trace"} {
 		assert.Contains(t, h, path)
 	}
+}
+
+// exportedJobReads is what the controller reads of an exported Job whose
+// pods have all ended: the short path of its reconciles (finalizers, TTL
+// deletion), the informer's deletion handler, and the state collector.
+type exportedJobReads struct {
+	Name, Namespace, ResourceVersion string
+	UID                              types.UID
+	Labels, Annotations              map[string]string
+	Finalizers                       []string
+	Created                          metav1.Time
+	Deleted                          *metav1.Time
+	Phase                            contract.Phase
+	Finished, Settled                bool
+	FinishedAt                       time.Time
+	TTL                              time.Duration
+	TTLBy                            string
+	TTLOK                            bool
+	Selected                         bool
+}
+
+func readExportedJob(j *batchv1.Job, pods []corev1.Pod) exportedJobReads {
+	ttl, by, ok := contract.TTLAfterFinished(j, contract.AnnotationTTLSecondsAfterFinished)
+	ann := map[string]string{}
+	for k, v := range j.Annotations {
+		if k != annotationLastApplied {
+			ann[k] = v
+		}
+	}
+	return exportedJobReads{
+		Name: j.Name, Namespace: j.Namespace, ResourceVersion: j.ResourceVersion, UID: j.UID,
+		Labels: j.Labels, Annotations: ann, Finalizers: j.Finalizers, Created: j.CreationTimestamp, Deleted: j.DeletionTimestamp,
+		Phase: contract.StatusOf(j).Phase, Finished: finished(j), Settled: podsSettled(j, pods), FinishedAt: finishedAt(j),
+		TTL: ttl, TTLBy: by, TTLOK: ok, Selected: Settings{}.selects(j),
+	}
+}
+
+// exportedPodReads is what the controller reads of an ended pod of such a
+// Job: the Pod watch's owner mapping, the pod index, the finalizer
+// release and podsSettled.
+type exportedPodReads struct {
+	Name, Namespace, ResourceVersion, Node string
+	UID                                    types.UID
+	Labels                                 map[string]string
+	Finalizers                             []string
+	Owners                                 []metav1.OwnerReference
+	Deleted                                *metav1.Time
+	Phase                                  corev1.PodPhase
+	Ended, Done                            bool
+	IndexedUnder                           []string
+}
+
+func readExportedPod(p *corev1.Pod) exportedPodReads {
+	return exportedPodReads{
+		Name: p.Name, Namespace: p.Namespace, ResourceVersion: p.ResourceVersion, Node: p.Spec.NodeName, UID: p.UID,
+		Labels: p.Labels, Finalizers: p.Finalizers, Owners: p.OwnerReferences, Deleted: p.DeletionTimestamp,
+		Phase: p.Status.Phase, Ended: podlog.Ended(p), Done: podDone(p), IndexedUnder: podJobUID(p),
+	}
+}
+
+func TestStubJobKeepsWhatTheControllerReadsOfAnExportedJob(t *testing.T) {
+	exported := func(j *batchv1.Job) { j.Finalizers = nil; j.ResourceVersion = "7" }
+	cases := map[string]*batchv1.Job{
+		"succeeded": newJob("s", finishedJob(batchv1.JobComplete, "CompletionsReached"), exported, func(j *batchv1.Job) {
+			j.Status.Succeeded = 1
+			// The Job controller's other conditions come first.
+			j.Status.Conditions = append([]batchv1.JobCondition{{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", Message: "Reached expected number of succeeded pods"}}, j.Status.Conditions...)
+		}),
+		"succeeded, no completion time": newJob("sn", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) { j.Status.CompletionTime = nil; j.Status.Succeeded = 1 }),
+		"failed":                        newJob("f", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), exported, func(j *batchv1.Job) { j.Status.Failed = 3 }),
+		"timed out":                     newJob("to", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), exported, func(j *batchv1.Job) { j.Status.Failed = 1 }),
+		"cancelled": newJob("cd", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), exported, func(j *batchv1.Job) {
+			j.Annotations[contract.AnnotationCancelRequestedBy] = "alice"
+			j.Annotations[contract.AnnotationCancelRequestedAt] = now.Add(-time.Minute).Format(time.RFC3339)
+			j.Annotations[contract.AnnotationTerminationReason] = contract.TerminationCancelled
+		}),
+		"cancel requested, finished first": newJob("cf", finishedJob(batchv1.JobFailed, "BackoffLimitExceeded"), exported, func(j *batchv1.Job) {
+			j.Annotations[contract.AnnotationCancelRequestedAt] = now.Format(time.RFC3339)
+		}),
+		"pending timeout": newJob("pt", finishedJob(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded), exported, func(j *batchv1.Job) {
+			j.Annotations[contract.AnnotationTerminationReason] = contract.TerminationPendingTimeout
+		}),
+		"ttl annotation":       newJob("t", withTTL("3600"), finishedAgo(time.Minute), exported),
+		"built-in ttl":         newJob("bt", finishedAgo(time.Minute), exported, func(j *batchv1.Job) { j.Spec.TTLSecondsAfterFinished = ptr.To[int32](60) }),
+		"finalizer still held": newJob("fh", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) { j.Status.Succeeded = 1 }),
+		"being deleted":        newJob("d", withTTL("0"), finishedAgo(time.Minute), exported, func(j *batchv1.Job) { j.DeletionTimestamp = ptr.To(metav1.NewTime(now)) }),
+	}
+	for name, job := range cases {
+		t.Run(name, func(t *testing.T) {
+			full := fatJob(job)
+			for i := range full.Status.Conditions {
+				full.Status.Conditions[i].Message = "the Job controller's words"
+				full.Status.Conditions[i].LastProbeTime = metav1.NewTime(now)
+			}
+			pods := []corev1.Pod{*newPod(job, job.Name+"-a", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))}
+			stub := StubJob(full)
+			assert.Equal(t, readExportedJob(full, pods), readExportedJob(stub, pods))
+			assert.Nil(t, stub.Spec.PodFailurePolicy, "the failure policy is not kept")
+			assert.Nil(t, stub.Spec.ActiveDeadlineSeconds)
+			assert.Empty(t, stub.Spec.Template.Spec.Containers)
+			assert.Empty(t, stub.ManagedFields)
+			require.Len(t, stub.Status.Conditions, 1, "the terminal condition only")
+			assert.Empty(t, stub.Status.Conditions[0].Message)
+			assert.NotEmpty(t, full.Status.Conditions[len(full.Status.Conditions)-1].Message, "the transform does not change its input")
+		})
+	}
+}
+
+func TestStubPodKeepsWhatTheControllerReadsOfAnEndedPod(t *testing.T) {
+	job := newJob("stubpods")
+	released := func(p *corev1.Pod) *corev1.Pod { p.Finalizers = nil; return p }
+	evicted := newPod(job, "evicted", corev1.PodFailed, ptr.To[int32](1), now.Add(-40*time.Second))
+	evicted.Status.Reason = "Evicted"
+	deleted := newPod(job, "deleted", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))
+	deleted.DeletionTimestamp = ptr.To(metav1.NewTime(now))
+	unscheduled := newPod(job, "unsched", corev1.PodPending, nil, now.Add(-40*time.Second))
+	unscheduled.Spec.NodeName = ""
+	unscheduled.DeletionTimestamp = ptr.To(metav1.NewTime(now))
+	cases := map[string]*corev1.Pod{
+		"succeeded":                  newPod(job, "ok", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second)),
+		"succeeded, released":        released(newPod(job, "okr", corev1.PodSucceeded, ptr.To[int32](0), now.Add(-40*time.Second))),
+		"failed":                     newPod(job, "failed", corev1.PodFailed, ptr.To[int32](2), now.Add(-40*time.Second)),
+		"evicted":                    evicted,
+		"being deleted":              deleted,
+		"deleted before it was sent": unscheduled,
+	}
+	for name, pod := range cases {
+		t.Run(name, func(t *testing.T) {
+			full := fatPod(pod)
+			stub := StubPod(full)
+			assert.Equal(t, readExportedPod(full), readExportedPod(stub))
+			assert.Empty(t, stub.Spec.Containers)
+			assert.Empty(t, stub.Status.Conditions)
+			assert.Empty(t, stub.Status.ContainerStatuses)
+			assert.Empty(t, stub.Annotations)
+			assert.NotEmpty(t, full.Spec.Containers, "the transform does not change its input")
+		})
+	}
+}
+
+func TestTransformsStubOnlyExportedJobsAndTheirEndedPods(t *testing.T) {
+	exported := &ExportedJobs{}
+	done := newJob("done", finishedJob(batchv1.JobComplete, "CompletionsReached"), func(j *batchv1.Job) { j.Status.Succeeded = 1 })
+	running := newJob("running", func(j *batchv1.Job) { j.Status.Active = 1 })
+	other := newJob("other", finishedJob(batchv1.JobComplete, "CompletionsReached"))
+	exported.Add(done.UID)
+	exported.Add(running.UID) // not finished: never stubbed, whatever the set says
+	exported.Add("")
+	assert.Equal(t, 2, exported.Len(), "an empty UID is not added")
+
+	jobT, podT := JobTransform(exported), PodTransform(exported)
+	for _, tc := range []struct {
+		job  *batchv1.Job
+		stub bool
+	}{{done, true}, {running, false}, {other, false}} {
+		full := fatJob(tc.job)
+		out, err := jobT(full)
+		require.NoError(t, err)
+		want := any(StubJob(full))
+		if !tc.stub {
+			want, err = SlimJob(full)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, want, out, tc.job.Name)
+	}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		stub bool
+	}{
+		{newPod(done, "done-a", corev1.PodSucceeded, ptr.To[int32](0), now), true},
+		{newPod(done, "done-b", corev1.PodRunning, nil, now), false},
+		{newPod(other, "other-a", corev1.PodSucceeded, ptr.To[int32](0), now), false},
+		{newPod(running, "running-a", corev1.PodFailed, ptr.To[int32](1), now), true},
+	} {
+		full := fatPod(tc.pod)
+		out, err := podT(full)
+		require.NoError(t, err)
+		want := any(StubPod(full))
+		if !tc.stub {
+			want, err = SlimPod(full)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, want, out, tc.pod.Name)
+	}
+	cm := &corev1.ConfigMap{}
+	for _, tr := range []toolscache.TransformFunc{jobT, podT} {
+		out, err := tr(cm)
+		require.NoError(t, err)
+		assert.Same(t, cm, out, "other types pass unchanged")
+	}
+
+	exported.Forget(done)
+	assert.False(t, exported.Has(done.UID), "a deleted Job leaves the set")
+	exported.Forget(toolscache.DeletedFinalStateUnknown{Key: "agents/" + running.Name, Obj: running})
+	assert.False(t, exported.Has(running.UID), "also when the informer only saw a tombstone")
+	exported.Forget("not an object")
+	assert.Zero(t, exported.Len())
+
+	var none *ExportedJobs
+	none.Add(done.UID)
+	none.Forget(done)
+	assert.False(t, none.Has(done.UID), "a nil set is empty")
+	assert.Zero(t, none.Len())
 }

@@ -40,6 +40,7 @@ func main() {
 	flag.StringVar(&opts.ClaimNamespace, "claim-namespace", "flowforge-system", "namespace of the records of exported Jobs' job-ids, which the webhook reads")
 	flag.Int64Var(&opts.LogArchiveLimit, "log-archive-max-bytes", 10<<20, "cap on each container's archived log; longer logs are truncated and marked")
 	flag.DurationVar(&opts.ExportGrace, "export-grace", 2*time.Minute, "how long to wait for a finished Job's terminating pods before exporting without them")
+	flag.DurationVar(&opts.UsageInterval, "usage-sample-interval", controller.DefaultUsageInterval, "how often running attempts' CPU and memory are read from metrics.k8s.io (when served) for their peaks in the history (negative: never)")
 	qps := flag.Float64("kube-api-qps", 200, "API requests per second")
 	flag.IntVar(&opts.Burst, "kube-api-burst", 400, "API request burst")
 	flag.IntVar(&opts.ConcurrentReconciles, "concurrent-reconciles", 32, "Jobs reconciled at once (exports mostly wait on the API server)")

@@ -59,6 +59,9 @@ type ControllerOptions struct {
 	// NoHistoryAPI leaves the aggregated history API out (by default the
 	// controller serves it and it is registered with the API server).
 	NoHistoryAPI bool
+	// UsageInterval is how often running attempts' usage is sampled from
+	// metrics.k8s.io (zero: the controller's default).
+	UsageInterval time.Duration
 }
 
 // StartController runs the controller (the same code as
@@ -133,6 +136,7 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 			SkipNameValidation:      true,
 			HistoryAPIListener:      histListener,
 			HistoryCertDir:          histCertDir,
+			UsageInterval:           opts.UsageInterval,
 		}, log)
 	}()
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {

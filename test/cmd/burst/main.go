@@ -1,8 +1,11 @@
 // Command burst measures the controller under load: it creates N agent
 // Jobs at once on the stack `make up` started (kwok plays the pods), waits
-// until the execution history has exported every one, and reports how many
-// were recorded, the export lag (finished → exported) at p50 and p99, and
-// the controller's resident memory and CPU. `make burst` runs it.
+// until the controller has exported every one (its export count on
+// /metrics; then it reads the execution history once, and requires one
+// exported record per Job), and reports how many were recorded, the export
+// lag (finished → exported) at p50 and p99, and the controller's resident
+// memory (peak, and its anonymous and file-backed parts) and CPU. `make
+// burst` runs it.
 //
 // With -ttl, every Job carries FlowForge's TTL annotation and the run also
 // waits until the controller has deleted every Job, and reports how late
@@ -15,6 +18,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,14 +46,17 @@ func main() {
 	n := flag.Int("jobs", 500, "number of Jobs")
 	timeout := flag.Duration("timeout", 15*time.Minute, "give up after")
 	ttl := flag.Duration("ttl", 0, "TTL after finishing (whole seconds); 0: none, the Jobs are kept")
+	metricsURL := flag.String("metrics-url", os.Getenv("FLOWFORGE_CONTROLLER_METRICS"), "the controller's /metrics: the run watches its export count there, and reads the history once, after it has taken the controller's peak memory (empty: poll the history every 5 s)")
+	pid := flag.Int("controller-pid", 0, "process id of the stack's controller (0: the first flowforge-controller process found, which on a machine running several stacks may be another's)")
+	resetPeak := flag.Bool("reset-peak", false, "reset the controller's peak RSS (VmHWM, through /proc/PID/clear_refs) before the run, so that a run on a stack that already ran one reports its own peak")
 	flag.Parse()
-	if err := run(*kubeconfig, *historyURL, *namespace, *n, *timeout, *ttl); err != nil {
+	if err := run(*kubeconfig, *historyURL, *metricsURL, *namespace, *n, *timeout, *ttl, *pid, *resetPeak); err != nil {
 		fmt.Fprintf(os.Stderr, "burst: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) error {
+func run(kubeconfig, historyURL, metricsURL, ns string, n int, timeout, ttl time.Duration, pid int, resetPeak bool) error {
 	if historyURL == "" {
 		return fmt.Errorf("no --history-url (or $FLOWFORGE_HISTORY_URL); source .local/endpoints.env")
 	}
@@ -62,9 +69,16 @@ func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) e
 	if err != nil {
 		return err
 	}
-	pid, err := controllerPID()
-	if err != nil {
-		return err
+	if pid == 0 {
+		if pid, err = controllerPID(); err != nil {
+			return err
+		}
+	}
+	if resetPeak {
+		// "5" resets the peak resident set size to the current one (proc(5)).
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			return fmt.Errorf("reset the controller's peak RSS: %w", err)
+		}
 	}
 	cpu0, err := cpuSeconds(pid)
 	if err != nil {
@@ -72,6 +86,12 @@ func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	exports0 := 0
+	if metricsURL != "" {
+		if exports0, err = exportCount(ctx, metricsURL); err != nil {
+			return err
+		}
+	}
 	run := strconv.FormatInt(time.Now().Unix()%100000, 10)
 	start := time.Now()
 	since := start.Add(-time.Minute).UTC().Format(time.RFC3339)
@@ -100,17 +120,34 @@ func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) e
 
 	hc := &history.Client{BaseURL: historyURL}
 	var recs []history.Job
-	peakRSS := 0
+	peakRSS, peakAnon, peakFile := 0, 0, 0
 	tick := 0
 	gone := map[string]time.Time{}
 	for {
 		if rss, err := rssKiB(pid); err == nil && rss > peakRSS {
 			peakRSS = rss
+			peakAnon, _ = statusKiB(pid, "RssAnon")
+			peakFile, _ = statusKiB(pid, "RssFile")
 		}
 		if ttl > 0 {
 			if err := markGone(ctx, cs, ns, run, n, gone); err != nil {
 				return err
 			}
+		}
+		if metricsURL != "" {
+			// The controller counts each Job's first export (the export lag
+			// histogram); the history is read once, at the end.
+			count, err := exportCount(ctx, metricsURL)
+			if err != nil {
+				return err
+			}
+			if count-exports0 >= n && (ttl == 0 || len(gone) == n) {
+				break
+			}
+			if err := sleep(ctx, timeout, count-exports0, n, len(gone)); err != nil {
+				return err
+			}
+			continue
 		}
 		// The history is read every historyEvery only: listing thousands of
 		// records each second cost the controller (which serves the
@@ -124,19 +161,13 @@ func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) e
 			continue
 		}
 		tick++
-		// Only this run's records: the history keeps earlier bursts'.
-		all, err := hc.Jobs(ctx, "burst", "", since, 100000)
-		if err != nil {
+		if recs, err = runRecords(ctx, hc, since, run); err != nil {
 			return err
 		}
-		recs = recs[:0]
 		exported := 0
-		for _, r := range all {
-			if strings.HasPrefix(r.ID, "burst-"+run+"-") {
-				recs = append(recs, r)
-				if r.Exported != nil {
-					exported++
-				}
+		for _, r := range recs {
+			if r.Exported != nil {
+				exported++
 			}
 		}
 		if exported == n && (ttl == 0 || len(gone) == n) {
@@ -152,6 +183,23 @@ func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) e
 		return err
 	}
 	hwm, _ := peakKiB(pid)
+	if metricsURL != "" {
+		// After the peak is taken: reading thousands of records costs the
+		// controller (which serves the history) tens of MiB for a moment,
+		// which is the tool's load, not the Jobs'.
+		if recs, err = runRecords(ctx, hc, since, run); err != nil {
+			return err
+		}
+		exported := 0
+		for _, r := range recs {
+			if r.Exported != nil {
+				exported++
+			}
+		}
+		if len(recs) != n || exported != n {
+			return fmt.Errorf("the controller counted %d exports, but the history holds %d records of this run, %d exported, for %d Jobs", n, len(recs), exported, n)
+		}
+	}
 	var lags []time.Duration
 	statuses := map[string]int{}
 	for _, r := range recs {
@@ -165,8 +213,8 @@ func run(kubeconfig, historyURL, ns string, n int, timeout, ttl time.Duration) e
 	fmt.Printf("all %d Jobs recorded and exported in %s; statuses %v\n", len(recs), total.Round(time.Second), statuses)
 	fmt.Printf("export lag (finished -> exported; finish times have 1s resolution): p50 %s  p99 %s  max %s\n",
 		pct(0.5).Round(10*time.Millisecond), pct(0.99).Round(10*time.Millisecond), pct(1).Round(10*time.Millisecond))
-	fmt.Printf("controller: peak RSS %d MiB (sampled %d MiB), CPU %.1fs over %s (%.2f cores on average)\n",
-		max(hwm, peakRSS)/1024, peakRSS/1024, cpu1-cpu0, total.Round(time.Second), (cpu1-cpu0)/total.Seconds())
+	fmt.Printf("controller: peak RSS %d MiB (sampled %d MiB: %d MiB anonymous, %d MiB file-backed, the binary's pages), CPU %.1fs over %s (%.2f cores on average)\n",
+		max(hwm, peakRSS)/1024, peakRSS/1024, peakAnon/1024, peakFile/1024, cpu1-cpu0, total.Round(time.Second), (cpu1-cpu0)/total.Seconds())
 	if ttl > 0 {
 		reportDeletions(recs, gone, ttl)
 	}
@@ -190,6 +238,54 @@ func create(ctx context.Context, cs kubernetes.Interface, ns string, j *batchv1.
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// runRecords reads this run's records: the history keeps earlier bursts'.
+func runRecords(ctx context.Context, hc *history.Client, since, run string) ([]history.Job, error) {
+	all, err := hc.Jobs(ctx, "burst", "", since, 100000)
+	if err != nil {
+		return nil, err
+	}
+	var recs []history.Job
+	for _, r := range all {
+		if strings.HasPrefix(r.ID, "burst-"+run+"-") {
+			recs = append(recs, r)
+		}
+	}
+	return recs, nil
+}
+
+// exportCount reads how many Jobs the controller has exported since it
+// started: the count of flowforge_export_lag_seconds, which it observes
+// once per Job, on the Job's first export mark.
+func exportCount(ctx context.Context, metricsURL string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("read the controller's metrics: %w", err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("read the controller's metrics: %s", resp.Status)
+	}
+	s := bufio.NewScanner(resp.Body)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "flowforge_export_lag_seconds_count "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				return 0, fmt.Errorf("flowforge_export_lag_seconds_count: %w", err)
+			}
+			return int(v), nil
+		}
+	}
+	if err := s.Err(); err != nil {
+		return 0, fmt.Errorf("read the controller's metrics: %w", err)
+	}
+	return 0, fmt.Errorf("no flowforge_export_lag_seconds_count in %s", metricsURL)
 }
 
 // historyEvery is how many one-second polls pass between reads of the
