@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -189,4 +190,46 @@ func TestWebhookTimeoutsFollowTheMeasurement(t *testing.T) {
 	assert.Greater(t, timeout, 2*(webhook.DefaultInFlightWait+worstLegitimateEvaluation), "a request refused for load is answered (429), not timed out")
 	assert.LessOrEqual(t, 3*timeout, 60*time.Second, "mutate, reinvocation and validate within the API server's request timeout")
 	assert.LessOrEqual(t, measuredTimeoutSeconds, 30, "the API's maximum")
+}
+
+// TestWebhookStopsWithoutFailingAdmissions pins the graceful stop of a
+// replica (docs/operations.md, Stopping a webhook replica): a preStop
+// sleep (the image has no shell) while the endpoint removal propagates,
+// then --drain-delay of serving with /readyz failing, then a shutdown that
+// waits for the admissions in flight longer than the API server waits for
+// them (timeoutSeconds); all of it within the grace period.
+func TestWebhookStopsWithoutFailingAdmissions(t *testing.T) {
+	d := webhookDeployment(t)
+	spec := d.Spec.Template.Spec
+	require.Len(t, spec.Containers, 1)
+	c := spec.Containers[0]
+	require.NotNil(t, c.Lifecycle, "a preStop hook")
+	require.NotNil(t, c.Lifecycle.PreStop)
+	require.NotNil(t, c.Lifecycle.PreStop.Sleep, "the kubelet's sleep action: the image has no shell")
+	assert.Nil(t, c.Lifecycle.PreStop.Exec)
+	preStop := time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	assert.GreaterOrEqual(t, preStop, 3*time.Second, "long enough for kube-proxy and the API servers to see the endpoint go")
+
+	flags := map[string]time.Duration{}
+	for _, a := range c.Args {
+		for _, name := range []string{"drain-delay", "shutdown-timeout"} {
+			if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+				dur, err := time.ParseDuration(v)
+				require.NoError(t, err, a)
+				flags[name] = dur
+			}
+		}
+	}
+	require.Contains(t, flags, "drain-delay")
+	require.Contains(t, flags, "shutdown-timeout")
+	assert.Positive(t, flags["drain-delay"])
+	assert.Greater(t, flags["shutdown-timeout"], time.Duration(measuredTimeoutSeconds)*time.Second, "in-flight admissions may run as long as the API server waits for them")
+
+	require.NotNil(t, spec.TerminationGracePeriodSeconds)
+	grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	assert.LessOrEqual(t, preStop+flags["drain-delay"]+flags["shutdown-timeout"], grace, "the whole stop fits in the grace period, which counts from the preStop hook")
+
+	require.NotNil(t, c.ReadinessProbe)
+	require.NotNil(t, c.ReadinessProbe.HTTPGet)
+	assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path, "the probe that fails while the replica drains")
 }

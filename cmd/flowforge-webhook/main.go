@@ -21,6 +21,8 @@ func main() {
 	flag.StringVar(&opts.Host, "host", "", "address the admission endpoint listens on (empty: all)")
 	flag.IntVar(&opts.Port, "port", 9443, "port of the admission endpoint (TLS)")
 	flag.BoolVar(&opts.ReusePort, "reuse-port", false, "bind the admission endpoint with SO_REUSEPORT, so that several replicas share one address and the kernel spreads connections over them (the local cluster runs two replicas this way)")
+	flag.DurationVar(&opts.DrainDelay, "drain-delay", server.DefaultDrainDelay, "on SIGTERM, how long the replica keeps serving admissions with /readyz failing, so that endpoint changes reach every node before it stops; then it shuts down gracefully (0: at once)")
+	flag.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "after the drain delay, how long the admissions in flight may take to finish before the replica exits anyway")
 	flag.StringVar(&opts.CertDir, "cert-dir", "/etc/flowforge/tls", "with --cert-mode=files: directory holding the serving certificate and key; changes are picked up without a restart")
 	flag.StringVar(&opts.CertName, "cert-name", "tls.crt", "serving certificate file name in --cert-dir")
 	flag.StringVar(&opts.KeyName, "key-name", "tls.key", "serving key file name in --cert-dir")
@@ -37,6 +39,9 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
+	if opts.DrainDelay == 0 {
+		opts.DrainDelay = -1 // server.Options: negative is none, 0 the default
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(*gcPercent)
 	}

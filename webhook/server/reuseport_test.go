@@ -39,8 +39,8 @@ func TestListenReusePortSharesAnAddress(t *testing.T) {
 	require.ErrorContains(t, err, "SO_REUSEPORT")
 }
 
-func TestNewReusePortServerNeedsTheDefaultServer(t *testing.T) {
-	_, err := newReusePortServer(otherServer{}, logr.Discard())
+func TestNewDrainServerNeedsTheDefaultServer(t *testing.T) {
+	_, err := newDrainServer(otherServer{}, logr.Discard(), drainOptions{ReusePort: true})
 	require.ErrorContains(t, err, "unexpected webhook server")
 }
 
@@ -57,10 +57,10 @@ func TestReusePortReplicasShareConnections(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
 
-	start := func(name string) (*reusePortServer, context.CancelFunc, chan error) {
-		s, err := newReusePortServer(crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir}), logr.Discard())
+	start := func(name string) (*drainServer, context.CancelFunc, chan error) {
+		s, err := newDrainServer(crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir}), logr.Discard(), drainOptions{ReusePort: true})
 		require.NoError(t, err)
-		s.drain = 100 * time.Millisecond
+		s.opts.Delay = 100 * time.Millisecond
 		s.Register("/who", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, name) }))
 		require.Error(t, s.StartedChecker()(nil), "not started yet")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -119,8 +119,9 @@ func TestReusePortReplicasShareConnections(t *testing.T) {
 	}
 }
 
-// A stopping server answers on the connections it has, each answer asking
-// the client to close the connection, before it closes the idle ones.
+// A stopping reuse-port server takes no new connection (the kernel gives
+// them to the other replicas) and closes its idle ones, while a request in
+// flight on a kept connection is answered, asking the client to close it.
 func TestReusePortServerDrainsKeepAliveConnections(t *testing.T) {
 	dir := t.TempDir()
 	files, err := certs.WriteSelfSigned(dir, []string{"127.0.0.1"}, time.Now(), time.Hour)
@@ -129,10 +130,16 @@ func TestReusePortServerDrainsKeepAliveConnections(t *testing.T) {
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
-	s, err := newReusePortServer(crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir}), logr.Discard())
+	s, err := newDrainServer(crwebhook.NewServer(crwebhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir}), logr.Discard(), drainOptions{ReusePort: true, Delay: time.Second})
 	require.NoError(t, err)
-	s.drain = 2 * time.Second
-	s.Register("/ok", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	s.Register("/ok", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("wait") != "" {
+			entered <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Start(ctx) }()
@@ -145,27 +152,36 @@ func TestReusePortServerDrainsKeepAliveConnections(t *testing.T) {
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
 	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/ok"
-	post := func() (*http.Response, error) {
-		resp, err := client.Post(url, "application/json", strings.NewReader("{}"))
+	post := func(query string) (*http.Response, error) {
+		resp, err := client.Post(url+query, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			return nil, err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp, resp.Body.Close()
 	}
-	resp, err := post()
+	resp, err := post("")
 	require.NoError(t, err)
 	require.False(t, resp.Close, "keep-alive while serving")
 
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := post("?wait=1")
+		if err != nil {
+			resp = nil
+		}
+		answered <- resp
+	}()
+	<-entered
 	cancel()
 	require.Eventually(t, func() bool { return s.StartedChecker()(nil) != nil }, 10*time.Second, 5*time.Millisecond)
-	// The idle connection still answers, and asks to be closed.
-	resp, err = post()
-	require.NoError(t, err)
+	close(release)
+	resp = <-answered
+	require.NotNil(t, resp, "the admission in flight is answered")
 	require.True(t, resp.Close, "Connection: close while draining")
 	require.NoError(t, <-done)
 	// No new connection is accepted.
-	_, err = post()
+	_, err = post("")
 	require.Error(t, err)
 }
 
@@ -201,7 +217,7 @@ func TestReusePortTLSConfig(t *testing.T) {
 		{name: "client CA without a certificate", opts: crwebhook.Options{CertDir: dir, ClientCAName: "junk.crt"}, wantErr: "client CA: no certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := newReusePortServer(crwebhook.NewServer(tc.opts), logr.Discard())
+			s, err := newDrainServer(crwebhook.NewServer(tc.opts), logr.Discard(), drainOptions{ReusePort: true})
 			require.NoError(t, err)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

@@ -19,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,6 +67,13 @@ type Options struct {
 	// replicas share one address and the kernel spreads connections over
 	// them (the local cluster's two replicas behind one Service address).
 	ReusePort bool
+	// DrainDelay is how long the server keeps serving once ctx ends, with
+	// /readyz failing, before it shuts down: the time endpoint changes take
+	// to reach every node (0: DefaultDrainDelay; negative: none).
+	// ShutdownTimeout bounds the wait for the admissions in flight at
+	// shutdown (0: DefaultShutdownTimeout).
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
 	// Certs selects the serving certificate: in certs.ModeRotate the
 	// server manages it in a Secret and rotates it (certs.Rotator); in
 	// certs.ModeFiles, or when Mode is empty, it serves CertDir's files.
@@ -172,11 +180,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		KeyName:  opts.KeyName,
 		TLSOpts:  tlsOpts,
 	})
-	if opts.ReusePort {
-		if server, err = newReusePortServer(server, log); err != nil {
-			return err
-		}
+	// The webhook server drains when ctx ends (drainServer): readiness
+	// fails, it serves on for DrainDelay, then shuts down gracefully.
+	drain, err := newDrainServer(server, log, drainOptions{ReusePort: opts.ReusePort, Delay: opts.DrainDelay, ShutdownTimeout: opts.ShutdownTimeout})
+	if err != nil {
+		return err
 	}
+	server = drain
 	// The controller's records of job-ids: ConfigMaps with the label.
 	claimSelector, err := labels.Parse(policies.ClaimJobIDLabel)
 	if err != nil {
@@ -188,6 +198,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		Metrics:        metricsserver.Options{BindAddress: opts.MetricsAddr},
 		WebhookServer:  server,
 		LeaderElection: false,
+		// The manager stops once the drain delay has passed (runDraining);
+		// the webhook server, stopped last, may take the shutdown timeout.
+		GracefulShutdownTimeout: ptr.To(drain.opts.ShutdownTimeout + 15*time.Second),
 		Cache: cache.Options{
 			// The handlers read namespaces' labels and, for the identity
 			// policy, labelled Jobs' metadata (a metadata-only watch).
@@ -256,8 +269,28 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return fmt.Errorf("add probe server: %w", err)
 		}
 	}
-	log.Info("Starting FlowForge webhook server", "port", opts.Port, "inFlightBytes", inFlight.Cap(), "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision)
-	return mgr.Start(ctx)
+	log.Info("Starting FlowForge webhook server", "port", opts.Port, "inFlightBytes", inFlight.Cap(), "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision,
+		"drainDelay", drain.opts.Delay, "shutdownTimeout", drain.opts.ShutdownTimeout)
+	return runDraining(ctx, drain, mgr.Start)
+}
+
+// runDraining runs start (the manager) until ctx ends, then drains the
+// webhook server for its delay (readiness fails, admissions are still
+// served) before it stops the manager, whose stop shuts the server down.
+func runDraining(ctx context.Context, d *drainServer, start func(context.Context) error) error {
+	mgrCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-mgrCtx.Done():
+			return
+		case <-ctx.Done():
+		}
+		d.Drain()
+		d.waitDrained(mgrCtx)
+		stop()
+	}()
+	return start(mgrCtx)
 }
 
 // logConstructor logs requests by identity only, never the objects.

@@ -209,6 +209,15 @@ func TestWebhookDeploymentRunsOnAGKELikeAPIServer(t *testing.T) {
 	for _, p := range running {
 		assert.Equal(t, localcluster.GeneralNodeName, p.Spec.NodeName, "the only node without a taint the pods do not tolerate")
 		assert.Equal(t, "system-cluster-critical", p.Spec.PriorityClassName)
+		// The graceful stop survives the API server's defaulting and
+		// validation down to the pods (docs/operations.md, Stopping a
+		// webhook replica): the preStop sleep action and the grace period.
+		require.NotNil(t, p.Spec.TerminationGracePeriodSeconds)
+		assert.Equal(t, *dep.Spec.Template.Spec.TerminationGracePeriodSeconds, *p.Spec.TerminationGracePeriodSeconds)
+		require.NotNil(t, p.Spec.Containers[0].Lifecycle)
+		require.NotNil(t, p.Spec.Containers[0].Lifecycle.PreStop)
+		require.NotNil(t, p.Spec.Containers[0].Lifecycle.PreStop.Sleep, "the API server keeps the sleep action")
+		assert.Equal(t, dep.Spec.Template.Spec.Containers[0].Lifecycle.PreStop.Sleep.Seconds, p.Spec.Containers[0].Lifecycle.PreStop.Sleep.Seconds)
 	}
 	var used int64
 	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, framework.DefaultTimeout, true, func(ctx context.Context) (bool, error) {
