@@ -136,8 +136,8 @@ func TestReportCountsEveryCreateInItsPhase(t *testing.T) {
 	assert.Contains(t, summary, "webhook-replica-stop 3s")
 	assert.Contains(t, summary, "not run: cert-rotation")
 	md := r.Markdown()
-	assert.Equal(t, 2+3+1+2, strings.Count(md, "\n"), "a header and a row per phase, a blank line, the webhooks' header")
-	assert.Contains(t, md, "| webhook-replica-stop | 3s | 1 / 1 / 0 / 2 | 1 |")
+	assert.Equal(t, 2+2+3+1+2, strings.Count(md, "\n"), "the stream's rates, a header and a row per phase, a blank line, the webhooks' header")
+	assert.Contains(t, md, "| webhook-replica-stop | 3s | 1 / 1 / 0 / 2 | 0.0 / 0.0 | 1 |")
 	assert.Contains(t, md, "not run: files")
 }
 

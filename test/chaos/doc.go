@@ -11,6 +11,12 @@
 //   - the API server restarts;
 //   - the controller is killed in the middle of a burst and started again.
 //
+// The stream keeps its schedule (stream.go): the n-th create is due at
+// the start plus n/rate, and creates a fault delayed start as soon as a
+// slot of the bounded number in flight frees, so that the stream catches
+// up. The report gives the admitted creates per second over the run and
+// over its steady windows, and whether the ClaimRate (50/s) holds.
+//
 // Every create is classified (classify.go): admitted, denied by the
 // policy, failed admission (the API server could not get an answer from
 // a webhook: a failed call, a timeout, a refusal for load), or API server

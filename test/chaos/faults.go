@@ -299,6 +299,7 @@ func controllerKill(ctx context.Context, e *Env) (Outcome, error) {
 		killedAt time.Time
 		healthy  time.Duration
 		killErr  error
+		gone     bool
 	)
 	hc := &history.Client{BaseURL: e.Stack.Endpoints.History}
 	mark := len(e.Stream.Results())
@@ -309,7 +310,13 @@ func controllerKill(ctx context.Context, e *Env) (Outcome, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		killedAt = e.Clock.Now()
-		if killErr = e.Stack.Cluster.Kill(name, syscall.SIGKILL, 10*time.Second); killErr != nil {
+		if _, running := e.Stack.Cluster.Pids()[name]; !running {
+			// It exited on its own (a controller that loses its lease
+			// does, under load or while the API server restarts) and the
+			// supervisor leaves it to this fault: start it, as a kubelet
+			// would have.
+			gone = true
+		} else if killErr = e.Stack.Cluster.Kill(name, syscall.SIGKILL, 10*time.Second); killErr != nil {
 			return
 		}
 		rctx, cancel := context.WithTimeout(ctx, e.Timeout)
@@ -350,8 +357,12 @@ func controllerKill(ctx context.Context, e *Env) (Outcome, error) {
 		return Outcome{}, err
 	}
 	rec := firstExport.Sub(killedAt)
-	return Outcome{Recovery: rec, Detail: fmt.Sprintf("%s killed (SIGKILL) with %d of a %d-Job burst created (%d admitted); healthy again after %s; exporting again after %s",
-		name, e.BurstJobs/2, e.BurstJobs, burst, round(healthy), round(rec))}, nil
+	how := "killed (SIGKILL)"
+	if gone {
+		how = "found exited on its own (restarted)"
+	}
+	return Outcome{Recovery: rec, Detail: fmt.Sprintf("%s %s with %d of a %d-Job burst created (%d admitted); healthy again after %s; exporting again after %s",
+		name, how, e.BurstJobs/2, e.BurstJobs, burst, round(healthy), round(rec))}, nil
 }
 
 func round(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }

@@ -27,8 +27,13 @@ type Options struct {
 	// RealRate is how many of them create a Job; the others are
 	// server-side dry runs (StreamOptions.RealRate). 0: all are real.
 	RealRate float64
-	// MaxInFlight bounds the creates in flight (default 64).
-	MaxInFlight int
+	// MaxInFlight bounds the stream's creates outstanding, retrying ones
+	// included (default 1024); MaxCalls the create calls at once
+	// (StreamOptions.MaxCalls).
+	MaxInFlight, MaxCalls int
+	// MinRate, if set, is the achieved rate over the whole run (admitted
+	// creates per second) below which the run fails.
+	MinRate float64
 	// Steady is how long the stream runs before the first fault, and
 	// Settle how long it runs after each fault's recovery.
 	Steady, Settle time.Duration
@@ -57,10 +62,16 @@ type Phase struct {
 	Informational bool
 	Start         time.Time
 	End           time.Time
-	Outcome       Outcome
-	Counts        map[Class]int
-	Retries       int
-	Failures      []string
+	// SettleStart begins the window's steady part: the whole steady
+	// window, or a fault's settling time after its recovery.
+	SettleStart time.Time
+	// Rate is the stream's admitted creates per second over the window,
+	// SettleRate over its steady part.
+	Rate, SettleRate float64
+	Outcome          Outcome
+	Counts           map[Class]int
+	Retries          int
+	Failures         []string
 	// APIServerFailed counts the webhook calls the API server saw fail in
 	// the window (every admission, not just the stream's), by webhook.
 	APIServerFailed map[string]float64
@@ -72,10 +83,18 @@ type Phase struct {
 
 // Report is the fault run's result.
 type Report struct {
-	Rate, AchievedRate float64
-	Duration           time.Duration
-	Phases             []Phase
-	Totals             map[Class]int
+	// Rate is the stream's target; AchievedRate its admitted creates per
+	// second over the whole run, faults included, and SteadyRate over the
+	// steady windows (the steady start and each fault's settling time).
+	Rate, AchievedRate, SteadyRate float64
+	// MinRate is the achieved rate the run must reach (0: none).
+	MinRate float64
+	// LateP99 and LateMax are how late the stream's creates started
+	// against their schedule.
+	LateP99, LateMax time.Duration
+	Duration         time.Duration
+	Phases           []Phase
+	Totals           map[Class]int
 	// Admitted is the number of Jobs created; Recorded and ExportedOnce
 	// how many of them the history holds once, exported, with one attempt
 	// and logs archived once.
@@ -115,7 +134,7 @@ func Run(ctx context.Context, stack *Stack, opts Options) (*Report, error) {
 		opts.Logf = func(string, ...any) {}
 	}
 	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 64
+		opts.MaxInFlight = 1024
 	}
 	if opts.Faults == nil {
 		opts.Faults = Faults()
@@ -124,9 +143,9 @@ func Run(ctx context.Context, stack *Stack, opts Options) (*Report, error) {
 		return nil, errors.New("chaos: the rate must be positive")
 	}
 	clk := opts.Clock
-	stream := NewStream(stack.Clientset, StreamOptions{Namespace: opts.Namespace, Run: opts.Run, Rate: opts.Rate, RealRate: opts.RealRate, TTL: opts.TTL, Clock: clk})
+	stream := NewStream(stack.Clientset, StreamOptions{Namespace: opts.Namespace, Run: opts.Run, Rate: opts.Rate, RealRate: opts.RealRate, TTL: opts.TTL, MaxCalls: opts.MaxCalls, Clock: clk})
 	env := &Env{Stack: stack, Stream: stream, Clock: clk, Logf: opts.Logf, Timeout: opts.Timeout, BurstJobs: opts.BurstJobs}
-	report := &Report{Rate: opts.Rate, Totals: map[Class]int{}, Durations: map[string]Histogram{}}
+	report := &Report{Rate: opts.Rate, MinRate: opts.MinRate, Totals: map[Class]int{}, Durations: map[string]Histogram{}}
 	first, err := ScrapeAPIServer(ctx, stack.Clientset)
 	if err != nil {
 		return nil, err
@@ -160,12 +179,12 @@ func Run(ctx context.Context, stack *Stack, opts Options) (*Report, error) {
 
 	before := first
 	// phase closes a window: the API server's counts since before.
-	phase := func(name string, informational bool, from time.Time, out Outcome) error {
+	phase := func(name string, informational bool, from, settle time.Time, out Outcome) error {
 		after, err := ScrapeAPIServer(ctx, stack.Clientset)
 		if err != nil {
 			return err
 		}
-		p := Phase{Name: name, Informational: informational, Start: from, End: clk.Now(), Outcome: out, APIServerFailed: delta(after.Failed, before.Failed)}
+		p := Phase{Name: name, Informational: informational, Start: from, SettleStart: settle, End: clk.Now(), Outcome: out, APIServerFailed: delta(after.Failed, before.Failed)}
 		var hs []Histogram
 		for name, h := range after.Durations {
 			d := h.Sub(before.Durations[name])
@@ -189,7 +208,7 @@ func Run(ctx context.Context, stack *Stack, opts Options) (*Report, error) {
 	if err := sleep(opts.Steady); err != nil {
 		return nil, err
 	}
-	if err := phase("steady", false, start, Outcome{}); err != nil {
+	if err := phase("steady", false, start, start, Outcome{}); err != nil {
 		return nil, err
 	}
 	for _, f := range opts.Faults {
@@ -208,12 +227,13 @@ func Run(ctx context.Context, stack *Stack, opts Options) (*Report, error) {
 			report.Problems = append(report.Problems, fmt.Sprintf("%s: %v", f.Name, err))
 			out.Detail = "FAILED: " + err.Error()
 		}
+		settle := clk.Now()
 		if out.Skipped == "" {
 			if err := sleep(opts.Settle); err != nil {
 				return nil, err
 			}
 		}
-		if err := phase(f.Name, f.Informational, from, out); err != nil {
+		if err := phase(f.Name, f.Informational, from, settle, out); err != nil {
 			return nil, err
 		}
 	}
@@ -227,7 +247,7 @@ func Run(ctx context.Context, stack *Stack, opts Options) (*Report, error) {
 	}
 	results := stream.Results()
 	report.classify(results)
-	report.AchievedRate = float64(countStream(results)) / report.Duration.Seconds()
+	report.measureRates(results, start, start.Add(report.Duration))
 	if err := report.verify(ctx, stack, stream, results, start, opts); err != nil {
 		report.Problems = append(report.Problems, err.Error())
 	}
@@ -243,14 +263,59 @@ func (r *Report) addPartial(s, before *APIServerSample) {
 	}
 }
 
-func countStream(results []Result) int {
-	n := 0
-	for _, r := range results {
-		if !r.Burst {
-			n++
+// ClaimRate is the stream rate the fault run is to show FlowForge
+// sustains: Job creates per second through admission.
+const ClaimRate = 50
+
+// measureRates sets the achieved rates (the stream's admitted creates per
+// second, by when they were answered) over the run [start, end), its
+// phases and their steady parts, and how late the creates started.
+func (r *Report) measureRates(results []Result, start, end time.Time) {
+	admitted := func(from, to time.Time) int {
+		n := 0
+		for _, res := range results {
+			if !res.Burst && res.Class == Admitted && !res.End.Before(from) && res.End.Before(to) {
+				n++
+			}
+		}
+		return n
+	}
+	rate := func(from, to time.Time) float64 {
+		if d := to.Sub(from).Seconds(); d > 0 {
+			return float64(admitted(from, to)) / d
+		}
+		return 0
+	}
+	// The whole run: every admitted create, the last ones answered after
+	// the stream stopped included.
+	if d := end.Sub(start).Seconds(); d > 0 {
+		r.AchievedRate = float64(admitted(start, end.Add(time.Hour))) / d
+	}
+	var steadyN int
+	var steady time.Duration
+	for i := range r.Phases {
+		p := &r.Phases[i]
+		p.Rate = rate(p.Start, p.End)
+		if p.SettleStart.IsZero() || !p.SettleStart.Before(p.End) {
+			continue
+		}
+		p.SettleRate = rate(p.SettleStart, p.End)
+		steadyN += admitted(p.SettleStart, p.End)
+		steady += p.End.Sub(p.SettleStart)
+	}
+	if steady > 0 {
+		r.SteadyRate = float64(steadyN) / steady.Seconds()
+	}
+	var late []time.Duration
+	for _, res := range results {
+		if !res.Burst && !res.Due.IsZero() {
+			late = append(late, max(res.Start.Sub(res.Due), 0))
 		}
 	}
-	return n
+	r.LateP99, r.LateMax = Percentile(late, 0.99), Percentile(late, 1)
+	if r.MinRate > 0 && r.AchievedRate < r.MinRate {
+		r.Problems = append(r.Problems, fmt.Sprintf("the stream achieved %.1f admitted creates/s over the run, under the %.0f required", r.AchievedRate, r.MinRate))
+	}
 }
 
 // classify sorts the stream's results into the phases they started in.

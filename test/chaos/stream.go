@@ -18,12 +18,21 @@ import (
 	"github.com/flowforge/flowforge/test/localcluster"
 )
 
+// DefaultMaxCalls bounds the create calls in flight: under the 64
+// admissions one webhook replica takes at once (4 MiB in flight, 64 KiB
+// at least per request), since a fault may leave one replica to carry
+// them all, with room for the Job controller's pod creates.
+const DefaultMaxCalls = 48
+
 // StreamUser is the user-id of the stream's Jobs.
 const StreamUser = "chaos"
 
 // Result is what became of one create.
 type Result struct {
 	ID string
+	// Due is when the stream's schedule wanted the create sent (zero for
+	// a burst's); Start - Due is how late it was.
+	Due time.Time
 	// Start is when the first attempt was sent, End when the last one was
 	// answered; Latency is the last attempt's round trip.
 	Start, End time.Time
@@ -54,6 +63,8 @@ type Stream struct {
 	// retryFor bounds how long a create is retried while the API server
 	// is unavailable.
 	retryFor time.Duration
+	// calls bounds the calls to the API server at once (MaxCalls).
+	calls chan struct{}
 
 	mu      sync.Mutex
 	results []Result
@@ -78,6 +89,13 @@ type StreamOptions struct {
 	// RetryFor bounds the retries of a create while the API server is
 	// unavailable (default 2 minutes).
 	RetryFor time.Duration
+	// MaxCalls bounds the create calls to the API server at once, the
+	// stream's and a burst's together (default DefaultMaxCalls). A create
+	// that retries while the API server is unavailable does not hold one
+	// while it waits, so the stream keeps its schedule through an API
+	// server restart, yet its catch-up afterwards sends no more than the
+	// webhooks are built to take at once.
+	MaxCalls int
 	Clock    clock.WithTicker
 }
 
@@ -93,39 +111,51 @@ func NewStream(cs kubernetes.Interface, opts StreamOptions) *Stream {
 	if opts.RealRate > 0 && opts.RealRate < opts.Rate {
 		realEvery = max(1, int(math.Round(opts.Rate/opts.RealRate)))
 	}
-	return &Stream{cs: cs, namespace: opts.Namespace, prefix: "chaos-" + opts.Run + "-", rate: opts.Rate, realEvery: realEvery, ttl: opts.TTL, clk: opts.Clock, retryFor: opts.RetryFor}
+	if opts.MaxCalls <= 0 {
+		opts.MaxCalls = DefaultMaxCalls
+	}
+	return &Stream{cs: cs, namespace: opts.Namespace, prefix: "chaos-" + opts.Run + "-", rate: opts.Rate, realEvery: realEvery, ttl: opts.TTL, clk: opts.Clock, retryFor: opts.RetryFor,
+		calls: make(chan struct{}, opts.MaxCalls)}
 }
 
 // Prefix is the prefix of the stream's job-ids.
 func (s *Stream) Prefix() string { return s.prefix }
 
 // Run creates Jobs at the rate until ctx ends, then waits for the creates
-// in flight. At most maxInFlight creates run at once; when they are all
-// busy the stream falls behind its rate rather than queueing without
-// bound (the achieved rate is in the report).
+// in flight. It keeps its schedule: the n-th create is due at the start
+// plus n/rate, and a create that could not start on time (its calls
+// waiting for the MaxCalls bound, or all maxInFlight creates outstanding,
+// as when the API server restarts and they retry) starts as soon as it
+// can, so that the stream catches up rather than losing the creates a
+// fault delayed. Beyond maxInFlight outstanding the stream falls behind
+// (each Result has its due time, and the report the achieved rate).
 func (s *Stream) Run(ctx context.Context, maxInFlight int) {
-	interval := time.Duration(float64(time.Second) / s.rate)
-	ticker := s.clk.NewTicker(interval)
-	defer ticker.Stop()
-	sem := make(chan struct{}, maxInFlight)
-	for {
-		select {
-		case <-ctx.Done():
-			s.wg.Wait()
-			return
-		case <-ticker.C():
+	sem := make(chan struct{}, max(maxInFlight, 1))
+	start := s.clk.Now()
+	defer s.wg.Wait()
+	for n := 0; ; n++ {
+		due := start.Add(time.Duration(float64(n) * float64(time.Second) / s.rate))
+		if wait := due.Sub(s.clk.Now()); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.clk.After(wait):
+			}
 		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			s.wg.Wait()
+			return
+		}
+		if ctx.Err() != nil {
+			<-sem
 			return
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-sem }()
-			s.create(context.WithoutCancel(ctx), false, false)
+			s.create(context.WithoutCancel(ctx), due, false, false)
 		}()
 	}
 }
@@ -148,7 +178,7 @@ func (s *Stream) Burst(ctx context.Context, n int, mid func()) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s.create(ctx, true, true)
+			s.create(ctx, time.Time{}, true, true)
 			if i < n/2 {
 				done.Done()
 			}
@@ -159,8 +189,9 @@ func (s *Stream) Burst(ctx context.Context, n int, mid func()) {
 }
 
 // create sends one Job, retrying while the API server is unavailable.
-// A stream create is real one time in realEvery (a burst's always are).
-func (s *Stream) create(ctx context.Context, burst, real bool) {
+// A stream create is real one time in realEvery (a burst's always are);
+// due is when the stream's schedule wanted it sent (zero for a burst).
+func (s *Stream) create(ctx context.Context, due time.Time, burst, real bool) {
 	s.mu.Lock()
 	n := s.next
 	id := s.prefix + strconv.Itoa(n)
@@ -172,12 +203,20 @@ func (s *Stream) create(ctx context.Context, burst, real bool) {
 	if !real {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	r := Result{ID: id, Start: s.clk.Now(), Burst: burst, DryRun: !real}
-	deadline := r.Start.Add(s.retryFor)
+	r := Result{ID: id, Due: due, Burst: burst, DryRun: !real}
+	var deadline time.Time
 	backoff := 100 * time.Millisecond
 	for {
+		// At most maxCalls calls at once: a create waiting for one has
+		// not started yet.
+		s.calls <- struct{}{}
 		start := s.clk.Now()
+		if r.Start.IsZero() {
+			r.Start = start
+			deadline = start.Add(s.retryFor)
+		}
 		_, err := s.cs.BatchV1().Jobs(s.namespace).Create(ctx, job, opts)
+		<-s.calls
 		r.End = s.clk.Now()
 		r.Latency = r.End.Sub(start)
 		r.Class = Classify(err)

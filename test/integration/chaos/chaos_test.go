@@ -17,8 +17,10 @@ import (
 	"github.com/flowforge/flowforge/test/localup"
 )
 
-// TestFaultRun drives every fault in turn under a stream of 50 Job creates
-// a second and requires what the issue asks of the full run: no failed
+// TestFaultRun drives every fault in turn under a stream of 52 Job creates
+// a second (its rate is reported, not asserted: a rate is a wall-clock
+// measurement, and this machine is shared; make chaos fails under 50) and
+// requires what the issue asks of the full run: no failed
 // admission (the stream's, and every webhook call the API server made),
 // no Job lost or exported twice, and every fault run and recovered, or
 // reported as not run with the reason (only the certificate rotation may
@@ -45,7 +47,7 @@ func TestFaultRun(t *testing.T) {
 	}, chaos.Options{
 		Namespace:     localup.JobsNamespace,
 		Run:           strconv.FormatInt(time.Now().Unix()%100000, 10),
-		Rate:          50,
+		Rate:          52,
 		RealRate:      2,
 		Steady:        3 * time.Second,
 		Settle:        2 * time.Second,
