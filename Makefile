@@ -192,12 +192,13 @@ policy-configmap: tools ## Print policies/ as a ConfigMap (flat keys) for --poli
 	$(BIN)/kubectl create configmap flowforge-policies -n flowforge-system $$args --dry-run=client -o yaml
 
 .PHONY: load
-load: up ## Load-test the webhook of `make up` over TLS (32 clients, 1000 req/s, 30s).
+load: up ## Load-test the webhook of `make up` over TLS beside the pure-Go floor (32 clients, 1000 req/s then closed loop, 30s each); prints the ratios.
 	@set -a; . $(LOCAL)/endpoints.env; set +a; $(BIN)/webhookload -ca $(LOCAL)/webhook-certs/ca.crt
 
 .PHONY: bench
-bench: ## Go benchmarks of the admission path.
+bench: ## Go benchmarks of the admission path (distinct-Job streams beside the pure-Go floor: BenchmarkAdmission).
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mutate ./policies
+	$(GO) test -run '^$$' -bench 'Admission$$' -benchmem ./webhook/server
 
 .PHONY: burst
 burst: up ## Submit 500 Jobs at once to `make up`'s stack; report recording, export lag and controller RSS/CPU (TTL=10s: also deletion).

@@ -43,7 +43,13 @@ func reference(ctx context.Context, e *policies.Engine, req admission.Request, k
 	if err != nil {
 		return admission.Response{}, nil, false
 	}
-	mutated, _, err := k.apply(obj, m.Ops)
+	// The reference encodes the whole hardened object and checks it typed
+	// (applyTo), where the handler checks only what the ops wrote.
+	apply := k.apply
+	if k.kind == "Job" {
+		apply = applyTo
+	}
+	mutated, _, err := apply(obj, m.Ops)
 	if err != nil {
 		return admission.Response{}, m, false
 	}
@@ -100,6 +106,12 @@ func differential(t testing.TB, es engines, req admission.Request, k kindHardeni
 			// Refused or passed through: the same answer as the uncached
 			// handler gives.
 			ref := harden(ctx, req, uncached, ns, k)
+			if wantDecision != nil {
+				// The decision could not be applied as a valid object when
+				// the whole result was checked: the handler, which checks
+				// only what the ops wrote, refuses it as well.
+				require.False(t, got.Allowed, "%s: the handler admits what the whole check refuses", pass)
+			}
 			require.Equal(t, ref.Allowed, got.Allowed, pass)
 			require.Equal(t, ref.Result, got.Result, pass)
 			require.Equal(t, ref.Warnings, got.Warnings, pass)

@@ -193,6 +193,46 @@ func TestFailsClosed(t *testing.T) {
 	})
 }
 
+// TestApplyCheckedRefusesWhatApplyRefuses: the handler checks only what
+// the ops wrote (writtenBy); on every op it refuses exactly what checking
+// the whole encoded Job refuses.
+func TestApplyCheckedRefusesWhatApplyRefuses(t *testing.T) {
+	job := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i"},{"name":"b","image":"i","env":[{"name":"E","value":"v"}]}]}}}}`
+	tests := []struct {
+		name string
+		op   policies.Op
+		bad  bool
+	}{
+		{"a number where a number goes", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: json.Number("3")}, false},
+		{"a string where a number goes", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: "many"}, true},
+		{"inside the second container", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 1, "securityContext", "privileged"}, Value: "yes"}, true},
+		{"a valid container field", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 1, "securityContext", "privileged"}, Value: false}, false},
+		{"an object where a string goes", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 0, "image"}, Value: map[string]any{"a": "b"}}, true},
+		{"a merge of labels", policies.Op{Setting: "m", Op: "merge", Path: []any{"spec", "template", "metadata", "labels"}, Value: map[string]any{"a": "b"}}, false},
+		{"a merge of a number into labels", policies.Op{Setting: "m", Op: "merge", Path: []any{"spec", "template", "metadata", "labels"}, Value: map[string]any{"a": json.Number("1")}}, true},
+		{"an added volume", policies.Op{Setting: "a", Op: "add", Key: "name", Path: []any{"spec", "template", "spec", "volumes"}, Value: map[string]any{"name": "tmp", "emptyDir": map[string]any{}}}, false},
+		{"an added bad volume", policies.Op{Setting: "a", Op: "add", Key: "name", Path: []any{"spec", "template", "spec", "volumes"}, Value: map[string]any{"name": "tmp", "emptyDir": "x"}}, true},
+		{"a union of finalizers", policies.Op{Setting: "u", Op: "union", Path: []any{"metadata", "finalizers"}, Value: []any{"f"}}, false},
+		{"a union of numbers", policies.Op{Setting: "u", Op: "union", Path: []any{"metadata", "finalizers"}, Value: []any{json.Number("1")}}, true},
+		{"a copy of labels", policies.Op{Setting: "c", Op: "copy", From: []any{"metadata", "labels"}, Path: []any{"spec", "template", "metadata", "labels"}, Value: []any{"app"}}, false},
+		{"a removal", policies.Op{Setting: "r", Op: "remove", Path: []any{"spec", "template", "spec", "containers", 1, "env"}}, false},
+		{"an unknown field is no type error", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "novel"}, Value: "x"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, wantErr := Apply([]byte(job), []policies.Op{tc.op})
+			obj, err := decodeJSON([]byte(job))
+			require.NoError(t, err)
+			_, applied, gotErr := applyChecked(obj, []policies.Op{tc.op})
+			assert.Equal(t, tc.bad, wantErr != nil, "whole check: %v", wantErr)
+			assert.Equal(t, tc.bad, gotErr != nil, "check of the written values: %v", gotErr)
+			if !tc.bad {
+				assert.NotEmpty(t, applied)
+			}
+		})
+	}
+}
+
 func TestDryRunHasNoSideEffects(t *testing.T) {
 	h := newHandler(t, nil)
 	before := testutil.ToFloat64(metrics.Mutations.WithLabelValues("runtimeClassName"))

@@ -25,13 +25,16 @@ type kindHardening struct {
 	// apply applies the policy's settings and checks the result is still
 	// a valid object of the kind.
 	apply func(map[string]any, []policies.Op) ([]byte, []policies.Op, error)
+	// applyVerified, if set, applies settings whose result Mutation.Verified
+	// vouches for, without checking it again.
+	applyVerified func(map[string]any, []policies.Op) ([]policies.Op, error)
 	// rewritten lists the paths the handler itself rewrote after the
 	// policy's ops, for the JSON patch (see patchFromOps).
 	rewritten func(hardened map[string]any, applied []policies.Op) [][]any
 }
 
 var (
-	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyTo, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
+	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyChecked, applyVerified: policies.Apply, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
 	podHardening = kindHardening{kind: "Pod", decode: decodePod, apply: ApplyPod, rewritten: podRewritten}
 )
 
@@ -70,7 +73,12 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 		return failClosed(err)
 	}
 	before := anchorsOf(obj, mutation.Ops)
-	_, applied, err := k.apply(obj, mutation.Ops)
+	var applied []policies.Op
+	if k.applyVerified != nil && mutation.Verified() {
+		applied, err = k.applyVerified(obj, mutation.Ops)
+	} else if _, applied, err = k.apply(obj, mutation.Ops); err == nil {
+		mutation.MarkVerified()
+	}
 	if err != nil {
 		return failClosed(err)
 	}

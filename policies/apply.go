@@ -19,6 +19,12 @@ const (
 	// OpRemove deletes the key at the path where it is present; it carries
 	// no value. Removing a key that is absent changes nothing.
 	OpRemove = "remove"
+	// OpCopy merges into the object at the path the entries of the object
+	// at From (read from the object as admitted, before any op) whose keys
+	// the value lists; keys From lacks are skipped. It lets a cached
+	// decision propagate a Job's own values (its labels) without carrying
+	// them: Apply turns it into a merge of the values it finds.
+	OpCopy = "copy"
 )
 
 func (o Op) check() error {
@@ -38,6 +44,19 @@ func (o Op) check() error {
 	case OpUnion:
 		if _, ok := o.Value.([]any); !ok {
 			return fmt.Errorf("setting %q: union needs an array value, got %T", o.Setting, o.Value)
+		}
+	case OpCopy:
+		keys, ok := o.Value.([]any)
+		if !ok {
+			return fmt.Errorf("setting %q: copy needs an array of keys, got %T", o.Setting, o.Value)
+		}
+		for _, k := range keys {
+			if _, ok := k.(string); !ok {
+				return fmt.Errorf("setting %q: copy keys must be strings, got %T", o.Setting, k)
+			}
+		}
+		if len(o.From) == 0 {
+			return fmt.Errorf("setting %q: copy needs a from path", o.Setting)
 		}
 	case OpAdd:
 		m, ok := o.Value.(map[string]any)
@@ -63,6 +82,10 @@ func (o Op) check() error {
 // different values are a policy error. Applying the same ops to the result
 // changes nothing.
 func Apply(obj map[string]any, ops []Op) ([]Op, error) {
+	ops, err := resolveCopies(obj, ops)
+	if err != nil {
+		return nil, err
+	}
 	sorted := make([]keyedOp, len(ops))
 	for i, op := range ops {
 		sorted[i] = keyedOp{Op: op, key: renderPath(op.Path)}
@@ -87,6 +110,44 @@ func Apply(obj map[string]any, ops []Op) ([]Op, error) {
 		}
 	}
 	return applied, nil
+}
+
+// resolveCopies turns each copy op into the merge it stands for, with the
+// values obj holds at its From path before any op is applied.
+func resolveCopies(obj map[string]any, ops []Op) ([]Op, error) {
+	hasCopy := false
+	for _, op := range ops {
+		if op.Op == OpCopy {
+			hasCopy = true
+			break
+		}
+	}
+	if !hasCopy {
+		return ops, nil
+	}
+	out := make([]Op, len(ops))
+	for i, op := range ops {
+		out[i] = op
+		if op.Op != OpCopy {
+			continue
+		}
+		if err := op.check(); err != nil {
+			return nil, err
+		}
+		var cur any = obj
+		for _, seg := range op.From {
+			cur, _ = get(cur, seg)
+		}
+		src, _ := cur.(map[string]any)
+		value := map[string]any{}
+		for _, k := range op.Value.([]any) {
+			if v, ok := src[k.(string)]; ok {
+				value[k.(string)] = deepCopy(v)
+			}
+		}
+		out[i] = Op{Setting: op.Setting, Op: OpMerge, Path: op.Path, Value: value}
+	}
+	return out, nil
 }
 
 // keyedOp is an op with its rendered path, computed once for sorting.

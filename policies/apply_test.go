@@ -130,6 +130,16 @@ func TestApply(t *testing.T) {
 			want: `{"metadata":{"annotations":{"ttl":"5"}},"spec":{}}`, applied: 2,
 		},
 		{
+			name: "copy merges the listed keys the source has", obj: `{"metadata":{"labels":{"app":"f","job-id":"j-1","other":"o"}},"spec":{"template":{"metadata":{"labels":{"mine":"m"}}}}}`,
+			ops:  []Op{{Setting: "c", Op: OpCopy, From: []any{"metadata", "labels"}, Path: []any{"spec", "template", "metadata", "labels"}, Value: []any{"app", "job-id", "absent"}}},
+			want: `{"metadata":{"labels":{"app":"f","job-id":"j-1","other":"o"}},"spec":{"template":{"metadata":{"labels":{"mine":"m","app":"f","job-id":"j-1"}}}}}`, applied: 1,
+		},
+		{
+			name: "copy from an absent source is a merge of nothing", obj: `{}`,
+			ops:  []Op{{Setting: "c", Op: OpCopy, From: []any{"metadata", "labels"}, Path: []any{"t"}, Value: []any{"a"}}},
+			want: `{"t":{}}`, applied: 1,
+		},
+		{
 			name: "identical duplicates are fine", obj: `{}`,
 			ops: []Op{
 				{Setting: "one", Op: OpSet, Path: []any{"a"}, Value: "x"},
@@ -150,6 +160,22 @@ func TestApply(t *testing.T) {
 			assert.Empty(t, again, "applying twice changes nothing")
 		})
 	}
+}
+
+// TestCopyReadsTheObjectAsAdmitted: a copy takes the values Rego saw in
+// the input, not what another op of the same decision wrote.
+func TestCopyReadsTheObjectAsAdmitted(t *testing.T) {
+	obj := decode(t, `{"metadata":{"labels":{"a":"old"}}}`)
+	applied, err := Apply(obj, []Op{
+		{Setting: "s", Op: OpSet, Path: []any{"metadata", "labels", "a"}, Value: "new"},
+		{Setting: "c", Op: OpCopy, From: []any{"metadata", "labels"}, Path: []any{"t"}, Value: []any{"a"}},
+	})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"metadata":{"labels":{"a":"new"}},"t":{"a":"old"}}`, encode(t, obj))
+	assert.Equal(t, []Op{
+		{Setting: "s", Op: OpSet, Path: []any{"metadata", "labels", "a"}, Value: "new"},
+		{Setting: "c", Op: OpMerge, Path: []any{"t"}, Value: map[string]any{"a": "old"}},
+	}, applied, "the applied copy is the merge it stood for")
 }
 
 func TestApplyErrors(t *testing.T) {
@@ -183,6 +209,8 @@ func TestApplyErrors(t *testing.T) {
 		{name: "remove through an index out of range", obj: `{"c":[]}`, ops: []Op{{Setting: "r", Op: OpRemove, Path: []any{"c", 0, "x"}}}, want: "out of range"},
 		{name: "remove through a scalar", obj: `{"a":"s"}`, ops: []Op{{Setting: "r", Op: OpRemove, Path: []any{"a", "b"}}}, want: "not an object or array"},
 		{name: "remove with an index on an object", obj: `{"a":{}}`, ops: []Op{{Setting: "r", Op: OpRemove, Path: []any{"a", 0, "b"}}}, want: "cannot index an object"},
+		{name: "copy without keys", obj: `{}`, ops: []Op{{Setting: "c", Op: OpCopy, From: []any{"a"}, Path: []any{"b"}, Value: "k"}}, want: "copy needs an array of keys"},
+		{name: "copy into a scalar", obj: `{"b":1}`, ops: []Op{{Setting: "c", Op: OpCopy, From: []any{"a"}, Path: []any{"b"}, Value: []any{"k"}}}, want: "expected an object"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,6 +231,9 @@ func TestOpCheck(t *testing.T) {
 		{Setting: "x", Op: "explode", Path: []any{"a"}},
 		{Setting: "r", Op: OpRemove, Path: []any{"a"}, Value: "x"},
 		{Setting: "r", Op: OpRemove, Path: []any{"a", 0}},
+		{Setting: "c", Op: OpCopy, Path: []any{"a"}, From: []any{"b"}, Value: "x"},
+		{Setting: "c", Op: OpCopy, Path: []any{"a"}, From: []any{"b"}, Value: []any{1}},
+		{Setting: "c", Op: OpCopy, Path: []any{"a"}, Value: []any{"k"}},
 	}
 	for _, op := range bad {
 		assert.Error(t, op.check(), "%+v", op)
@@ -228,6 +259,9 @@ func TestDecodeOps(t *testing.T) {
 	ops, err := decodeOps(asTerm(t, []any{map[string]any{"setting": "s", "op": "set", "path": []any{"a", json.Number("2")}, "value": true}}))
 	require.NoError(t, err)
 	assert.Equal(t, []Op{{Setting: "s", Op: "set", Path: []any{"a", 2}, Value: true}}, ops)
+	ops, err = decodeOps(asTerm(t, []any{map[string]any{"setting": "c", "op": "copy", "from": []any{"metadata", "labels"}, "path": []any{"t"}, "value": []any{"app"}}}))
+	require.NoError(t, err)
+	assert.Equal(t, []Op{{Setting: "c", Op: "copy", From: []any{"metadata", "labels"}, Path: []any{"t"}, Value: []any{"app"}}}, ops)
 
 	for _, bad := range []any{
 		"not a set",
@@ -236,6 +270,7 @@ func TestDecodeOps(t *testing.T) {
 		[]any{map[string]any{"setting": "s", "op": "set", "path": []any{json.Number("-1")}}},
 		[]any{map[string]any{"setting": "s", "op": "set", "path": []any{true}}},
 		[]any{map[string]any{"setting": "s", "op": "nope", "path": []any{"a"}}},
+		[]any{map[string]any{"setting": "c", "op": "copy", "from": []any{true}, "path": []any{"a"}, "value": []any{"k"}}},
 	} {
 		_, err := decodeOps(asTerm(t, bad))
 		assert.Error(t, err, "%v", bad)

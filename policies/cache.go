@@ -98,6 +98,12 @@ func (s CacheStats) HitRate() float64 {
 type cachedQuery struct {
 	name  string
 	views []viewPath
+	// masks are the object paths whose strings the view hides (see
+	// views.go); nil masks nothing.
+	masks *maskNode
+	// readsImages: a rule the query reaches reads input.images (or all of
+	// input), so the input must carry them.
+	readsImages bool
 	// cache is nil when the query is not cached (a non-deterministic
 	// builtin, walk over input, or caching switched off).
 	cache  *decisionCache
@@ -129,12 +135,24 @@ var (
 		ast.MustParseRef("data.flowforge.validate.deny"),
 		ast.MustParseRef("data.flowforge.validate.warn"),
 	}
+	// shapeRoots are the cached part of validation in a policy that
+	// splits it (see splitValidation).
+	shapeRoots = []ast.Ref{
+		ast.MustParseRef("data.flowforge.validate.shape_deny"),
+		ast.MustParseRef("data.flowforge.validate.shape_warn"),
+	}
 )
+
+// view is the part of the input the query's decision depends on: the
+// projection on its views, masked.
+func (q *cachedQuery) view(in ast.Object) ast.Object {
+	return maskView(project(in, q.views), q.masks)
+}
 
 // cachedQueries reads data.flowforge.config.cache, analyses the input
 // reads of both queries and checks them against the declared views. A
 // policy without a cache section is served uncached.
-func cachedQueries(c *ast.Compiler, data map[string]any, revision string) (mutate, validate *cachedQuery, err error) {
+func cachedQueries(c *ast.Compiler, data map[string]any, revision string, vRoots []ast.Ref) (mutate, validate *cachedQuery, err error) {
 	cfg, _ := lookup(data, "flowforge", "config", "cache").(map[string]any)
 	max := DefaultCacheEntries
 	if raw, ok := cfg["maxEntries"]; ok {
@@ -145,11 +163,20 @@ func cachedQueries(c *ast.Compiler, data map[string]any, revision string) (mutat
 		max = n
 	}
 	views, _ := cfg["views"].(map[string]any)
+	masks, maskPaths, err := parseMasks(cfg["masks"])
+	if err != nil {
+		return nil, nil, err
+	}
 	build := func(name string, roots []ast.Ref) (*cachedQuery, error) {
 		q := &cachedQuery{name: name, keyPrefix: []byte(revision + "\x00" + name + "\x00")}
 		a, err := analyzeQuery(c, roots)
 		if err != nil {
 			return nil, fmt.Errorf("analyse policy query %s: %w", name, err)
+		}
+		for _, r := range a.reads {
+			if len(r.path) == 0 || r.path[0] == "images" {
+				q.readsImages = true
+			}
 		}
 		switch {
 		case cfg == nil || views == nil:
@@ -165,6 +192,10 @@ func cachedQueries(c *ast.Compiler, data map[string]any, revision string) (mutat
 		if err := checkViews(name, a, q.views); err != nil {
 			return nil, err
 		}
+		if err := maskedReads(name, a, maskPaths); err != nil {
+			return nil, err
+		}
+		q.masks = masks
 		if max == 0 {
 			q.reason = "data.flowforge.config.cache.maxEntries is 0"
 			return q, nil
@@ -175,7 +206,7 @@ func cachedQueries(c *ast.Compiler, data map[string]any, revision string) (mutat
 	if mutate, err = build("mutate", mutateRoots); err != nil {
 		return nil, nil, err
 	}
-	if validate, err = build("validate", validateRoots); err != nil {
+	if validate, err = build("validate", vRoots); err != nil {
 		return nil, nil, err
 	}
 	return mutate, validate, nil

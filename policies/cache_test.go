@@ -2,9 +2,11 @@ package policies
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,8 +227,10 @@ func TestErrorsAreNotCached(t *testing.T) {
 }
 
 // TestDistinctJobsNeverShareAnEntry: two Jobs that differ only in a field
-// a rule reads (here: each field the served policy's tests vary) get
-// different keys, and each gets its own full evaluation's decision.
+// a shape rule reads (here: each field the served policy's tests vary) get
+// different keys, two that differ only in a masked value (a job-id, a name,
+// a secret name, a task) share one; each gets its full evaluation's
+// decision, identity rules included.
 func TestDistinctJobsNeverShareAnEntry(t *testing.T) {
 	ctx := context.Background()
 	cached, err := NewEngine(ctx, Options{})
@@ -235,20 +239,33 @@ func TestDistinctJobsNeverShareAnEntry(t *testing.T) {
 	require.NoError(t, err)
 	raw, err := os.ReadFile("testdata/bench-job.json")
 	require.NoError(t, err)
-	edits := map[string]func(job map[string]any){
+	withSecret := func(name string) func(j map[string]any) {
+		return func(j map[string]any) {
+			container(j)["env"] = []any{map[string]any{"name": "T", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": name, "key": "k"}}}}
+		}
+	}
+	shape := map[string]func(job map[string]any){
 		"none":       func(map[string]any) {},
-		"job-id":     func(j map[string]any) { dig(j, "metadata", "labels")["job-id"] = "other" },
-		"name":       func(j map[string]any) { dig(j, "metadata")["name"] = "other" },
 		"privileged": func(j map[string]any) { container(j)["securityContext"] = map[string]any{"privileged": true} },
 		"image":      func(j map[string]any) { container(j)["image"] = "docker.io/library/busybox:latest" },
 		"timeout":    func(j map[string]any) { dig(j, "metadata", "annotations")["flowforge.io/timeout"] = "5m" },
 		"profile":    func(j map[string]any) { dig(j, "metadata", "annotations")["flowforge.io/profile"] = "large" },
-		"secret": func(j map[string]any) {
-			container(j)["env"] = []any{map[string]any{"name": "T", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "x", "key": "k"}}}}
-		},
+		"secret":     withSecret("x"),
+		"no job-id":  func(j map[string]any) { dig(j, "metadata", "labels")["job-id"] = "" },
+		"task":       func(j map[string]any) { dig(j, "metadata", "annotations")["flowforge.io/task"] = "fix it" },
 	}
-	keys := map[cacheKey]string{}
-	for name, edit := range edits {
+	// identity edits change only masked values: each shares the key of
+	// the shape edit named beside it.
+	identity := map[string]struct {
+		like string
+		edit func(job map[string]any)
+	}{
+		"job-id":      {"none", func(j map[string]any) { dig(j, "metadata", "labels")["job-id"] = "other" }},
+		"name":        {"none", func(j map[string]any) { dig(j, "metadata")["name"] = "other" }},
+		"other task":  {"task", func(j map[string]any) { dig(j, "metadata", "annotations")["flowforge.io/task"] = "other" }},
+		"secret name": {"secret", withSecret("git-credentials-other")},
+	}
+	decide := func(name string, edit func(map[string]any)) map[string]string {
 		var job map[string]any
 		require.NoError(t, json.Unmarshal(raw, &job))
 		edit(job)
@@ -261,13 +278,11 @@ func TestDistinctJobsNeverShareAnEntry(t *testing.T) {
 		p := cached.Current()
 		value, err := p.inputValue(in)
 		require.NoError(t, err)
+		keys := map[string]string{}
 		for _, q := range []*cachedQuery{p.mutateQ, p.validateQ} {
-			key, err := q.key(project(value, q.views))
+			key, err := q.key(q.view(value))
 			require.NoError(t, err)
-			if other, seen := keys[key]; seen {
-				t.Fatalf("%s and %s share the %s key", name, other, q.name)
-			}
-			keys[key] = name
+			keys[q.name] = hex.EncodeToString(key[:])
 		}
 		for range 2 {
 			gotM, err := cached.Mutate(ctx, in)
@@ -281,8 +296,23 @@ func TestDistinctJobsNeverShareAnEntry(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, wantV, gotV, name)
 		}
+		return keys
 	}
-	assert.Equal(t, uint64(len(edits)), cached.CacheStats()["mutate"].Hits)
+	seen := map[string]string{}
+	shapeKeys := map[string]map[string]string{}
+	for name, edit := range shape {
+		shapeKeys[name] = decide(name, edit)
+		for _, key := range shapeKeys[name] {
+			if other, dup := seen[key]; dup {
+				t.Fatalf("%s and %s share a key", name, other)
+			}
+			seen[key] = name
+		}
+	}
+	for name, tc := range identity {
+		assert.Equal(t, shapeKeys[tc.like], decide(name, tc.edit), "%s shares the entry of %s", name, tc.like)
+	}
+	assert.Equal(t, uint64(len(shape)+2*len(identity)), cached.CacheStats()["mutate"].Hits)
 }
 
 var benchKind = metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}
@@ -399,4 +429,62 @@ func TestUndoingARefusedEditClearsTheRefusal(t *testing.T) {
 	require.NoError(t, e.Reload(context.Background()))
 	assert.Equal(t, good, e.Status().Revision)
 	assert.Empty(t, e.Status().LastError, "the files serve again as they are")
+}
+
+// TestIdentityQueryServesWhatTheShapeLeavesOut: the served policy's deny
+// and warn are exactly the unions of shape_* and identity_*, so the
+// identity rules are served by their own query; a rule that adds to deny
+// directly makes the engine serve deny without the shape instead, so that
+// the rule is evaluated, uncached, on every request.
+func TestIdentityQueryServesWhatTheShapeLeavesOut(t *testing.T) {
+	ctx := context.Background()
+	// (The served policy's use of identityQuery is checked with the
+	// policy tests' inputs in TestViewGivesTheFullDecisionOnEveryPolicyTestInput.)
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, Embedded()))
+	writePolicy(t, dir, map[string]string{"validate/extra/extra.rego": `package flowforge.validate
+
+deny contains {"msg": "mallory may not", "field": "metadata"} if input.request.userInfo.username == "mallory.extra"
+`})
+	e, err := NewEngine(ctx, Options{Dir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, otherwiseQuery, e.Current().identityText)
+	raw, err := os.ReadFile("testdata/bench-job.json")
+	require.NoError(t, err)
+	for _, user := range []string{"mallory.extra", "bob", "mallory.extra"} {
+		in := Input{Request: &admissionv1.AdmissionRequest{
+			UID: "x", Kind: benchKind, Namespace: "agents", Operation: admissionv1.Create,
+			Object: runtime.RawExtension{Raw: raw}, UserInfo: authenticationv1.UserInfo{Username: user},
+		}, NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "agents"}}
+		v, err := e.Validate(ctx, in)
+		require.NoError(t, err)
+		assert.Equal(t, user == "mallory.extra", slices.Contains(v.Deny, Violation{Msg: "mallory may not", Field: "metadata"}), user)
+		assert.NotEmpty(t, v.Deny, "the identity rules still deny (the bench Job has no claims)")
+	}
+	assert.Equal(t, uint64(2), e.CacheStats()["validate"].Hits, "the shape is cached all the same")
+}
+
+// TestVerifiedIsSharedByOneView: a mutation's verified mark belongs to
+// its cached decision, so objects of one (masked) view share it, and an
+// uncached decision never carries one.
+func TestVerifiedIsSharedByOneView(t *testing.T) {
+	ctx := context.Background()
+	dir := fixtureDir(t)
+	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + fixtureViews + "      masks:\n        object:\n          - [metadata, name]\n"})
+	for _, disable := range []bool{false, true} {
+		e, err := NewEngine(ctx, Options{Dir: dir, DisableCache: disable})
+		require.NoError(t, err)
+		first, err := e.Mutate(ctx, Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"name":"a1"}}`, "")})
+		require.NoError(t, err)
+		assert.False(t, first.Verified())
+		first.MarkVerified()
+		second, err := e.Mutate(ctx, Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"name":"b2"}}`, "")})
+		require.NoError(t, err)
+		assert.Equal(t, !disable, second.Verified(), "cache disabled: %v", disable)
+		other, err := e.Mutate(ctx, Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"name":"c3","labels":{"x":"y"}}}`, "")})
+		require.NoError(t, err)
+		assert.False(t, other.Verified(), "another view, another decision")
+	}
+	assert.False(t, (&Mutation{}).Verified())
+	(&Mutation{}).MarkVerified() // no mark to set: nothing happens
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -34,6 +35,8 @@ type Op struct {
 	Path    []any  `json:"path"`
 	Value   any    `json:"value"`
 	Key     string `json:"key,omitempty"`
+	// From is the source path of a copy op.
+	From []any `json:"from,omitempty"`
 }
 
 // Violation is one denial or warning: what is wrong, and where.
@@ -50,6 +53,22 @@ type Mutation struct {
 	Revision string
 	Ops      []Op
 	Warnings []string
+	// verified is shared by every request served the same cached
+	// decision (see Verified).
+	verified *atomic.Bool
+}
+
+// Verified reports whether these ops, applied to an object of the same
+// view, already gave an object that decodes as its kind. Objects of one
+// view differ only in masked strings, so the same ops give them the same
+// structure and types: the handler checks the first and trusts the rest.
+func (m *Mutation) Verified() bool { return m.verified != nil && m.verified.Load() }
+
+// MarkVerified records that the ops gave a valid object.
+func (m *Mutation) MarkVerified() {
+	if m.verified != nil {
+		m.verified.Store(true)
+	}
 }
 
 // Validation is a policy's verdict on one object.
@@ -90,16 +109,56 @@ func (p *Policy) mutateWith(ctx context.Context, in Input, useCache bool) (*Muta
 	}
 	m := d.(*Mutation)
 	// The cached decision is shared: callers get their own slices.
-	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings)}, how, nil
+	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings), verified: m.verified}, how, nil
 }
 
 func (p *Policy) validateWith(ctx context.Context, in Input, useCache bool) (*Validation, Lookup, error) {
-	d, how, err := p.decide(ctx, p.validate, p.validateQ, in, useCache, decodeValidation)
+	value, err := p.inputValue(in)
+	if err != nil {
+		return nil, LookupUncached, err
+	}
+	return p.validateValue(ctx, value, useCache)
+}
+
+func (p *Policy) validateValue(ctx context.Context, value ast.Object, useCache bool) (*Validation, Lookup, error) {
+	d, how, err := p.decideValue(ctx, p.validate, p.validateQ, value, useCache, decodeValidation)
 	if err != nil {
 		return nil, how, err
 	}
 	v := d.(*Validation)
-	return &Validation{Revision: p.Revision, Deny: slices.Clone(v.Deny), Warn: slices.Clone(v.Warn)}, how, nil
+	if !p.split {
+		return &Validation{Revision: p.Revision, Deny: slices.Clone(v.Deny), Warn: slices.Clone(v.Warn)}, how, nil
+	}
+	// The identity rules: evaluated on every request, never cached.
+	bindings, err := p.eval(ctx, p.identity, value)
+	if err != nil {
+		return nil, how, err
+	}
+	id, err := decodeValidation(bindings)
+	if err != nil {
+		return nil, how, err
+	}
+	iv := id.(*Validation)
+	return &Validation{Revision: p.Revision, Deny: unionViolations(v.Deny, iv.Deny), Warn: unionViolations(v.Warn, iv.Warn)}, how, nil
+}
+
+// unionViolations merges two sorted lists of violations into a new sorted
+// list without duplicates (deny is a set in Rego).
+func unionViolations(a, b []Violation) []Violation {
+	out := make([]Violation, 0, len(a)+len(b))
+	out = append(out, a...)
+	out = append(out, b...)
+	sortViolations(out)
+	return slices.Compact(out)
+}
+
+func sortViolations(v []Violation) {
+	sort.Slice(v, func(i, j int) bool {
+		if v[i].Field != v[j].Field {
+			return v[i].Field < v[j].Field
+		}
+		return v[i].Msg < v[j].Msg
+	})
 }
 
 func decodeMutation(bindings rego.Vars) (any, error) {
@@ -111,7 +170,7 @@ func decodeMutation(bindings rego.Vars) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy mutate.warn: %w", err)
 	}
-	return &Mutation{Ops: ops, Warnings: warnings}, nil
+	return &Mutation{Ops: ops, Warnings: warnings, verified: new(atomic.Bool)}, nil
 }
 
 func decodeValidation(bindings rego.Vars) (any, error) {
@@ -132,10 +191,14 @@ func decodeValidation(bindings rego.Vars) (any, error) {
 // the policy reads nothing else, so the decision is the one the whole
 // input would give. Errors are never cached.
 func (p *Policy) decide(ctx context.Context, q rego.PreparedEvalQuery, cq *cachedQuery, in Input, useCache bool, decode func(rego.Vars) (any, error)) (any, Lookup, error) {
-	value, err := p.inputValue(in)
+	value, err := p.input(in, cq == nil || cq.readsImages)
 	if err != nil {
 		return nil, LookupUncached, err
 	}
+	return p.decideValue(ctx, q, cq, value, useCache, decode)
+}
+
+func (p *Policy) decideValue(ctx context.Context, q rego.PreparedEvalQuery, cq *cachedQuery, value ast.Object, useCache bool, decode func(rego.Vars) (any, error)) (any, Lookup, error) {
 	if !useCache || cq == nil || cq.cache == nil {
 		bindings, err := p.eval(ctx, q, value)
 		if err != nil {
@@ -144,7 +207,7 @@ func (p *Policy) decide(ctx context.Context, q rego.PreparedEvalQuery, cq *cache
 		d, err := decode(bindings)
 		return d, LookupUncached, err
 	}
-	view := project(value, cq.views)
+	view := cq.view(value)
 	key, err := cq.key(view)
 	if err != nil {
 		return nil, LookupMiss, err
@@ -194,7 +257,11 @@ func (p *Policy) eval(ctx context.Context, q rego.PreparedEvalQuery, value ast.V
 
 // inputValue builds the policy input as an AST value directly: the raw
 // objects are parsed once, without a round trip through Go maps.
-func (p *Policy) inputValue(in Input) (ast.Object, error) {
+func (p *Policy) inputValue(in Input) (ast.Object, error) { return p.input(in, true) }
+
+// input builds the policy input; images (input.images) only when the
+// query may read them, as parsing every image costs.
+func (p *Policy) input(in Input, images bool) (ast.Object, error) {
 	req := in.Request
 	if req == nil {
 		return nil, errors.New("policy input: no admission request")
@@ -251,9 +318,11 @@ func (p *Policy) inputValue(in Input) (ast.Object, error) {
 		ast.Item(ast.StringTerm("policy"), ast.ObjectTerm(
 			ast.Item(ast.StringTerm("revision"), ast.StringTerm(p.Revision)),
 		)),
-		// Every container image, parsed (see ImageView).
-		ast.Item(ast.StringTerm("images"), imageViews(object, oldObject)),
 	)
+	if images {
+		// Every container image, parsed (see ImageView).
+		out.Insert(ast.StringTerm("images"), imageViews(object, oldObject))
+	}
 	if in.Claims != nil {
 		out.Insert(ast.StringTerm("claims"), ast.NewTerm(in.Claims.value()))
 	}
@@ -326,29 +395,44 @@ func decodeOp(item *ast.Term) (Op, error) {
 	if !ok || path.Len() == 0 {
 		return Op{}, fmt.Errorf("setting %q has no path", op.Setting)
 	}
-	var pathErr error
-	path.Foreach(func(seg *ast.Term) {
-		switch s := seg.Value.(type) {
-		case ast.String:
-			op.Path = append(op.Path, string(s))
-		case ast.Number:
-			i, ok := s.Int()
-			if !ok || i < 0 {
-				pathErr = fmt.Errorf("setting %q: bad index %v", op.Setting, s)
-				return
-			}
-			op.Path = append(op.Path, i)
-		default:
-			pathErr = fmt.Errorf("setting %q: path segment %v is neither a key nor an index", op.Setting, seg)
+	var err error
+	if op.Path, err = decodePath(op.Setting, path); err != nil {
+		return Op{}, err
+	}
+	if from, ok := objectArray(obj, "from"); ok {
+		if op.From, err = decodePath(op.Setting, from); err != nil {
+			return Op{}, err
 		}
-	})
-	if pathErr != nil {
-		return Op{}, pathErr
 	}
 	if err := op.check(); err != nil {
 		return Op{}, err
 	}
 	return op, nil
+}
+
+// decodePath reads a path of object keys and array indexes.
+func decodePath(setting string, path *ast.Array) ([]any, error) {
+	out := make([]any, 0, path.Len())
+	var pathErr error
+	path.Foreach(func(seg *ast.Term) {
+		if pathErr != nil {
+			return
+		}
+		switch s := seg.Value.(type) {
+		case ast.String:
+			out = append(out, string(s))
+		case ast.Number:
+			i, ok := s.Int()
+			if !ok || i < 0 {
+				pathErr = fmt.Errorf("setting %q: bad index %v", setting, s)
+				return
+			}
+			out = append(out, i)
+		default:
+			pathErr = fmt.Errorf("setting %q: path segment %v is neither a key nor an index", setting, seg)
+		}
+	})
+	return out, pathErr
 }
 
 func objectArray(obj ast.Object, key string) (*ast.Array, bool) {
@@ -420,11 +504,6 @@ func decodeViolations(v any) ([]Violation, error) {
 	if bad != nil {
 		return nil, bad
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Field != out[j].Field {
-			return out[i].Field < out[j].Field
-		}
-		return out[i].Msg < out[j].Msg
-	})
+	sortViolations(out)
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -23,6 +24,18 @@ import (
 const (
 	mutateQuery   = "patch = data.flowforge.mutate.patch; warn = data.flowforge.mutate.warn"
 	validateQuery = "deny = data.flowforge.validate.deny; warn = data.flowforge.validate.warn"
+	// A policy that splits validation (data.flowforge.validate.shape_deny
+	// exists) is served as two queries: the shape, cached on its views,
+	// and everything else in deny and warn (the identity rules, UPDATE,
+	// CONNECT), evaluated on every request with the shape left out.
+	shapeQuery = "deny = data.flowforge.validate.shape_deny; warn = data.flowforge.validate.shape_warn"
+	// identityQuery serves the rest when deny and warn are exactly the
+	// unions of shape_* and identity_* (validate.rego's four rules);
+	// otherwiseQuery when a rule adds to deny or warn directly: such a rule
+	// is then evaluated on every request too.
+	identityQuery  = "deny = data.flowforge.validate.identity_deny; warn = data.flowforge.validate.identity_warn"
+	otherwiseQuery = "deny = data.flowforge.validate.deny with data.flowforge.validate.shape_deny as set() with data.flowforge.validate.shape_warn as set(); " +
+		"warn = data.flowforge.validate.warn with data.flowforge.validate.shape_deny as set() with data.flowforge.validate.shape_warn as set()"
 	// testTimeout bounds one policy test, so a pathological policy cannot
 	// stall a reload. It is wall-clock time: 10 s timed out an ordinary
 	// test on a 2-core machine at load average 18, so it leaves room for a
@@ -44,6 +57,16 @@ type Policy struct {
 	config   *Config
 	mutate   rego.PreparedEvalQuery
 	validate rego.PreparedEvalQuery
+	// identity, when split is set, is the uncached rest of validation:
+	// validate then serves only the shape (see shapeQuery).
+	identity rego.PreparedEvalQuery
+	split    bool
+	// identityText is the query identity serves (identityQuery or
+	// otherwiseQuery).
+	identityText string
+	// compiler and store prepared the queries (tests prepare others).
+	compiler *ast.Compiler
+	store    storage.Store
 	// mutateQ and validateQ hold each query's views and decision cache
 	// (see cache.go); the cache lives and dies with this revision.
 	mutateQ, validateQ *cachedQuery
@@ -86,7 +109,13 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	tests, err := RunTests(ctx, b, nil)
+	// The embedded policy's masks are proven by its unit tests
+	// (TestEmbeddedPolicyMasksPassTheirCheck); any other policy's at load.
+	var capture *inputCapture
+	if platform != nil || !sameFiles(fsys, Embedded()) {
+		capture = &inputCapture{}
+	}
+	tests, err := runTests(ctx, b, nil, capture)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +123,18 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 	if err := applyPlatform(platform, b.Data); err != nil {
 		return nil, err
 	}
-	return compile(ctx, b, tests)
+	p, err := compile(ctx, b, tests)
+	if err != nil {
+		return nil, err
+	}
+	// The masks of the cached views, proven on the tests' inputs
+	// (viewcheck.go).
+	if capture != nil {
+		if err := p.checkMasks(ctx, capture.inputs()); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 // readBundle loads the .rego modules and data documents of fsys.
@@ -115,14 +155,27 @@ func readBundle(fsys fs.FS) (*bundle.Bundle, error) {
 // *_test.rego files) and returns how many passed. If report is not nil it
 // receives every result. Any failure or error refuses the whole set.
 func RunTests(ctx context.Context, b *bundle.Bundle, report func(*tester.Result)) (int, error) {
+	return runTests(ctx, b, report, nil)
+}
+
+// runTests is RunTests, recording every test input in capture if it is
+// not nil.
+func runTests(ctx context.Context, b *bundle.Bundle, report func(*tester.Result), capture *inputCapture) (int, error) {
 	modules := map[string]*ast.Module{}
 	for _, m := range b.Modules {
 		modules[m.Path] = m.Parsed
+	}
+	var builtins []*tester.Builtin
+	if capture != nil {
+		var builtin *tester.Builtin
+		modules, builtin = capture.instrument(modules)
+		builtins = append(builtins, builtin)
 	}
 	runner := tester.NewRunner().
 		SetModules(modules).
 		SetStore(inmem.NewFromObject(b.Data)).
 		SetDefaultRegoVersion(ast.RegoV1).
+		AddCustomBuiltins(builtins).
 		SetTimeout(testTimeout)
 	ch, err := runner.RunTests(ctx, nil)
 	if err != nil {
@@ -186,20 +239,67 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{Tests: tests, data: b.Data, limits: limits, config: config}
+	p := &Policy{Tests: tests, data: b.Data, limits: limits, config: config, compiler: compiler, store: store}
 	if p.mutate, err = prepare(mutateQuery); err != nil {
 		return nil, fmt.Errorf("prepare mutation query: %w", err)
 	}
-	if p.validate, err = prepare(validateQuery); err != nil {
+	vQuery, vRoots := validateQuery, validateRoots
+	if p.split = len(compiler.GetRules(shapeRoots[0])) > 0; p.split {
+		vQuery, vRoots = shapeQuery, shapeRoots
+		rest := otherwiseQuery
+		if onlyUnions(compiler) {
+			rest = identityQuery
+		}
+		p.identityText = rest
+		if p.identity, err = prepare(rest); err != nil {
+			return nil, fmt.Errorf("prepare identity query: %w", err)
+		}
+	}
+	if p.validate, err = prepare(vQuery); err != nil {
 		return nil, fmt.Errorf("prepare validation query: %w", err)
 	}
 	if p.Revision, err = revision(b); err != nil {
 		return nil, err
 	}
-	if p.mutateQ, p.validateQ, err = cachedQueries(compiler, b.Data, p.Revision); err != nil {
+	if p.mutateQ, p.validateQ, err = cachedQueries(compiler, b.Data, p.Revision, vRoots); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// onlyUnions reports whether every rule of data.flowforge.validate.deny
+// and warn depends on nothing but shape_deny and identity_deny (shape_warn
+// and identity_warn), as validate.rego writes them; identity_deny and
+// identity_warn must exist.
+func onlyUnions(c *ast.Compiler) bool {
+	for _, pair := range [][3]string{
+		{"data.flowforge.validate.deny", "data.flowforge.validate.shape_deny", "data.flowforge.validate.identity_deny"},
+		{"data.flowforge.validate.warn", "data.flowforge.validate.shape_warn", "data.flowforge.validate.identity_warn"},
+	} {
+		allowed := map[*ast.Rule]bool{}
+		for _, ref := range pair[1:] {
+			rules := c.GetRules(ast.MustParseRef(ref))
+			if len(rules) == 0 {
+				return false
+			}
+			for _, r := range rules {
+				allowed[r] = true
+			}
+		}
+		for _, r := range c.GetRules(ast.MustParseRef(pair[0])) {
+			deps := c.Graph.Dependencies(r)
+			if len(deps) == 0 {
+				return false
+			}
+			for dep := range deps {
+				d, ok := dep.(*ast.Rule)
+				if !ok || !allowed[d] {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }
 
 // revision names a policy set: its release label plus a content hash of

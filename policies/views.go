@@ -393,3 +393,306 @@ func project(in ast.Object, views []viewPath) ast.Object {
 
 // errNoViews is returned when the policy data declares no views.
 var errNoViews = errors.New("data.flowforge.config.cache.views: missing; declare the input paths each query reads (see docs/policies.md)")
+
+// Masks. A view still holds values that name one Job and no other: its
+// name, its job-id label, its tasks and secret names. The shape rules look
+// at where such values are and whether they are empty, never at what they
+// say (the identity rules, evaluated on every request, compare them). The
+// policy lists their paths in data.flowforge.config.cache.masks, relative
+// to the admitted object; the engine replaces every non-empty string at
+// those paths, in request.object and request.oldObject, by maskedValue
+// before it hashes the view and before a miss evaluates it. Distinct Jobs
+// of one template then share one view, one key and one decision. A mask
+// segment "*" stands for every key of an object and every element of an
+// array.
+
+// maskedValue replaces a masked non-empty string.
+const maskedValue = "masked"
+
+// maskedRoots are the views' paths the masks are relative to.
+var maskedRoots = [][]*ast.Term{
+	{ast.InternedTerm("request"), ast.InternedTerm("object")},
+	{ast.InternedTerm("request"), ast.InternedTerm("oldObject")},
+}
+
+// maskNode is a trie of mask paths. An explicit child already holds what
+// the "*" child holds (build merges it in), so a key follows exactly one
+// child.
+type maskNode struct {
+	leaf     bool
+	children map[string]*maskNode
+	star     *maskNode
+	// keys are the children's keys as terms, built once.
+	keys []*ast.Term
+}
+
+// internKeys builds the key terms of n and its descendants.
+func (n *maskNode) internKeys() {
+	n.keys = n.keys[:0]
+	for key, c := range n.children {
+		n.keys = append(n.keys, ast.StringTerm(key))
+		c.internKeys()
+	}
+	if n.star != nil {
+		n.star.internKeys()
+	}
+}
+
+// parseMasks reads data.flowforge.config.cache.masks.object: a list of
+// paths, each a list of keys.
+func parseMasks(raw any) (*maskNode, [][]string, error) {
+	if raw == nil {
+		return nil, nil, nil
+	}
+	cfg, ok := raw.(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("data.flowforge.config.cache.masks: expected an object with an object list, got %T", raw)
+	}
+	list, ok := cfg["object"].([]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("data.flowforge.config.cache.masks.object: expected a list of paths, got %T", cfg["object"])
+	}
+	var paths [][]string
+	for i, item := range list {
+		segs, ok := item.([]any)
+		if !ok || len(segs) == 0 {
+			return nil, nil, fmt.Errorf("data.flowforge.config.cache.masks.object[%d]: expected a non-empty list of keys such as [metadata, name], got %v", i, item)
+		}
+		path := make([]string, 0, len(segs))
+		for _, s := range segs {
+			str, ok := s.(string)
+			if !ok || str == "" {
+				return nil, nil, fmt.Errorf("data.flowforge.config.cache.masks.object[%d]: keys must be non-empty strings, got %v", i, s)
+			}
+			path = append(path, str)
+		}
+		paths = append(paths, path)
+	}
+	if len(paths) == 0 {
+		return nil, nil, nil
+	}
+	root := &maskNode{}
+	for _, p := range paths {
+		root.add(p)
+	}
+	root.mergeStars()
+	root.internKeys()
+	return root, paths, nil
+}
+
+func (n *maskNode) add(path []string) {
+	if len(path) == 0 {
+		n.leaf = true
+		return
+	}
+	var next *maskNode
+	if path[0] == "*" {
+		if n.star == nil {
+			n.star = &maskNode{}
+		}
+		next = n.star
+	} else {
+		if n.children == nil {
+			n.children = map[string]*maskNode{}
+		}
+		if next = n.children[path[0]]; next == nil {
+			next = &maskNode{}
+			n.children[path[0]] = next
+		}
+	}
+	next.add(path[1:])
+}
+
+// mergeStars copies each "*" subtree into its explicit siblings.
+func (n *maskNode) mergeStars() {
+	if n.star != nil {
+		n.star.mergeStars()
+		for _, c := range n.children {
+			c.mergeWith(n.star)
+		}
+	}
+	for _, c := range n.children {
+		c.mergeStars()
+	}
+}
+
+func (n *maskNode) mergeWith(o *maskNode) {
+	n.leaf = n.leaf || o.leaf
+	if o.star != nil {
+		if n.star == nil {
+			n.star = &maskNode{}
+		}
+		n.star.mergeWith(o.star)
+	}
+	for k, oc := range o.children {
+		if n.children == nil {
+			n.children = map[string]*maskNode{}
+		}
+		c := n.children[k]
+		if c == nil {
+			c = &maskNode{}
+			n.children[k] = c
+		}
+		c.mergeWith(oc)
+	}
+}
+
+// mask returns v with the strings under n replaced, sharing every part
+// it does not change. changed reports whether anything was replaced.
+func (n *maskNode) mask(v ast.Value) (ast.Value, bool) {
+	if n.leaf {
+		if s, ok := v.(ast.String); ok && s != "" {
+			return ast.String(maskedValue), s != maskedValue
+		}
+	}
+	switch x := v.(type) {
+	case ast.Object:
+		var replaced map[string]*ast.Term
+		replace := func(k *ast.Term, child *maskNode, t *ast.Term) {
+			if child == nil {
+				return
+			}
+			if nv, changed := child.mask(t.Value); changed {
+				if replaced == nil {
+					replaced = map[string]*ast.Term{}
+				}
+				replaced[string(k.Value.(ast.String))] = ast.NewTerm(nv)
+			}
+		}
+		if n.star == nil {
+			for _, k := range n.keys {
+				if t := x.Get(k); t != nil {
+					replace(k, n.children[string(k.Value.(ast.String))], t)
+				}
+			}
+		} else {
+			x.Foreach(func(k, t *ast.Term) {
+				s, ok := k.Value.(ast.String)
+				if !ok {
+					return
+				}
+				child := n.children[string(s)]
+				if child == nil {
+					child = n.star
+				}
+				replace(k, child, t)
+			})
+		}
+		if replaced == nil {
+			return v, false
+		}
+		out := ast.NewObject()
+		x.Foreach(func(k, t *ast.Term) {
+			if s, ok := k.Value.(ast.String); ok {
+				if nt, ok := replaced[string(s)]; ok {
+					out.Insert(k, nt)
+					return
+				}
+			}
+			out.Insert(k, t)
+		})
+		return out, true
+	case *ast.Array:
+		if n.star == nil {
+			return v, false
+		}
+		var elems []*ast.Term
+		for i := range x.Len() {
+			t := x.Elem(i)
+			if nv, changed := n.star.mask(t.Value); changed {
+				if elems == nil {
+					elems = make([]*ast.Term, x.Len())
+					for j := range x.Len() {
+						elems[j] = x.Elem(j)
+					}
+				}
+				elems[i] = ast.NewTerm(nv)
+			}
+		}
+		if elems == nil {
+			return v, false
+		}
+		return ast.NewArray(elems...), true
+	}
+	return v, false
+}
+
+// maskView masks the objects of a view (see maskedRoots). It never changes
+// the view's values, which may be the input's own: the objects along a
+// root that holds a masked value are copied.
+func maskView(view ast.Object, masks *maskNode) ast.Object {
+	if masks == nil {
+		return view
+	}
+	for _, root := range maskedRoots {
+		if nv, changed := maskUnder(view, root, masks); changed {
+			view = nv
+		}
+	}
+	return view
+}
+
+// maskUnder masks the value at path below obj, copying obj and the objects
+// between when anything changes.
+func maskUnder(obj ast.Object, path []*ast.Term, masks *maskNode) (ast.Object, bool) {
+	key := path[0]
+	t := obj.Get(key)
+	if t == nil {
+		return obj, false
+	}
+	var nv ast.Value
+	var changed bool
+	if len(path) == 1 {
+		nv, changed = masks.mask(t.Value)
+	} else if child, ok := t.Value.(ast.Object); ok {
+		nv, changed = maskUnder(child, path[1:], masks)
+	}
+	if !changed {
+		return obj, false
+	}
+	out := ast.NewObject()
+	obj.Foreach(func(k, v *ast.Term) {
+		if k.Equal(key) {
+			out.Insert(k, ast.NewTerm(nv))
+			return
+		}
+		out.Insert(k, v)
+	})
+	return out, true
+}
+
+// maskedReads refuses a query's direct reads of a masked path: a rule
+// that reads input.request.object.metadata.name would see maskedValue.
+func maskedReads(query string, a queryAnalysis, masks [][]string) error {
+	var bad []string
+	for _, r := range a.reads {
+		for _, rootTerms := range maskedRoots {
+			root := make([]string, len(rootTerms))
+			for i, t := range rootTerms {
+				root[i] = string(t.Value.(ast.String))
+			}
+			if len(r.path) < len(root) || !slices.Equal([]string(r.path[:len(root)]), root) {
+				continue
+			}
+			rel := r.path[len(root):]
+			for _, m := range masks {
+				if len(rel) >= len(m) && matchMask(m, rel[:len(m)]) {
+					bad = append(bad, fmt.Sprintf("%s read by %s at %s is masked (data.flowforge.config.cache.masks)", r.path, r.rule, r.loc))
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return &ViewError{Query: query, Reads: bad}
+	}
+	return nil
+}
+
+func matchMask(mask, path []string) bool {
+	for i := range mask {
+		if mask[i] != "*" && mask[i] != path[i] {
+			return false
+		}
+	}
+	return true
+}

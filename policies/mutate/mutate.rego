@@ -18,9 +18,13 @@
 #              "remove"   the object key at the path is deleted where it is
 #                         present (no value; nothing is created); no other
 #                         entry may write that path or inside it
+#              "copy"     object: merges the entries of the object at
+#                         "from" (as admitted) whose keys the value lists;
+#                         the decision names keys, never this Job's values
 #     path     JSON path from the Job's root: strings and array indexes
-#     value    the value (none for "remove")
+#     value    the value (none for "remove"; the keys for "copy")
 #     key      for "add": the field that identifies an element
+#     from     for "copy": the JSON path of the source object
 #
 #   Explicitly unsafe user values (privileged: true, runAsUser: 0, an
 #   Unconfined profile, a forbidden capability) are left as they are: the

@@ -25,7 +25,7 @@ test_only_labelled_jobs_on_create if {
 test_every_op_is_well_formed if {
 	all := mutate.patch with input as fixtures.job_input(fixtures.job)
 	every op in all {
-		op.op in {"set", "default", "merge", "union", "add"}
+		op.op in {"set", "default", "merge", "union", "add", "copy"}
 		is_string(op.setting)
 		is_array(op.path)
 	}

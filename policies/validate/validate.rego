@@ -10,13 +10,17 @@
 #   as hardened (a Pod by the pod-level rules, see mutate/pod-lifecycle).
 #
 #   Each folder under validate/ adds to the partial sets:
-#     violation         what is wrong with the object as it is
+#     violation         what is wrong with the object's shape (read on
+#                       the masked view: never compares a masked value)
 #     warning           what is worth knowing but must not block
+#     identity_violation, identity_warning
+#                       the same, for rules that compare the object's
+#                       identity (ids, names, secret names, requester)
 #     update_violation  UPDATE only: what the change from the old object to
 #                       the new one weakens
 #     connect_violation CONNECT only (pods/exec, ...): see interactive-access/
 #
-#   CREATE denies every violation. UPDATE ratchets: it denies only the
+#   CREATE denies every violation and identity_violation. UPDATE ratchets: it denies only the
 #   violations the old object did not already have, plus update_violation.
 #   An object admitted under an older policy stays updatable (a controller
 #   removing a finalizer, say), and no update can add a weakness.
@@ -37,37 +41,72 @@ applies if {
 	k8s.selected
 }
 
-deny contains v if {
+# The decision is served as two queries (see docs/policies.md, "Identity
+# and shape"):
+#   shape_deny, shape_warn       CREATE's violations and warnings that
+#                                depend only on the object's shape; the
+#                                engine caches them, keyed on the masked
+#                                views of data.flowforge.config.cache.
+#   identity_deny, identity_warn the rules that compare this object's
+#                                identity (identity_violation,
+#                                identity_warning: its ids, names, secret
+#                                names, requester, namespace), and every
+#                                UPDATE and CONNECT: evaluated on every
+#                                request, never cached.
+# deny and warn are their union, what the webhook answers.
+deny contains v if some v in shape_deny
+
+deny contains v if some v in identity_deny
+
+warn contains w if some w in shape_warn
+
+warn contains w if some w in identity_warn
+
+shape_deny contains v if {
 	k8s.operation == "CREATE"
 	some v in violation
 }
 
-deny contains v if {
-	k8s.operation == "UPDATE"
-	some v in (violation - old_violations)
+shape_warn contains w if {
+	k8s.operation == "CREATE"
+	some w in warning
 }
 
-deny contains v if {
+identity_deny contains v if {
+	k8s.operation == "CREATE"
+	some v in identity_violation
+}
+
+identity_deny contains v if {
+	k8s.operation == "UPDATE"
+	some v in (all_violations - old_violations)
+}
+
+identity_deny contains v if {
 	k8s.operation == "UPDATE"
 	some v in update_violation
 }
 
 # CONNECT (pods/exec, attach, portforward, proxy) has rules of its own
 # (interactive-access/): the object rules never see a connect request.
-deny contains v if {
+identity_deny contains v if {
 	k8s.operation == "CONNECT"
 	some v in connect_violation
 }
 
-warn contains w if {
+identity_warn contains w if {
 	k8s.operation == "CREATE"
-	some w in warning
+	some w in identity_warning
 }
 
-warn contains w if {
+identity_warn contains w if {
 	k8s.operation == "UPDATE"
-	some w in (warning - old_warnings)
+	some w in (all_warnings - old_warnings)
 }
+
+all_violations := violation | identity_violation
+
+all_warnings := warning | identity_warning
 
 # The old object's violations and warnings: the same rules, evaluated with
 # the old object in place of the new one.
@@ -75,14 +114,14 @@ has_old_object if is_object(k8s.old_obj)
 
 old_violations := v if {
 	has_old_object
-	v := violation with input.request.object as input.request.oldObject
+	v := all_violations with input.request.object as input.request.oldObject
 }
 
 old_violations := set() if not has_old_object
 
 old_warnings := w if {
 	has_old_object
-	w := warning with input.request.object as input.request.oldObject
+	w := all_warnings with input.request.object as input.request.oldObject
 }
 
 old_warnings := set() if not has_old_object

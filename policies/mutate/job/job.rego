@@ -147,13 +147,15 @@ patch contains {"setting": "podFailurePolicy", "op": "default", "path": ["spec",
 }
 
 # Pods carry the Job's FlowForge labels, so that the pod webhook and the
-# controller select them.
-propagated_labels := {key: value |
+# controller select them. The op names the keys and the engine copies their
+# values from the Job's labels: the decision holds no value of this Job's
+# own (a job-id), so distinct Jobs of one template share it.
+propagated_label_keys := [key |
 	some key in config.propagatedLabels
-	value := k8s.labels[key]
-}
+	key in object.keys(k8s.labels)
+]
 
-patch contains {"setting": "podLabels", "op": "merge", "path": array.concat(k8s.pod_meta_path, ["labels"]), "value": propagated_labels} if applies_job
+patch contains {"setting": "podLabels", "op": "copy", "from": ["metadata", "labels"], "path": array.concat(k8s.pod_meta_path, ["labels"]), "value": propagated_label_keys} if applies_job
 
 patch contains {"setting": "finalizers", "op": "union", "path": ["metadata", "finalizers"], "value": [config.export.jobFinalizer]} if {
 	applies_job

@@ -97,7 +97,9 @@ test_retry_policy if {
 test_pod_labels_propagate if {
 	some op in ops(fixtures.job, "podLabels")
 	op.path == ["spec", "template", "metadata", "labels"]
-	op.value == {"app": "flowforge", "component": "worker", "job-id": "abc", "user-id": "u1"}
+	op.op == "copy"
+	op.from == ["metadata", "labels"]
+	op.value == ["app", "component", "job-id", "user-id"]
 }
 
 test_export_finalizers if {

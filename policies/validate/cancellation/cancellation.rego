@@ -31,7 +31,7 @@ cancel_requester_text(recorded) := sprintf("%s must name the requester %q (from 
 	cancel_annotations.requestedBy, identity.username, recorded,
 ])
 
-violation contains {
+identity_violation contains {
 	"msg": cancel_requester_text(recorded),
 	"field": annotation_field(cancel_annotations.requestedBy),
 } if {

@@ -89,7 +89,7 @@ own_git_secret_text := sprintf("this job's are in %q", [own_git_secret]) if own_
 
 own_git_secret_text := sprintf("this object has no %s label", [git_credentials.jobLabel]) if own_job_id == ""
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("secret %q holds another job's git credentials (%s)", [ref.name, own_git_secret_text]),
 	"field": ref.field,
 } if {

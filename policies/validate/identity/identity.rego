@@ -38,7 +38,7 @@ claimed_user_id := object.get(k8s.labels, config.identity.userIDLabel, "")
 
 claimed_job_id := object.get(k8s.labels, config.identity.jobIDLabel, "")
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("%s %q is not the requester: %q may only create Jobs with %s %q (or be a trusted submitter in policy data identity.trustedSubmitters)", [
 		config.identity.userIDLabel, claimed_user_id,
 		identity.username, config.identity.userIDLabel, identity.requester_user_id,
@@ -63,7 +63,7 @@ holder_text(holder) := sprintf("Job %q (uid %s) exists", [holder.name, holder.ui
 
 holder_text(holder) := sprintf("Job %q (uid %s) is in the history", [holder.name, holder.uid]) if holder.source == "history"
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("%s %q belongs to another Job: %s; a job id names one Job, choose a new one", [config.identity.jobIDLabel, claimed_job_id, holder_text(holder)]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {
@@ -73,7 +73,7 @@ violation contains {
 	second_claim(holder)
 }
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("FlowForge could not check whether another Job claims this %s, so the Job is denied", [config.identity.jobIDLabel]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {
@@ -82,7 +82,7 @@ violation contains {
 	not is_array(object.get(input, ["claims", "jobID"], null))
 }
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("FlowForge could not check which Job holds this %s, so the Pod is denied", [config.identity.jobIDLabel]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {
@@ -104,7 +104,7 @@ pod_of_holder if {
 	holder.uid == ref.uid
 }
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("%s %q belongs to Job %q: only the Job controller may create Pods with it, for that Job", [config.identity.jobIDLabel, claimed_job_id, holder.name]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {

@@ -13,7 +13,7 @@ import data.flowforge.lib.k8s
 
 namespace_name := object.get(input, ["namespace", "name"], object.get(input.request, "namespace", ""))
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("namespace %q is managed by FlowForge: every Job and Pod in it requires the label %s=%s", [namespace_name, config.selector.label, config.selector.value]),
 	"field": label_field(config.selector.label),
 } if {

@@ -108,7 +108,7 @@ namespace_guard_name(noun, lead, names) := sprintf("%sthe %s %s", [lead, noun, j
 
 namespace_guard_name(noun, lead, names) := sprintf("%sany of the %ss %s", [lead, noun, joined(sort(names))]) if count(names) > 1
 
-violation contains v if {
+identity_violation contains v if {
 	k8s.operation == "CREATE"
 	some v in namespace_guard_violations
 }

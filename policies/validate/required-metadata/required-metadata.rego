@@ -12,7 +12,7 @@ package flowforge.validate
 import data.flowforge.config
 import data.flowforge.lib.k8s
 
-violation contains {
+identity_violation contains {
 	"msg": sprintf("label %s is required", [name]),
 	"field": label_field(name),
 } if {
@@ -21,7 +21,7 @@ violation contains {
 	object.get(k8s.labels, name, "") == ""
 }
 
-warning contains {
+identity_warning contains {
 	"msg": sprintf("the Job has no %s annotation: nothing records which repository it works on", [config.annotations.repository]),
 	"field": annotation_field(config.annotations.repository),
 } if {

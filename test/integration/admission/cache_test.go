@@ -69,13 +69,13 @@ func TestPolicyDecisionCache(t *testing.T) {
 		outside := filepath.Join(policyDir, "validate", "outside.rego")
 		require.NoError(t, os.WriteFile(outside, []byte(`package flowforge.validate
 
-deny contains {"msg": "extra", "field": "userInfo"} if input.request.userInfo.extra.team
+violation contains {"msg": "extra", "field": "userInfo"} if input.request.userInfo.extra.team
 `), 0o644))
 		t.Cleanup(func() { _ = os.Remove(outside) })
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "last reload refused") }), nil
 		}), "every replica refuses the policy")
-		assert.Contains(t, readyzVerbose(t), "input.request.userInfo.extra.team read by data.flowforge.validate.deny at validate/outside.rego:3")
+		assert.Contains(t, readyzVerbose(t), "input.request.userInfo.extra.team read by data.flowforge.validate.violation at validate/outside.rego:3")
 		revision, err := dryRunRevision(ctx, ns)
 		require.NoError(t, err, "admissions continue")
 		assert.Equal(t, serving, revision, "under the previous policy")
