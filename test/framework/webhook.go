@@ -86,6 +86,11 @@ type WebhookOptions struct {
 	// rotate the Secret themselves, and the webhook configurations are
 	// registered with its CA bundle. Otherwise they serve CertDir's files.
 	Certs *certs.Config
+	// DrainDelay is how long a stopped replica keeps serving, unready,
+	// before it shuts down (server.Options.DrainDelay). Zero: none, so
+	// that a package's teardown does not wait for it; a test that stops a
+	// replica under load sets server.DefaultDrainDelay, as production has.
+	DrainDelay time.Duration
 }
 
 // StartWebhook generates a CA and a serving certificate for the webhook
@@ -136,6 +141,10 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 			w.Stop()
 		}
 	}()
+	drainDelay := opts.DrainDelay
+	if drainDelay == 0 {
+		drainDelay = -1
+	}
 	for range opts.Replicas {
 		ports, err := localcluster.FreePorts(2)
 		if err != nil {
@@ -145,7 +154,7 @@ func StartWebhook(ctx context.Context, c *localcluster.Cluster, opts WebhookOpti
 			MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0]),
 			ProbeURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
 			opts: server.Options{
-				Host: clusterIP, Port: port, ReusePort: true,
+				Host: clusterIP, Port: port, ReusePort: true, DrainDelay: drainDelay,
 				CertDir: dir, CertName: "tls.crt", KeyName: "tls.key",
 				MetricsAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
 				ProbeAddr:   fmt.Sprintf("127.0.0.1:%d", ports[1]),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowforge/flowforge/test/framework"
 	"github.com/flowforge/flowforge/test/localcluster"
+	"github.com/flowforge/flowforge/webhook/server"
 )
 
 var (
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 			return nil, err
 		}
 		clientset = cs
-		if hook, err = framework.StartWebhook(ctx, c, framework.WebhookOptions{}); err != nil {
+		if hook, err = framework.StartWebhook(ctx, c, framework.WebhookOptions{DrainDelay: server.DefaultDrainDelay}); err != nil {
 			return nil, err
 		}
 		return hook.Stop, nil
