@@ -136,8 +136,8 @@ failover: tools-test ## Kill the controller leader in the middle of a 500-Job bu
 # times and their waits allow tens of seconds to minutes, so sharing the CPU
 # slows them without making them fail.
 .PHONY: test
-test: tools-test vet test-unit test-policy ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
-	@$(MAKE) --no-print-directory -j2 test-fuzz test-integration
+test: tools-test vet test-unit ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
+	@$(MAKE) --no-print-directory -j3 test-policy test-fuzz test-integration
 
 .PHONY: up
 # CERT_VALIDITY=2m: the webhook's serving certificate lives two minutes (its

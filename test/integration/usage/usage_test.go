@@ -47,8 +47,10 @@ func TestPeakUsageReachesTheHistory(t *testing.T) {
 	ns := framework.Namespace(t, clientset, "usage", nil)
 	const id = "use-1"
 	// Long enough for two of metrics-server's scrapes (CPU is a rate)
-	// and a sample by the controller after them.
-	run := 3*localcluster.MetricsServerResolution + 3*usageInterval
+	// and a sample by the controller after them, with room for a loaded
+	// machine: under a whole make test, three resolutions were not always
+	// enough for the first metrics.
+	run := 5*localcluster.MetricsServerResolution + 3*usageInterval
 	job, err := clientset.BatchV1().Jobs(ns).Create(ctx, usageJob(id, "1500m", "96Mi", run), metav1.CreateOptions{})
 	require.NoError(t, err)
 
