@@ -161,15 +161,7 @@ func (e *MaskError) Error() string {
 // *MaskError for the first decision that differs. An input the whole
 // query fails on is skipped: serving it fails closed either way.
 func (p *Policy) checkMasks(ctx context.Context, inputs []ast.Object) error {
-	queries := []struct {
-		q      rego.PreparedEvalQuery
-		cq     *cachedQuery
-		decode func(rego.Vars) (any, error)
-	}{
-		{p.mutate, p.mutateQ, decodeMutation},
-		{p.validate, p.validateQ, decodeValidation},
-	}
-	for _, q := range queries {
+	for _, q := range p.servedQueries() {
 		if q.cq == nil || q.cq.cache == nil || q.cq.masks == nil {
 			continue
 		}
@@ -196,6 +188,22 @@ func (p *Policy) checkMasks(ctx context.Context, inputs []ast.Object) error {
 		}
 	}
 	return nil
+}
+
+// servedQuery is a query that may be served from the decision cache, with
+// its cache and its decoder.
+type servedQuery struct {
+	q      rego.PreparedEvalQuery
+	cq     *cachedQuery
+	decode func(rego.Vars) (any, error)
+}
+
+// servedQueries are the mutation and the (shape of) validation.
+func (p *Policy) servedQueries() []servedQuery {
+	return []servedQuery{
+		{p.mutate, p.mutateQ, decodeMutation},
+		{p.validate, p.validateQ, decodeValidation},
+	}
 }
 
 // decision evaluates q on value and decodes it, with a mutation's ops in

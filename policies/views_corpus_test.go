@@ -37,16 +37,8 @@ func TestViewGivesTheFullDecisionOnEveryPolicyTestInput(t *testing.T) {
 	require.Greater(t, len(inputs), 50, "the policy tests' inputs")
 	ctx := context.Background()
 	t.Run("view", func(t *testing.T) {
-		queries := []struct {
-			q      rego.PreparedEvalQuery
-			cq     *cachedQuery
-			decode func(rego.Vars) (any, error)
-		}{
-			{p.mutate, p.mutateQ, decodeMutation},
-			{p.validate, p.validateQ, decodeValidation},
-		}
 		for i, in := range inputs {
-			for _, q := range queries {
+			for _, q := range p.servedQueries() {
 				require.NotNil(t, q.cq.cache, "%s is cached", q.cq.name)
 				full, fullErr := p.decision(ctx, q.q, in, q.decode)
 				view, viewErr := p.decision(ctx, q.q, q.cq.view(in), q.decode)

@@ -286,16 +286,21 @@ func (a *logAgent) register(pod *corev1.Pod, path string) {
 	// up to a minute): a pod whose Logs object is never created would
 	// serve empty logs, as if its container had printed nothing, which no
 	// real kubelet does.
-	delay := 100 * time.Millisecond
-	deadline := time.Now().Add(registerPatience)
-	for {
+	a.retry(func() bool {
 		_, err := a.ns(pod.Namespace).Create(a.ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = a.replace(obj)
 		}
-		if err == nil || a.ctx.Err() != nil || time.Now().After(deadline) {
-			return
-		}
+		return err == nil
+	})
+}
+
+// retry calls attempt until it reports done, with a growing pause, for up
+// to registerPatience or until the agent stops.
+func (a *logAgent) retry(attempt func() (done bool)) {
+	delay := 100 * time.Millisecond
+	deadline := time.Now().Add(registerPatience)
+	for !attempt() && a.ctx.Err() == nil && !time.Now().After(deadline) {
 		select {
 		case <-a.ctx.Done():
 			return
@@ -312,20 +317,10 @@ func (a *logAgent) markServed(pod *corev1.Pod) {
 		return
 	}
 	patch := []byte(`{"metadata":{"annotations":{"` + AnnotationLogsServed + `":"true"}}}`)
-	delay := 100 * time.Millisecond
-	deadline := time.Now().Add(registerPatience)
-	for {
+	a.retry(func() bool {
 		_, err := a.podsIn(pod.Namespace).Patch(a.ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-		if err == nil || apierrors.IsNotFound(err) || a.ctx.Err() != nil || time.Now().After(deadline) {
-			return
-		}
-		select {
-		case <-a.ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
+		return err == nil || apierrors.IsNotFound(err)
+	})
 }
 
 // registerPatience bounds how long the agent keeps trying to create a pod's
