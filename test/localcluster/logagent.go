@@ -39,12 +39,6 @@ const (
 	AnnotationImagePull = "sim.flowforge.io/image-pull"
 	// AnnotationTerminationDelay is how long the pod takes to exit after SIGTERM.
 	AnnotationTerminationDelay = "sim.flowforge.io/termination-delay"
-	// AnnotationLogsServed is set to "true" by the log agent once pods/log
-	// serves the pod's log file; kwok ends a pod that scripts its output
-	// only after that (stages.yaml), as a real container's log exists from
-	// its start. Without it, a pod could end while the API server is down
-	// and be read (and archived) before its log is served: empty.
-	AnnotationLogsServed = "sim.flowforge.io/logs-served"
 )
 
 const defaultLogInterval = 100 * time.Millisecond
@@ -65,10 +59,8 @@ const defaultLogInterval = 100 * time.Millisecond
 // would delete it the moment a foreground deletion reaches the pod, earlier
 // than any kubelet removes logs.
 type logAgent struct {
-	dir string
-	ns  func(string) dynamic.ResourceInterface
-	// podsIn, if set, annotates pods (AnnotationLogsServed).
-	podsIn   func(string) dynamic.ResourceInterface
+	dir      string
+	ns       func(string) dynamic.ResourceInterface
 	clock    clock.WithDelayedExecution
 	gcPeriod time.Duration
 
@@ -109,7 +101,6 @@ func (c *Cluster) startLogAgent(cs kubernetes.Interface) error {
 	a := &logAgent{
 		dir:      filepath.Join(c.Dir, "pod-logs"),
 		ns:       func(ns string) dynamic.ResourceInterface { return dyn.Resource(logsGVR).Namespace(ns) },
-		podsIn:   func(ns string) dynamic.ResourceInterface { return dyn.Resource(podsGVR).Namespace(ns) },
 		clock:    clock.RealClock{},
 		gcPeriod: c.opts.ContainerGCPeriod,
 		ctx:      ctx,
@@ -166,11 +157,6 @@ func (a *logAgent) observe(obj any) {
 		a.pods[pod.UID] = sp
 		if err := os.WriteFile(sp.path, nil, 0o644); err != nil {
 			close(sp.registered)
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
-				a.markServed(pod)
-			}()
 			return
 		}
 		a.wg.Add(1)
@@ -178,9 +164,6 @@ func (a *logAgent) observe(obj any) {
 			defer a.wg.Done()
 			defer close(sp.registered)
 			a.register(pod, sp.path)
-			// Also when registering was given up: the pod must not wait
-			// for its end forever.
-			a.markServed(pod)
 		}()
 	}
 	if containersRemovable(pod) && sp.gc == nil {
@@ -286,21 +269,16 @@ func (a *logAgent) register(pod *corev1.Pod, path string) {
 	// up to a minute): a pod whose Logs object is never created would
 	// serve empty logs, as if its container had printed nothing, which no
 	// real kubelet does.
-	a.retry(func() bool {
+	delay := 100 * time.Millisecond
+	deadline := time.Now().Add(registerPatience)
+	for {
 		_, err := a.ns(pod.Namespace).Create(a.ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = a.replace(obj)
 		}
-		return err == nil
-	})
-}
-
-// retry calls attempt until it reports done, with a growing pause, for up
-// to registerPatience or until the agent stops.
-func (a *logAgent) retry(attempt func() (done bool)) {
-	delay := 100 * time.Millisecond
-	deadline := time.Now().Add(registerPatience)
-	for !attempt() && a.ctx.Err() == nil && !time.Now().After(deadline) {
+		if err == nil || a.ctx.Err() != nil || time.Now().After(deadline) {
+			return
+		}
 		select {
 		case <-a.ctx.Done():
 			return
@@ -308,19 +286,6 @@ func (a *logAgent) retry(attempt func() (done bool)) {
 		}
 		delay = min(2*delay, 2*time.Second)
 	}
-}
-
-// markServed sets AnnotationLogsServed on the pod, retrying through an
-// API server restart for up to registerPatience.
-func (a *logAgent) markServed(pod *corev1.Pod) {
-	if a.podsIn == nil {
-		return
-	}
-	patch := []byte(`{"metadata":{"annotations":{"` + AnnotationLogsServed + `":"true"}}}`)
-	a.retry(func() bool {
-		_, err := a.podsIn(pod.Namespace).Patch(a.ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-		return err == nil || apierrors.IsNotFound(err)
-	})
 }
 
 // registerPatience bounds how long the agent keeps trying to create a pod's

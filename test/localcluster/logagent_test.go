@@ -167,27 +167,3 @@ func TestLogAgentReplacesTheLogsObjectOfAFormerPod(t *testing.T) {
 	path := e.registered(t, "uid-1")
 	assert.NotEqual(t, "/gone.log", path, "points at the new pod's file")
 }
-
-// TestPodIsMarkedServedOnceItsLogIs: the agent annotates a scripted pod
-// once its Logs object exists, which kwok waits for before it ends the pod.
-func TestPodIsMarkedServedOnceItsLogIs(t *testing.T) {
-	pod := scripted(corev1.PodRunning, false)
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(pod)
-	require.NoError(t, err)
-	podObj := &unstructured.Unstructured{Object: u}
-	podObj.SetAPIVersion("v1")
-	podObj.SetKind("Pod")
-	e := newAgentEnv(t, podObj)
-	e.a.podsIn = func(ns string) dynamic.ResourceInterface { return e.dyn.Resource(podsGVR).Namespace(ns) }
-	e.a.observe(pod)
-	e.registered(t, pod.UID)
-	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		got, err := e.dyn.Resource(podsGVR).Namespace("ns").Get(ctx, "p1", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return got.GetAnnotations()[AnnotationLogsServed] == "true", nil
-	}), "the pod is marked once its log is served")
-	exists, _ := e.logsObject(t)
-	assert.True(t, exists, "the Logs object exists by then")
-}

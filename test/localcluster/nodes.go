@@ -27,7 +27,6 @@ var logsCRD []byte
 var (
 	crdGVR  = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	logsGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
-	podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 )
 
 // installLogsCRD installs kwok's Logs CRD and waits until it is served, so
