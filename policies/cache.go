@@ -239,6 +239,24 @@ func (q *cachedQuery) stats() CacheStats {
 	return s
 }
 
+// clear drops every decision.
+func (c *decisionCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	c.order.Init()
+}
+
+// dropDecisions empties the policy's decision caches (a policy that stops
+// serving keeps its compiled queries, not its decisions).
+func (p *Policy) dropDecisions() {
+	for _, q := range []*cachedQuery{p.mutateQ, p.validateQ} {
+		if q != nil && q.cache != nil {
+			q.cache.clear()
+		}
+	}
+}
+
 func (c *decisionCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

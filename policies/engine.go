@@ -72,6 +72,15 @@ type Engine struct {
 
 	mu     sync.Mutex
 	status Status
+	// served and previous are the files (see filesDigest) of the policy
+	// serving and of the one it replaced, which is kept so that undoing an
+	// edit re-installs it at once: a rollback is the reload that must not
+	// wait for the tests and checks of a full load.
+	served   string
+	previous struct {
+		files  string
+		policy *Policy
+	}
 	// watching is closed once Watch has set up its file watches.
 	watching chan struct{}
 }
@@ -90,12 +99,13 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Dir != "" {
 		e.status.Source = opts.Dir
 	}
+	files, _ := filesDigest(e.fs())
 	p, err := Load(ctx, e.fs())
 	if err != nil {
 		opts.Recorder.PolicyReload(false)
 		return nil, fmt.Errorf("policy from %s refused: %w", e.status.Source, err)
 	}
-	e.install(p, false)
+	e.install(p, files, false)
 	return e, nil
 }
 
@@ -155,6 +165,23 @@ func (e *Engine) CacheStats() map[string]CacheStats { return e.Current().CacheSt
 // current one serving; the error is returned, logged, counted and kept in
 // Status until a later reload succeeds.
 func (e *Engine) Reload(ctx context.Context) error {
+	files, digestErr := filesDigest(e.fs())
+	if digestErr == nil {
+		e.mu.Lock()
+		served, previous := e.served, e.previous
+		e.mu.Unlock()
+		switch {
+		case files == served:
+			// The files are back to what serves (a refused edit undone):
+			// the refusal no longer applies.
+			e.clearRefusal()
+			return nil
+		case files == previous.files && previous.policy != nil:
+			// An edit undone: the policy it replaced passed its load.
+			e.install(previous.policy, files, true)
+			return nil
+		}
+	}
 	p, err := Load(ctx, e.fs())
 	if err != nil {
 		e.opts.Recorder.PolicyReload(false)
@@ -166,21 +193,30 @@ func (e *Engine) Reload(ctx context.Context) error {
 		return err
 	}
 	if p.Revision == e.Current().Revision {
-		// The files are back to what serves (a refused edit undone): the
-		// refusal no longer applies.
-		e.mu.Lock()
-		e.status.LastError, e.status.LastErrorAt = "", time.Time{}
-		e.mu.Unlock()
+		e.clearRefusal()
 		return nil
 	}
-	e.install(p, true)
+	e.install(p, files, true)
 	return nil
 }
 
-func (e *Engine) install(p *Policy, reload bool) {
-	e.current.Store(p)
+func (e *Engine) clearRefusal() {
+	e.mu.Lock()
+	e.status.LastError, e.status.LastErrorAt = "", time.Time{}
+	e.mu.Unlock()
+}
+
+// install serves p, loaded from files (empty if unknown), and keeps the
+// policy it replaces as the previous one, without its decisions.
+func (e *Engine) install(p *Policy, files string, reload bool) {
+	old := e.current.Swap(p)
 	e.opts.Recorder.PolicyRevision(p.Revision)
 	e.mu.Lock()
+	if old != nil && old != p {
+		old.dropDecisions()
+		e.previous.files, e.previous.policy = e.served, old
+	}
+	e.served = files
 	e.status.Revision = p.Revision
 	e.status.Tests = p.Tests
 	e.status.LoadedAt = e.opts.Clock.Now()

@@ -225,6 +225,48 @@ func TestReloadKeepsServingTheLastGoodPolicy(t *testing.T) {
 	assert.EqualValues(t, 1, rec.reloads.Load())
 }
 
+func TestUndoingAnEditReinstallsThePreviousPolicy(t *testing.T) {
+	dir := fixtureDir(t)
+	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData +
+		"    cache: {views: {mutate: [request, namespace.labels, policy.revision], validate: [request, namespace.labels, policy.revision]}}\n"})
+	rec := &countingRecorder{}
+	e, err := NewEngine(context.Background(), Options{Dir: dir, Recorder: rec, Log: logr.Discard()})
+	require.NoError(t, err)
+	first := e.Current()
+
+	writePolicy(t, dir, map[string]string{"mutate/m.rego": strings.Replace(fixtureMutate, "data.flowforge.config.value", `"changed"`, 1)})
+	require.NoError(t, e.Reload(context.Background()))
+	edited := e.Current()
+	require.NotEqual(t, first.Revision, edited.Revision)
+	_, err = e.Mutate(context.Background(), Input{Request: jobRequest(admissionv1.Create, `{"metadata":{}}`, "")})
+	require.NoError(t, err)
+	require.Equal(t, 1, edited.mutateQ.cache.len(), "the edit cached a decision")
+	require.Equal(t, first, e.previous.policy, "the replaced policy is kept")
+
+	// A broken edit on top is refused; undoing both edits serves the first
+	// policy again, the very object that passed its load, with no decisions
+	// left from its earlier term.
+	writePolicy(t, dir, map[string]string{"mutate/broken.rego": "package flowforge.mutate\npatch contains"})
+	require.Error(t, e.Reload(context.Background()))
+	require.NoError(t, os.Remove(filepath.Join(dir, "mutate", "broken.rego")))
+	writePolicy(t, dir, map[string]string{"mutate/m.rego": fixtureMutate})
+	require.NoError(t, e.Reload(context.Background()))
+	require.Same(t, first, e.Current(), "the previous policy, not a new load")
+	st := e.Status()
+	assert.Equal(t, first.Revision, st.Revision)
+	assert.Empty(t, st.LastError, "the refusal no longer applies")
+	assert.Equal(t, 2, st.Reloads)
+	assert.EqualValues(t, 2, rec.reloads.Load())
+	assert.Equal(t, first.Revision, rec.revision.Load())
+	assert.Same(t, edited, e.previous.policy, "and the edit becomes the previous one")
+	assert.Zero(t, edited.mutateQ.cache.len(), "a policy that stopped serving keeps no decisions")
+
+	// A file the digest cannot read (a directory in place of a file is not
+	// one) never matches: the reload is a full load.
+	_, err = filesDigest(os.DirFS(filepath.Join(dir, "missing")))
+	require.Error(t, err)
+}
+
 func TestWatchHotReloads(t *testing.T) {
 	dir := fixtureDir(t)
 	e, err := NewEngine(context.Background(), Options{Dir: dir})

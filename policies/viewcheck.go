@@ -3,6 +3,8 @@ package policies
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"reflect"
@@ -46,6 +48,38 @@ func sameFiles(a, b fs.FS) bool {
 		}
 	}
 	return true
+}
+
+// filesDigest is a sha256 over the paths and contents of fsys's files (a
+// mounted ConfigMap's ".."-bookkeeping aside, its symbolic links
+// followed): Load's only input, so equal digests load equal policies.
+func filesDigest(fsys fs.FS) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), "..") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		content, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%d:%s%d:", len(path), path, len(content))
+		h.Write(content)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func regularFiles(fsys fs.FS) (map[string][]byte, error) {

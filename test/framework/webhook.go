@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/flowforge/flowforge/certs"
 	"github.com/flowforge/flowforge/deploy"
+	"github.com/flowforge/flowforge/policies"
 	"github.com/flowforge/flowforge/test/localcluster"
 	"github.com/flowforge/flowforge/webhook/server"
 )
@@ -288,37 +288,18 @@ func (w *Webhook) Stop() {
 	_ = os.RemoveAll(w.CertDir)
 }
 
-// CopyPolicies copies the repository's policies/ into a temporary
-// directory that a test may edit and serve with WebhookOptions.PolicyDir.
+// CopyPolicies copies the policy set the webhook embeds (policies/'s
+// data.yaml, lib, mutate and validate) into a temporary directory that a
+// test may edit and serve with WebhookOptions.PolicyDir.
 func CopyPolicies() (string, error) {
-	root, err := localcluster.ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	src := filepath.Join(root, "policies")
 	dst, err := os.MkdirTemp("", "flowforge-policies-")
 	if err != nil {
 		return "", err
 	}
-	err = filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if filepath.Ext(path) == ".go" {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	return dst, err
+	if err := os.CopyFS(dst, policies.Embedded()); err != nil {
+		return "", fmt.Errorf("copy the embedded policies: %w", err)
+	}
+	return dst, nil
 }
 
 // rotateConfig is the replicas' certificate configuration: cfg with

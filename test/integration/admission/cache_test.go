@@ -72,7 +72,7 @@ func TestPolicyDecisionCache(t *testing.T) {
 violation contains {"msg": "extra", "field": "userInfo"} if input.request.userInfo.extra.team
 `), 0o644))
 		t.Cleanup(func() { _ = os.Remove(outside) })
-		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "last reload refused") }), nil
 		}), "every replica refuses the policy")
 		assert.Contains(t, readyzVerbose(t), "input.request.userInfo.extra.team read by data.flowforge.validate.violation at validate/outside.rego:3")
@@ -110,7 +110,7 @@ violation contains {"msg": "extra", "field": "userInfo"} if input.request.userIn
 			edited := strings.Replace(string(original), `release: "2026-11-27"`, `release: "`+release+`"`, 1)
 			require.NotEqual(t, string(original), edited, "step %d", i)
 			require.NoError(t, os.WriteFile(dataPath, []byte(edited), 0o644))
-			require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 				revision, err := dryRunRevision(ctx, ns)
 				return err == nil && strings.HasPrefix(revision, release+"-"), nil
 			}))

@@ -158,11 +158,11 @@ func TestPolicyHotReload(t *testing.T) {
 		edited := strings.Replace(string(original), `release: "2026-11-27"`, `release: "hot-reloaded"`, 1)
 		require.NotEqual(t, string(original), edited)
 		require.NoError(t, os.WriteFile(dataPath, []byte(edited), 0o644))
-		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 			revision, err := dryRunRevision(ctx, ns)
 			return err == nil && strings.HasPrefix(revision, "hot-reloaded-"), nil
 		}))
-		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "revision hot-reloaded-") }), nil
 		}), "every replica serves the edited policy")
 	})
@@ -174,7 +174,7 @@ func TestPolicyHotReload(t *testing.T) {
 		broken := filepath.Join(policyDir, "mutate", "broken.rego")
 		require.NoError(t, os.WriteFile(broken, []byte("package flowforge.mutate\n\npatch contains {\n"), 0o644))
 		t.Cleanup(func() { _ = os.Remove(broken) })
-		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "last reload refused") }), nil
 		}), "every replica refuses the broken policy")
 		assert.Contains(t, readyzVerbose(t), "rego_parse_error")
@@ -185,11 +185,11 @@ func TestPolicyHotReload(t *testing.T) {
 
 		require.NoError(t, os.Remove(broken))
 		require.NoError(t, os.WriteFile(dataPath, original, 0o644))
-		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 			revision, err := dryRunRevision(ctx, ns)
 			return err == nil && revision == firstRevision, nil
 		}), "restoring the files restores the first revision")
-		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
 			return everyReplica(t, func(readyz string) bool {
 				return strings.Contains(readyz, "revision "+firstRevision) && !strings.Contains(readyz, "last reload refused")
 			}), nil
