@@ -20,8 +20,11 @@ import (
 	"github.com/flowforge/flowforge/test/localcluster"
 )
 
-// DefaultTimeout bounds waits for things the cluster does on its own.
-const DefaultTimeout = 60 * time.Second
+// DefaultTimeout bounds waits for things the cluster does on its own. It is
+// a hang guard, not a speed check: on a loaded machine (a clean-clone make
+// test at load 25) a pod create the webhook was too slow for puts the Job
+// controller into its backoff, and a Job took more than a minute to start.
+const DefaultTimeout = 2 * time.Minute
 
 // Namespace creates a uniquely named namespace with labels, waits until pods
 // can be created in it, and deletes it when the test ends.
