@@ -135,6 +135,8 @@ func TestReportCountsEveryCreateInItsPhase(t *testing.T) {
 	assert.Contains(t, summary, "1 failed admissions")
 	assert.Contains(t, summary, "webhook-replica-stop 3s")
 	assert.Contains(t, summary, "not run: cert-rotation")
+	r.LogsRead, r.EmptyLogs = 10, 1
+	assert.Contains(t, r.Summary(), "1 of 10 log archives read back empty")
 	md := r.Markdown()
 	assert.Equal(t, 2+2+3+1+2, strings.Count(md, "\n"), "the stream's rates, a header and a row per phase, a blank line, the webhooks' header")
 	assert.Contains(t, md, "| webhook-replica-stop | 3s | 1 / 1 / 0 / 2 | 0.0 / 0.0 | 1 |")

@@ -64,9 +64,9 @@ func (r *Report) Summary() string {
 	for _, f := range r.pending {
 		apiFailed += sum(f)
 	}
-	fmt.Fprintf(&b, "chaos %s: %.0fs, %s; creates %d admitted, %d failed admissions, %d policy denials, %d other; API server counted %.0f failed webhook calls; %d/%d recorded, %d exported once",
+	fmt.Fprintf(&b, "chaos %s: %.0fs, %s; creates %d admitted, %d failed admissions, %d policy denials, %d other; API server counted %.0f failed webhook calls; %d/%d recorded, %d exported once, %d of %d log archives read back empty",
 		verdict, r.Duration.Seconds(), r.rateSummary(), r.Totals[Admitted], failed, r.Totals[PolicyDenied], r.Totals[APIUnavailable]+r.Totals[Exists]+r.Totals[Other],
-		apiFailed, r.Recorded, r.Admitted, r.ExportedOnce)
+		apiFailed, r.Recorded, r.Admitted, r.ExportedOnce, r.EmptyLogs, r.LogsRead)
 	var ran, skipped []string
 	for _, p := range r.Phases {
 		if p.Name == "steady" {

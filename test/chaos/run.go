@@ -99,6 +99,10 @@ type Report struct {
 	// how many of them the history holds once, exported, with one attempt
 	// and logs archived once.
 	Admitted, Recorded, ExportedOnce int
+	// LogsRead is how many Jobs' archived logs were read back
+	// (Options.LogSample), and EmptyLogs how many of them were empty (each
+	// is also a problem: every pod prints lines).
+	LogsRead, EmptyLogs int
 	// Problems lists each thing that went wrong, for the report.
 	Problems []string
 	// Losses are the admissions that failed during informational faults
@@ -486,7 +490,11 @@ func (r *Report) verify(ctx context.Context, stack *Stack, stream *Stream, resul
 			if err := hc.Logs(ctx, id, 0, "", &logs); err != nil {
 				once = false
 				r.Problems = append(r.Problems, fmt.Sprintf("%s: read its logs: %v", id, err))
-			} else if got := logs.String(); got != "cloning\nworking\ndone\n" {
+			} else if got := logs.String(); got == "" {
+				once = false
+				r.EmptyLogs++
+				r.Problems = append(r.Problems, fmt.Sprintf("%s: empty log archive, want each line once", id))
+			} else if got != "cloning\nworking\ndone\n" {
 				once = false
 				r.Problems = append(r.Problems, fmt.Sprintf("%s: archived logs %q, want each line once", id, got))
 			}
@@ -496,6 +504,7 @@ func (r *Report) verify(ctx context.Context, stack *Stack, stream *Stream, resul
 			r.ExportedOnce++
 		}
 	}
-	opts.Logf("verified %d Jobs: %d recorded, %d exported once (logs read back for %d)", len(want), r.Recorded, r.ExportedOnce, sample)
+	r.LogsRead = sample
+	opts.Logf("verified %d Jobs: %d recorded, %d exported once (logs read back for %d, %d empty)", len(want), r.Recorded, r.ExportedOnce, sample, r.EmptyLogs)
 	return nil
 }

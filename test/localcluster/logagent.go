@@ -39,9 +39,29 @@ const (
 	AnnotationImagePull = "sim.flowforge.io/image-pull"
 	// AnnotationTerminationDelay is how long the pod takes to exit after SIGTERM.
 	AnnotationTerminationDelay = "sim.flowforge.io/termination-delay"
+	// AnnotationExitAt is set by the log agent, not by tests: the time
+	// (RFC 3339) at which the containers of a pod that scripts its output
+	// exit. It is AnnotationDuration after the pod started running, or
+	// later if its output took longer to be written and served: kwok's
+	// complete and fail stages (kwok/stages.yaml) wait for it, so that no
+	// such pod is reported terminated before pods/log serves its whole
+	// output, as with a real kubelet.
+	AnnotationExitAt = "sim.flowforge.io/exit-at"
 )
 
-const defaultLogInterval = 100 * time.Millisecond
+const (
+	// criTimeFormat is how the kubelet (and kwok) print a log line's time:
+	// RFC 3339 with nanoseconds, fixed width.
+	criTimeFormat      = "2006-01-02T15:04:05.000000000Z07:00"
+	defaultLogInterval = 100 * time.Millisecond
+	// defaultDuration is the run time of a pod without AnnotationDuration
+	// (kwok/stages.yaml, pod-complete and pod-fail).
+	defaultDuration = time.Second
+	// exitLead is how long before its run time is up a pod's remaining
+	// lines are written at once (at most half the run time), which leaves
+	// the agent time to mark the pod's exit before it is due.
+	exitLead = 500 * time.Millisecond
+)
 
 // logAgent plays the containers' stdout: for each pod that scripts its output
 // with AnnotationLogs it writes a CRI-format log file while the pod runs and
@@ -59,8 +79,13 @@ const defaultLogInterval = 100 * time.Millisecond
 // would delete it the moment a foreground deletion reaches the pod, earlier
 // than any kubelet removes logs.
 type logAgent struct {
-	dir      string
-	ns       func(string) dynamic.ResourceInterface
+	dir string
+	ns  func(string) dynamic.ResourceInterface
+	// readLog reads a container's log through pods/log, timestamped; and
+	// markExit sets AnnotationExitAt on a pod. Without them, pods are not
+	// marked (nothing waits for them).
+	readLog  func(ctx context.Context, namespace, pod, container string) ([]byte, error)
+	markExit func(ctx context.Context, namespace, pod string, at time.Time) error
 	clock    clock.WithDelayedExecution
 	gcPeriod time.Duration
 
@@ -75,9 +100,21 @@ type scriptedPod struct {
 	path            string
 	lines           []string
 	interval        time.Duration
-	started         bool
-	flush           chan struct{}
-	flushed         bool
+	// duration is the run time; exits is false for a pod that runs until
+	// deleted (AnnotationRun), which no stage waits to end.
+	duration time.Duration
+	exits    bool
+	// container is the one whose pods/log is read to see the output
+	// served (the Logs object maps every container to the file).
+	container string
+	started   bool
+	flush     chan struct{}
+	flushed   bool
+	// out is what pods/log with timestamps serves of the lines written so
+	// far; first is closed once the first line is written.
+	mu    sync.Mutex
+	out   strings.Builder
+	first chan struct{}
 	// registered is closed once the Logs object has been created (or
 	// creating it was given up).
 	registered chan struct{}
@@ -99,8 +136,16 @@ func (c *Cluster) startLogAgent(cs kubernetes.Interface) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &logAgent{
-		dir:      filepath.Join(c.Dir, "pod-logs"),
-		ns:       func(ns string) dynamic.ResourceInterface { return dyn.Resource(logsGVR).Namespace(ns) },
+		dir: filepath.Join(c.Dir, "pod-logs"),
+		ns:  func(ns string) dynamic.ResourceInterface { return dyn.Resource(logsGVR).Namespace(ns) },
+		readLog: func(ctx context.Context, namespace, pod, container string) ([]byte, error) {
+			return cs.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Timestamps: true}).DoRaw(ctx)
+		},
+		markExit: func(ctx context.Context, namespace, pod string, at time.Time) error {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationExitAt, at.UTC().Format(time.RFC3339Nano))
+			_, err := cs.CoreV1().Pods(namespace).Patch(ctx, pod, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			return err
+		},
 		clock:    clock.RealClock{},
 		gcPeriod: c.opts.ContainerGCPeriod,
 		ctx:      ctx,
@@ -145,14 +190,24 @@ func (a *logAgent) observe(obj any) {
 		if d, err := time.ParseDuration(pod.Annotations[AnnotationLogInterval]); err == nil && d >= 0 {
 			interval = d
 		}
+		duration := defaultDuration
+		if d, err := time.ParseDuration(pod.Annotations[AnnotationDuration]); err == nil {
+			duration = d
+		}
 		sp = &scriptedPod{
 			namespace:  pod.Namespace,
 			name:       pod.Name,
 			path:       filepath.Join(a.dir, fmt.Sprintf("%s_%s_%s.log", pod.Namespace, pod.Name, pod.UID)),
 			lines:      strings.Split(strings.TrimRight(script, "\n"), "\n"),
 			interval:   interval,
+			duration:   duration,
+			exits:      pod.Annotations[AnnotationRun] != "forever",
 			flush:      make(chan struct{}),
+			first:      make(chan struct{}),
 			registered: make(chan struct{}),
+		}
+		if len(pod.Spec.Containers) > 0 {
+			sp.container = pod.Spec.Containers[0].Name
 		}
 		a.pods[pod.UID] = sp
 		if err := os.WriteFile(sp.path, nil, 0o644); err != nil {
@@ -173,11 +228,26 @@ func (a *logAgent) observe(obj any) {
 	case corev1.PodRunning:
 		if !sp.started {
 			sp.started = true
+			exitAt := a.clock.Now().Add(sp.duration)
+			var deadline <-chan time.Time
+			if sp.exits {
+				// The output is complete a little before the run time is
+				// up, so that the exit mark reaches kwok in time.
+				deadline = a.clock.After(sp.duration - min(exitLead, sp.duration/2))
+			}
+			written := make(chan bool, 1)
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
-				sp.write(a.ctx)
+				written <- sp.write(a.ctx, deadline)
 			}()
+			if sp.exits {
+				a.wg.Add(1)
+				go func() {
+					defer a.wg.Done()
+					a.exit(sp, exitAt, written)
+				}()
+			}
 		}
 	case corev1.PodSucceeded, corev1.PodFailed:
 		if !sp.flushed {
@@ -189,10 +259,85 @@ func (a *logAgent) observe(obj any) {
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
-				sp.write(a.ctx)
+				sp.write(a.ctx, nil)
 			}()
 		}
 	}
+}
+
+// exit lets a running pod's containers exit once their whole output is
+// written and served. kwok learns of the pod's Logs object through its
+// own watch, which may lag far behind the API server (seconds after an
+// API server restart), and until then serves an empty log; so once the
+// first line is written, exit reads pods/log until it serves the lines
+// written so far (from then on kwok serves the file as it grows). Once
+// every line is written (written), it sets AnnotationExitAt to exitAt, or
+// to now if that has passed. It retries through an API server restart for
+// up to registerPatience, then marks the pod anyway, so that no pod runs
+// for ever because the agent gave up.
+func (a *logAgent) exit(sp *scriptedPod, exitAt time.Time, written <-chan bool) {
+	if a.readLog == nil || a.markExit == nil {
+		return
+	}
+	select {
+	case <-sp.registered:
+	case <-a.ctx.Done():
+		return
+	}
+	done := false
+	select {
+	case <-sp.first:
+	case <-written:
+		done = true
+	case <-a.ctx.Done():
+		return
+	}
+	select {
+	case <-sp.first:
+		a.waitServed(sp)
+	default:
+		// Not a line written: the file could not be opened. The pod
+		// exits all the same.
+	}
+	if !done {
+		select {
+		case <-written:
+		case <-a.ctx.Done():
+			return
+		}
+	}
+	_ = retry(a.ctx, time.Now().Add(registerPatience), func() error {
+		at := exitAt
+		if now := a.clock.Now(); now.After(at) {
+			at = now
+		}
+		err := a.markExit(a.ctx, sp.namespace, sp.name, at)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+}
+
+// waitServed reads the pod's log through pods/log until it serves the
+// lines written so far, for up to registerPatience.
+func (a *logAgent) waitServed(sp *scriptedPod) {
+	if sp.container == "" {
+		return
+	}
+	_ = retry(a.ctx, time.Now().Add(registerPatience), func() error {
+		got, err := a.readLog(a.ctx, sp.namespace, sp.name, sp.container)
+		if err != nil {
+			return err
+		}
+		sp.mu.Lock()
+		out := sp.out.String()
+		sp.mu.Unlock()
+		if len(got) == 0 || !strings.HasPrefix(out, string(got)) {
+			return fmt.Errorf("pods/log serves %d bytes, not the %d written", len(got), len(out))
+		}
+		return nil
+	})
 }
 
 // forget handles a pod that is gone from the API server: its containers
@@ -269,22 +414,30 @@ func (a *logAgent) register(pod *corev1.Pod, path string) {
 	// up to a minute): a pod whose Logs object is never created would
 	// serve empty logs, as if its container had printed nothing, which no
 	// real kubelet does.
-	delay := 100 * time.Millisecond
-	deadline := time.Now().Add(registerPatience)
-	for {
+	_ = retry(a.ctx, time.Now().Add(registerPatience), func() error {
 		_, err := a.ns(pod.Namespace).Create(a.ctx, obj, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
 			err = a.replace(obj)
 		}
-		if err == nil || a.ctx.Err() != nil || time.Now().After(deadline) {
-			return
+		return err
+	})
+}
+
+// retry calls try until it succeeds, ctx ends or the deadline passes,
+// backing off from 50ms to 1s between calls; it returns the last error.
+func retry(ctx context.Context, deadline time.Time, try func() error) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := try()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
 		}
 		select {
-		case <-a.ctx.Done():
-			return
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 2*time.Second)
+		delay = min(2*delay, time.Second)
 	}
 }
 
@@ -304,23 +457,41 @@ func (a *logAgent) replace(obj *unstructured.Unstructured) error {
 	return err
 }
 
-// write appends the scripted lines one interval apart, or all at once when
-// the pod has ended (a container's output is complete when it exits).
-func (sp *scriptedPod) write(ctx context.Context) {
+// write appends the scripted lines one interval apart, or the rest at once
+// when the pod has ended or its run time is up (deadline; a container's
+// output is complete when it exits). It reports whether every line was
+// written.
+func (sp *scriptedPod) write(ctx context.Context, deadline <-chan time.Time) bool {
 	f, err := os.OpenFile(sp.path, os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return
+		return false
 	}
 	defer f.Close() //nolint:errcheck // each line is written with its own call
+	hurry := sp.flush
+	now := make(chan struct{})
+	close(now)
 	for _, line := range sp.lines {
 		select {
 		case <-ctx.Done():
-			return
-		case <-sp.flush:
+			return false
+		case <-hurry:
+		case <-deadline:
+			// The rest at once.
+			hurry, deadline = now, nil
 		case <-time.After(sp.interval):
 		}
-		if _, err := fmt.Fprintf(f, "%s stdout F %s\n", time.Now().UTC().Format(time.RFC3339Nano), line); err != nil {
-			return
+		// The kubelet's fixed-width format, in which pods/log serves
+		// timestamps back.
+		ts := time.Now().UTC().Format(criTimeFormat)
+		if _, err := fmt.Fprintf(f, "%s stdout F %s\n", ts, line); err != nil {
+			return false
 		}
+		sp.mu.Lock()
+		if sp.out.Len() == 0 {
+			close(sp.first)
+		}
+		fmt.Fprintf(&sp.out, "%s %s\n", ts, line)
+		sp.mu.Unlock()
 	}
+	return true
 }

@@ -2,8 +2,12 @@ package localcluster
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,4 +170,157 @@ func TestLogAgentReplacesTheLogsObjectOfAFormerPod(t *testing.T) {
 	e.a.observe(scripted(corev1.PodRunning, false))
 	path := e.registered(t, "uid-1")
 	assert.NotEqual(t, "/gone.log", path, "points at the new pod's file")
+}
+
+// exitProbe fakes pods/log and the pod patch for the exit mark: pods/log
+// serves nothing until served is closed, then the file as written.
+type exitProbe struct {
+	mu     sync.Mutex
+	reads  int
+	served chan struct{}
+	marks  []time.Time
+	marked chan struct{}
+}
+
+func (e *agentEnv) probeExit(t *testing.T) *exitProbe {
+	t.Helper()
+	p := &exitProbe{served: make(chan struct{}), marked: make(chan struct{}, 10)}
+	e.a.readLog = func(_ context.Context, namespace, pod, container string) ([]byte, error) {
+		assert.Equal(t, "ns/p1/main", namespace+"/"+pod+"/"+container)
+		p.mu.Lock()
+		p.reads++
+		p.mu.Unlock()
+		select {
+		case <-p.served:
+		default:
+			return nil, nil // kwok does not know the Logs object yet: empty
+		}
+		exists, path := e.logsObject(t)
+		require.True(t, exists)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		// pods/log with timestamps: "<time> <message>" per CRI line.
+		var out strings.Builder
+		for _, l := range strings.SplitAfter(string(data), "\n") {
+			if ts, rest, ok := strings.Cut(l, " stdout F "); ok {
+				out.WriteString(ts + " " + rest)
+			}
+		}
+		return []byte(out.String()), nil
+	}
+	e.a.markExit = func(_ context.Context, namespace, pod string, at time.Time) error {
+		assert.Equal(t, "ns/p1", namespace+"/"+pod)
+		p.mu.Lock()
+		p.marks = append(p.marks, at)
+		p.mu.Unlock()
+		p.marked <- struct{}{}
+		return nil
+	}
+	return p
+}
+
+func (p *exitProbe) state() (reads int, marks []time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reads, slices.Clone(p.marks)
+}
+
+func running(annotations map[string]string) *corev1.Pod {
+	pod := scripted(corev1.PodRunning, false)
+	maps.Copy(pod.Annotations, annotations)
+	pod.Spec.Containers = []corev1.Container{{Name: "main"}, {Name: "other"}}
+	return pod
+}
+
+// TestLogAgentEndsAPodOnlyOnceItsOutputIsServed: the agent marks a pod's
+// exit at its run time after it started, but not before pods/log serves
+// every line it wrote (kwok's view of the Logs objects lags after an API
+// server restart); if that is later, the pod exits then.
+func TestLogAgentEndsAPodOnlyOnceItsOutputIsServed(t *testing.T) {
+	e := newAgentEnv(t)
+	p := e.probeExit(t)
+	start := e.clock.Now()
+	e.a.observe(running(map[string]string{AnnotationDuration: "2s"}))
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		reads, _ := p.state()
+		return reads >= 3, nil
+	}), "pods/log is read until it serves the output")
+	_, marks := p.state()
+	assert.Empty(t, marks, "not marked while pods/log serves an empty log")
+
+	close(p.served)
+	<-p.marked
+	_, marks = p.state()
+	assert.Equal(t, []time.Time{start.Add(2 * time.Second)}, marks, "exits at its run time after it started")
+
+	// Served later than its run time: it exits then.
+	e2 := newAgentEnv(t)
+	p2 := e2.probeExit(t)
+	e2.a.observe(running(nil))
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		reads, _ := p2.state()
+		return reads >= 1, nil
+	}))
+	e2.clock.Step(5 * time.Second)
+	close(p2.served)
+	<-p2.marked
+	_, marks = p2.state()
+	assert.Equal(t, []time.Time{start.Add(5 * time.Second)}, marks, "exits once its output is served")
+}
+
+// TestLogAgentWritesTheRestOfTheOutputBeforeTheRunTimeIsUp: lines slower
+// than the run time are written at once shortly before it is up (exitLead),
+// and the pod then exits on time.
+func TestLogAgentWritesTheRestOfTheOutputBeforeTheRunTimeIsUp(t *testing.T) {
+	e := newAgentEnv(t)
+	p := e.probeExit(t)
+	close(p.served)
+	start := e.clock.Now()
+	e.a.observe(running(map[string]string{AnnotationLogInterval: "1h", AnnotationDuration: "3s"}))
+	path := e.registered(t, "uid-1")
+	select {
+	case <-p.marked:
+		t.Fatal("marked before its output is written")
+	case <-time.After(100 * time.Millisecond):
+	}
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Empty(t, data, "the first line is an hour away")
+
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return e.clock.HasWaiters(), nil
+	}))
+	e.clock.Step(3*time.Second - exitLead - time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
+	data, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Empty(t, data, "not before")
+	e.clock.Step(time.Millisecond)
+	<-p.marked
+	data, err = os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(string(data), " stdout F "), "every line, at once")
+	_, marks := p.state()
+	assert.Equal(t, []time.Time{start.Add(3 * time.Second)}, marks)
+}
+
+// TestLogAgentDoesNotMarkAPodThatRunsForever: no stage ends it, so nothing
+// waits for the mark.
+func TestLogAgentDoesNotMarkAPodThatRunsForever(t *testing.T) {
+	e := newAgentEnv(t)
+	p := e.probeExit(t)
+	close(p.served)
+	e.a.observe(running(map[string]string{AnnotationRun: "forever"}))
+	path := e.registered(t, "uid-1")
+	require.NoError(t, wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		data, err := os.ReadFile(path)
+		return strings.Count(string(data), "\n") == 2, err
+	}), "its lines are written")
+	select {
+	case <-p.marked:
+		t.Fatal("marked")
+	case <-time.After(200 * time.Millisecond):
+	}
+	reads, _ := p.state()
+	assert.Zero(t, reads)
 }

@@ -38,7 +38,7 @@ func main() {
 	flag.DurationVar(&opts.TTL, "ttl", 30*time.Second, "FlowForge TTL of the Jobs (whole seconds), so that a long run does not pile them up")
 	flag.DurationVar(&opts.Timeout, "timeout", 3*time.Minute, "bound of each wait for a recovery")
 	flag.DurationVar(&opts.ExportTimeout, "export-timeout", 15*time.Minute, "bound of the wait for the last exports")
-	flag.IntVar(&opts.LogSample, "log-sample", 1000, "Jobs whose archived logs are read back (0: all)")
+	flag.IntVar(&opts.LogSample, "log-sample", 0, "Jobs whose archived logs are read back and checked (0: all, so that one empty or repeated archive fails the run)")
 	flag.Parse()
 	// The stack's helpers use controller-runtime's clients; the run's log
 	// is chaos.log.
