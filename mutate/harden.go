@@ -27,16 +27,29 @@ type kindHardening struct {
 	apply func(map[string]any, []policies.Op) ([]byte, []policies.Op, error)
 	// applyVerified, if set, applies settings whose result Mutation.Verified
 	// vouches for, without checking it again.
-	applyVerified func(map[string]any, []policies.Op) ([]policies.Op, error)
+	applyVerified func(map[string]any, *policies.Mutation) ([]policies.Op, error)
 	// rewritten lists the paths the handler itself rewrote after the
 	// policy's ops, for the JSON patch (see patchFromOps).
 	rewritten func(hardened map[string]any, applied []policies.Op) [][]any
 }
 
 var (
-	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyChecked, applyVerified: policies.Apply, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
+	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyChecked, applyVerified: applyPrepared, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
 	podHardening = kindHardening{kind: "Pod", decode: decodePod, apply: ApplyPod, rewritten: podRewritten}
 )
+
+// applyPrepared applies a decision's ops, prepared once per decision.
+func applyPrepared(obj map[string]any, m *policies.Mutation) ([]policies.Op, error) {
+	prepared, err := m.Prepared()
+	if err != nil {
+		return nil, fmt.Errorf("apply policy: %w", err)
+	}
+	applied, err := prepared.Apply(obj)
+	if err != nil {
+		return nil, fmt.Errorf("apply policy: %w", err)
+	}
+	return applied, nil
+}
 
 // harden answers one admission request for k: CREATE of a labelled object
 // is hardened (a JSON patch), anything else passes unchanged, and a
@@ -75,7 +88,7 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 	before := anchorsOf(obj, mutation.Ops)
 	var applied []policies.Op
 	if k.applyVerified != nil && mutation.Verified() {
-		applied, err = k.applyVerified(obj, mutation.Ops)
+		applied, err = k.applyVerified(obj, mutation)
 	} else if _, applied, err = k.apply(obj, mutation.Ops); err == nil {
 		mutation.MarkVerified()
 	}

@@ -82,78 +82,99 @@ func (o Op) check() error {
 // different values are a policy error. Applying the same ops to the result
 // changes nothing.
 func Apply(obj map[string]any, ops []Op) ([]Op, error) {
-	ops, err := resolveCopies(obj, ops)
+	prepared, err := PrepareOps(ops)
 	if err != nil {
 		return nil, err
 	}
-	sorted := make([]keyedOp, len(ops))
+	return prepared.Apply(obj)
+}
+
+// PreparedOps are ops checked and put in the order Apply applies them,
+// which depends on the ops alone: a decision served to many objects is
+// prepared once (see Mutation.Prepared).
+type PreparedOps struct {
+	sorted  []keyedOp
+	hasCopy bool
+}
+
+// PrepareOps checks ops and orders them for Apply. A copy op is ordered
+// and checked as the merge it becomes.
+func PrepareOps(ops []Op) (*PreparedOps, error) {
+	out := &PreparedOps{sorted: make([]keyedOp, len(ops))}
 	for i, op := range ops {
-		sorted[i] = keyedOp{Op: op, key: renderPath(op.Path)}
-	}
-	sort.SliceStable(sorted, func(i, j int) bool {
-		if sorted[i].key != sorted[j].key {
-			return sorted[i].key < sorted[j].key
+		effective := op.Op
+		if op.Op == OpCopy {
+			if err := op.check(); err != nil {
+				return nil, err
+			}
+			effective, out.hasCopy = OpMerge, true
 		}
-		return sorted[i].Op.Op < sorted[j].Op.Op
+		out.sorted[i] = keyedOp{Op: op, key: renderPath(op.Path), effective: effective}
+	}
+	sort.SliceStable(out.sorted, func(i, j int) bool {
+		if out.sorted[i].key != out.sorted[j].key {
+			return out.sorted[i].key < out.sorted[j].key
+		}
+		return out.sorted[i].effective < out.sorted[j].effective
 	})
-	if err := checkConflicts(sorted); err != nil {
+	if err := checkConflicts(out.sorted); err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// Apply writes the prepared ops into obj (see the function Apply).
+func (p *PreparedOps) Apply(obj map[string]any) ([]Op, error) {
+	var merges map[int]Op
+	if p.hasCopy {
+		// Every copy reads the object as admitted, before any op.
+		merges = map[int]Op{}
+		for i, op := range p.sorted {
+			if op.Op.Op == OpCopy {
+				merges[i] = resolveCopy(obj, op.Op)
+			}
+		}
+	}
 	var applied []Op
-	for _, op := range sorted {
-		changed, err := applyOne(obj, op.Op)
+	for i, op := range p.sorted {
+		o := op.Op
+		if m, ok := merges[i]; ok {
+			o = m
+		}
+		changed, err := applyOne(obj, o)
 		if err != nil {
-			return nil, fmt.Errorf("setting %q at %s: %w", op.Setting, op.key, err)
+			return nil, fmt.Errorf("setting %q at %s: %w", o.Setting, op.key, err)
 		}
 		if changed {
-			applied = append(applied, op.Op)
+			applied = append(applied, o)
 		}
 	}
 	return applied, nil
 }
 
-// resolveCopies turns each copy op into the merge it stands for, with the
-// values obj holds at its From path before any op is applied.
-func resolveCopies(obj map[string]any, ops []Op) ([]Op, error) {
-	hasCopy := false
-	for _, op := range ops {
-		if op.Op == OpCopy {
-			hasCopy = true
-			break
+// resolveCopy turns a copy op into the merge it stands for, with the
+// values obj holds at its From path.
+func resolveCopy(obj map[string]any, op Op) Op {
+	var cur any = obj
+	for _, seg := range op.From {
+		cur, _ = get(cur, seg)
+	}
+	src, _ := cur.(map[string]any)
+	value := map[string]any{}
+	for _, k := range op.Value.([]any) {
+		if v, ok := src[k.(string)]; ok {
+			value[k.(string)] = deepCopy(v)
 		}
 	}
-	if !hasCopy {
-		return ops, nil
-	}
-	out := make([]Op, len(ops))
-	for i, op := range ops {
-		out[i] = op
-		if op.Op != OpCopy {
-			continue
-		}
-		if err := op.check(); err != nil {
-			return nil, err
-		}
-		var cur any = obj
-		for _, seg := range op.From {
-			cur, _ = get(cur, seg)
-		}
-		src, _ := cur.(map[string]any)
-		value := map[string]any{}
-		for _, k := range op.Value.([]any) {
-			if v, ok := src[k.(string)]; ok {
-				value[k.(string)] = deepCopy(v)
-			}
-		}
-		out[i] = Op{Setting: op.Setting, Op: OpMerge, Path: op.Path, Value: value}
-	}
-	return out, nil
+	return Op{Setting: op.Setting, Op: OpMerge, Path: op.Path, Value: value}
 }
 
 // keyedOp is an op with its rendered path, computed once for sorting.
 type keyedOp struct {
 	Op
 	key string
+	// effective is the op as applied: merge for a copy.
+	effective string
 }
 
 // checkConflicts refuses two enforcing ops on one path with different
@@ -161,22 +182,22 @@ type keyedOp struct {
 // writes inside it).
 func checkConflicts(sorted []keyedOp) error {
 	for _, r := range sorted {
-		if r.Op.Op != OpRemove {
+		if r.effective != OpRemove {
 			continue
 		}
 		for _, o := range sorted {
-			if o.Op.Op != OpRemove && (o.key == r.key || strings.HasPrefix(o.key, r.key+".") || strings.HasPrefix(o.key, r.key+"[")) {
+			if o.effective != OpRemove && (o.key == r.key || strings.HasPrefix(o.key, r.key+".") || strings.HasPrefix(o.key, r.key+"[")) {
 				return fmt.Errorf("policy conflict: setting %q removes %s, which setting %q writes", r.Setting, r.key, o.Setting)
 			}
 		}
 	}
 	for i := 1; i < len(sorted); i++ {
 		a, b := sorted[i-1], sorted[i]
-		if a.Op.Op != b.Op.Op || (a.Op.Op != OpSet && a.Op.Op != OpDefault) {
+		if a.effective != b.effective || (a.effective != OpSet && a.effective != OpDefault) {
 			continue
 		}
 		if a.key == b.key && !jsonEqual(a.Value, b.Value) {
-			return fmt.Errorf("policy conflict: settings %q and %q both %s %s to different values", a.Setting, b.Setting, a.Op.Op, a.key)
+			return fmt.Errorf("policy conflict: settings %q and %q both %s %s to different values", a.Setting, b.Setting, a.effective, a.key)
 		}
 	}
 	return nil

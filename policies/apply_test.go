@@ -294,3 +294,48 @@ func TestDecodeOps(t *testing.T) {
 func TestRenderPath(t *testing.T) {
 	assert.Equal(t, "spec.template.spec.containers[0].securityContext", renderPath([]any{"spec", "template", "spec", "containers", 0, "securityContext"}))
 }
+
+// TestPreparedOpsServeManyObjects: ops prepared once apply to each object
+// as Apply applies them, copies reading each object's own values; a
+// conflict is found when preparing; a Mutation prepares its ops once.
+func TestPreparedOpsServeManyObjects(t *testing.T) {
+	ops := []Op{
+		{Setting: "c", Op: OpCopy, From: []any{"metadata", "labels"}, Path: []any{"t"}, Value: []any{"job-id"}},
+		{Setting: "s", Op: OpSet, Path: []any{"metadata", "labels", "job-id"}, Value: "overwritten"},
+		{Setting: "d", Op: OpDefault, Path: []any{"spec", "n"}, Value: json.Number("3")},
+	}
+	prepared, err := PrepareOps(ops)
+	require.NoError(t, err)
+	for _, id := range []string{"a", "b"} {
+		raw := `{"metadata":{"labels":{"job-id":"` + id + `"}}}`
+		want, got := decode(t, raw), decode(t, raw)
+		wantApplied, err := Apply(want, ops)
+		require.NoError(t, err)
+		gotApplied, err := prepared.Apply(got)
+		require.NoError(t, err)
+		assert.Equal(t, wantApplied, gotApplied)
+		assert.Equal(t, encode(t, want), encode(t, got))
+		assert.JSONEq(t, `{"metadata":{"labels":{"job-id":"overwritten"}},"t":{"job-id":"`+id+`"},"spec":{"n":3}}`, encode(t, got))
+	}
+
+	_, err = PrepareOps([]Op{
+		{Setting: "a", Op: OpSet, Path: []any{"x"}, Value: "1"},
+		{Setting: "b", Op: OpSet, Path: []any{"x"}, Value: "2"},
+	})
+	require.ErrorContains(t, err, "policy conflict")
+	_, err = PrepareOps([]Op{
+		{Setting: "r", Op: OpRemove, Path: []any{"x"}},
+		{Setting: "c", Op: OpCopy, From: []any{"y"}, Path: []any{"x", "z"}, Value: []any{"k"}},
+	})
+	require.ErrorContains(t, err, `removes x, which setting "c" writes`, "a copy writes as its merge")
+
+	m := &Mutation{Ops: ops, prepared: &preparedOps{}}
+	first, err := m.Prepared()
+	require.NoError(t, err)
+	second, err := m.Prepared()
+	require.NoError(t, err)
+	assert.Same(t, first, second, "prepared once")
+	unshared, err := (&Mutation{Ops: ops}).Prepared()
+	require.NoError(t, err)
+	assert.Equal(t, first, unshared)
+}

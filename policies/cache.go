@@ -101,6 +101,10 @@ type cachedQuery struct {
 	// masks are the object paths whose strings the view hides (see
 	// views.go); nil masks nothing.
 	masks *maskNode
+	// trie and inMasks are the views and masks from the input's root,
+	// for keyOf (see viewkey.go).
+	trie    *viewNode
+	inMasks *maskNode
 	// readsImages: a rule the query reaches reads input.images (or all of
 	// input), so the input must carry them.
 	readsImages bool
@@ -110,19 +114,6 @@ type cachedQuery struct {
 	reason string
 	// keyPrefix separates the queries' and revisions' keys.
 	keyPrefix []byte
-}
-
-// key hashes the canonical text of the view (OPA renders object keys and
-// set elements sorted, strings quoted): equal views give equal keys, and
-// two views that differ anywhere give different ones.
-func (q *cachedQuery) key(view ast.Value) (cacheKey, error) {
-	buf := make([]byte, 0, 4096)
-	buf = append(buf, q.keyPrefix...)
-	buf, err := ast.NewTerm(view).AppendText(buf)
-	if err != nil {
-		return cacheKey{}, fmt.Errorf("policy %s: encode the view: %w", q.name, err)
-	}
-	return sha256.Sum256(buf), nil
 }
 
 // Roots of the served queries, for the view analysis.
@@ -196,6 +187,7 @@ func cachedQueries(c *ast.Compiler, data map[string]any, revision string, vRoots
 			return nil, err
 		}
 		q.masks = masks
+		q.trie, q.inMasks = newViewTrie(q.views), inputMasks(masks)
 		if max == 0 {
 			q.reason = "data.flowforge.config.cache.maxEntries is 0"
 			return q, nil

@@ -280,7 +280,7 @@ func TestDistinctJobsNeverShareAnEntry(t *testing.T) {
 		require.NoError(t, err)
 		keys := map[string]string{}
 		for _, q := range []*cachedQuery{p.mutateQ, p.validateQ} {
-			key, err := q.key(q.view(value))
+			key, err := q.keyOf(value)
 			require.NoError(t, err)
 			keys[q.name] = hex.EncodeToString(key[:])
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -53,9 +54,28 @@ type Mutation struct {
 	Revision string
 	Ops      []Op
 	Warnings []string
-	// verified is shared by every request served the same cached
-	// decision (see Verified).
+	// verified and prepared are shared by every request served the same
+	// cached decision (see Verified and Prepared).
 	verified *atomic.Bool
+	prepared *preparedOps
+}
+
+// preparedOps holds a decision's ops prepared once.
+type preparedOps struct {
+	once sync.Once
+	ops  *PreparedOps
+	err  error
+}
+
+// Prepared returns the decision's ops checked and ordered for applying
+// (see PrepareOps), prepared once for every request served the same
+// cached decision. It is of the ops as the decision returned them.
+func (m *Mutation) Prepared() (*PreparedOps, error) {
+	if m.prepared == nil {
+		return PrepareOps(m.Ops)
+	}
+	m.prepared.once.Do(func() { m.prepared.ops, m.prepared.err = PrepareOps(m.Ops) })
+	return m.prepared.ops, m.prepared.err
 }
 
 // Verified reports whether these ops, applied to an object of the same
@@ -109,7 +129,7 @@ func (p *Policy) mutateWith(ctx context.Context, in Input, useCache bool) (*Muta
 	}
 	m := d.(*Mutation)
 	// The cached decision is shared: callers get their own slices.
-	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings), verified: m.verified}, how, nil
+	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings), verified: m.verified, prepared: m.prepared}, how, nil
 }
 
 func (p *Policy) validateWith(ctx context.Context, in Input, useCache bool) (*Validation, Lookup, error) {
@@ -170,7 +190,7 @@ func decodeMutation(bindings rego.Vars) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy mutate.warn: %w", err)
 	}
-	return &Mutation{Ops: ops, Warnings: warnings, verified: new(atomic.Bool)}, nil
+	return &Mutation{Ops: ops, Warnings: warnings, verified: new(atomic.Bool), prepared: &preparedOps{}}, nil
 }
 
 func decodeValidation(bindings rego.Vars) (any, error) {
@@ -191,11 +211,44 @@ func decodeValidation(bindings rego.Vars) (any, error) {
 // the policy reads nothing else, so the decision is the one the whole
 // input would give. Errors are never cached.
 func (p *Policy) decide(ctx context.Context, q rego.PreparedEvalQuery, cq *cachedQuery, in Input, useCache bool, decode func(rego.Vars) (any, error)) (any, Lookup, error) {
+	if useCache && cq != nil && cq.cache != nil && !cq.readsImages {
+		return p.decideNative(ctx, q, cq, in, decode)
+	}
 	value, err := p.input(in, cq == nil || cq.readsImages)
 	if err != nil {
 		return nil, LookupUncached, err
 	}
 	return p.decideValue(ctx, q, cq, value, useCache, decode)
+}
+
+// decideNative is decideValue keyed on the input as Go values: a hit
+// converts nothing to AST, and only a miss builds the view it evaluates.
+func (p *Policy) decideNative(ctx context.Context, q rego.PreparedEvalQuery, cq *cachedQuery, in Input, decode func(rego.Vars) (any, error)) (any, Lookup, error) {
+	native, err := p.nativeInput(in)
+	if err != nil {
+		return nil, LookupUncached, err
+	}
+	key, err := cq.keyOfNative(native)
+	if err != nil {
+		return nil, LookupMiss, err
+	}
+	if d, ok := cq.cache.get(key); ok {
+		return d, LookupHit, nil
+	}
+	v, err := ast.InterfaceToValue(native)
+	if err != nil {
+		return nil, LookupMiss, fmt.Errorf("policy input: object: %w", err)
+	}
+	bindings, err := p.eval(ctx, q, cq.view(v.(ast.Object)))
+	if err != nil {
+		return nil, LookupMiss, err
+	}
+	d, err := decode(bindings)
+	if err != nil {
+		return nil, LookupMiss, err
+	}
+	cq.cache.put(key, d)
+	return d, LookupMiss, nil
 }
 
 func (p *Policy) decideValue(ctx context.Context, q rego.PreparedEvalQuery, cq *cachedQuery, value ast.Object, useCache bool, decode func(rego.Vars) (any, error)) (any, Lookup, error) {
@@ -207,15 +260,14 @@ func (p *Policy) decideValue(ctx context.Context, q rego.PreparedEvalQuery, cq *
 		d, err := decode(bindings)
 		return d, LookupUncached, err
 	}
-	view := cq.view(value)
-	key, err := cq.key(view)
+	key, err := cq.keyOf(value)
 	if err != nil {
 		return nil, LookupMiss, err
 	}
 	if d, ok := cq.cache.get(key); ok {
 		return d, LookupHit, nil
 	}
-	bindings, err := p.eval(ctx, q, view)
+	bindings, err := p.eval(ctx, q, cq.view(value))
 	if err != nil {
 		return nil, LookupMiss, err
 	}
@@ -262,69 +314,73 @@ func (p *Policy) inputValue(in Input) (ast.Object, error) { return p.input(in, t
 // input builds the policy input; images (input.images) only when the
 // query may read them, as parsing every image costs.
 func (p *Policy) input(in Input, images bool) (ast.Object, error) {
+	native, err := p.nativeInput(in)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ast.InterfaceToValue(native)
+	if err != nil {
+		return nil, fmt.Errorf("policy input: object: %w", err)
+	}
+	out := v.(ast.Object)
+	if images {
+		// Every container image, parsed (see ImageView).
+		out.Insert(ast.StringTerm("images"), imageViews(getPath(out, []string{"request", "object"}), getPath(out, []string{"request", "oldObject"})))
+	}
+	return out, nil
+}
+
+// nativeInput builds the policy input, without input.images, as Go values
+// (what ast.InterfaceToValue converts): the object is in.Object as it is,
+// or the request's raw object parsed to AST; the old object and the
+// claims are AST values. A cache hit keys on it (keyOfNative) without
+// converting the object.
+func (p *Policy) nativeInput(in Input) (map[string]any, error) {
 	req := in.Request
 	if req == nil {
 		return nil, errors.New("policy input: no admission request")
 	}
-	var object ast.Value
-	var err error
+	var object any
 	if in.Object != nil {
-		object, err = ast.InterfaceToValue(in.Object)
+		object = in.Object
 	} else {
-		object, err = rawValue(req.Object.Raw)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("policy input: object: %w", err)
+		raw, err := rawValue(req.Object.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("policy input: object: %w", err)
+		}
+		object = raw
 	}
 	oldObject, err := rawValue(req.OldObject.Raw)
 	if err != nil {
 		return nil, fmt.Errorf("policy input: oldObject: %w", err)
 	}
-	groups := make([]*ast.Term, 0, len(req.UserInfo.Groups))
+	groups := make([]any, 0, len(req.UserInfo.Groups))
 	for _, g := range req.UserInfo.Groups {
-		groups = append(groups, ast.StringTerm(g))
+		groups = append(groups, g)
 	}
-	labels := make([][2]*ast.Term, 0, len(in.NamespaceLabels))
-	for k, v := range in.NamespaceLabels {
-		labels = append(labels, [2]*ast.Term{ast.StringTerm(k), ast.StringTerm(v)})
+	labels := in.NamespaceLabels
+	if labels == nil {
+		labels = map[string]string{}
 	}
-	dryRun := req.DryRun != nil && *req.DryRun
-	request := ast.NewObject(
-		ast.Item(ast.StringTerm("uid"), ast.StringTerm(string(req.UID))),
-		ast.Item(ast.StringTerm("kind"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("group"), ast.StringTerm(req.Kind.Group)),
-			ast.Item(ast.StringTerm("version"), ast.StringTerm(req.Kind.Version)),
-			ast.Item(ast.StringTerm("kind"), ast.StringTerm(req.Kind.Kind)),
-		)),
-		ast.Item(ast.StringTerm("resource"), ast.StringTerm(req.Resource.Resource)),
-		ast.Item(ast.StringTerm("subResource"), ast.StringTerm(req.SubResource)),
-		ast.Item(ast.StringTerm("namespace"), ast.StringTerm(req.Namespace)),
-		ast.Item(ast.StringTerm("name"), ast.StringTerm(req.Name)),
-		ast.Item(ast.StringTerm("operation"), ast.StringTerm(string(req.Operation))),
-		ast.Item(ast.StringTerm("userInfo"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("username"), ast.StringTerm(req.UserInfo.Username)),
-			ast.Item(ast.StringTerm("groups"), ast.ArrayTerm(groups...)),
-		)),
-		ast.Item(ast.StringTerm("dryRun"), ast.BooleanTerm(dryRun)),
-		ast.Item(ast.StringTerm("object"), ast.NewTerm(object)),
-		ast.Item(ast.StringTerm("oldObject"), ast.NewTerm(oldObject)),
-	)
-	out := ast.NewObject(
-		ast.Item(ast.StringTerm("request"), ast.NewTerm(request)),
-		ast.Item(ast.StringTerm("namespace"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("name"), ast.StringTerm(req.Namespace)),
-			ast.Item(ast.StringTerm("labels"), ast.ObjectTerm(labels...)),
-		)),
-		ast.Item(ast.StringTerm("policy"), ast.ObjectTerm(
-			ast.Item(ast.StringTerm("revision"), ast.StringTerm(p.Revision)),
-		)),
-	)
-	if images {
-		// Every container image, parsed (see ImageView).
-		out.Insert(ast.StringTerm("images"), imageViews(object, oldObject))
+	out := map[string]any{
+		"request": map[string]any{
+			"uid":         string(req.UID),
+			"kind":        map[string]any{"group": req.Kind.Group, "version": req.Kind.Version, "kind": req.Kind.Kind},
+			"resource":    req.Resource.Resource,
+			"subResource": req.SubResource,
+			"namespace":   req.Namespace,
+			"name":        req.Name,
+			"operation":   string(req.Operation),
+			"userInfo":    map[string]any{"username": req.UserInfo.Username, "groups": groups},
+			"dryRun":      req.DryRun != nil && *req.DryRun,
+			"object":      object,
+			"oldObject":   oldObject,
+		},
+		"namespace": map[string]any{"name": req.Namespace, "labels": labels},
+		"policy":    map[string]any{"revision": p.Revision},
 	}
 	if in.Claims != nil {
-		out.Insert(ast.StringTerm("claims"), ast.NewTerm(in.Claims.value()))
+		out["claims"] = in.Claims.value()
 	}
 	return out, nil
 }
@@ -333,7 +389,7 @@ func rawValue(raw []byte) (ast.Value, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return ast.Null{}, nil
 	}
-	return ast.ValueFromReader(bytes.NewReader(raw))
+	return parseJSONValue(raw)
 }
 
 // term returns the AST term of a result binding.

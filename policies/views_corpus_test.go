@@ -29,7 +29,8 @@ func policyTestInputs(t *testing.T) []ast.Object {
 // Then it checks the split of validation on the same inputs: the shape
 // (cached, on its masked view) plus the identity rules (on the whole
 // input) deny and warn exactly what data.flowforge.validate.deny and warn
-// give on the whole input in one query.
+// give on the whole input in one query. On the same inputs it checks the
+// cache keys (viewkey_test.go).
 func TestViewGivesTheFullDecisionOnEveryPolicyTestInput(t *testing.T) {
 	p, err := Load(context.Background(), Embedded())
 	require.NoError(t, err)
@@ -51,6 +52,8 @@ func TestViewGivesTheFullDecisionOnEveryPolicyTestInput(t *testing.T) {
 			}
 		}
 	})
+	t.Run("key", func(t *testing.T) { checkKeyOfMatchesView(t, p, inputs) })
+	t.Run("native key", func(t *testing.T) { checkKeyOfNativeMatchesKeyOf(t, p, inputs) })
 	t.Run("identity and shape", func(t *testing.T) {
 		require.True(t, p.split, "the served policy splits validation")
 		assert.Equal(t, identityQuery, p.identityText, "deny and warn are the unions validate.rego writes")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "sigs.k8s.io/json"
 )
@@ -27,6 +28,30 @@ func DecodeStrict(raw []byte, gvk schema.GroupVersionKind, into any) error {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return errors.New("it is empty")
 	}
+	strict, err := kjson.UnmarshalStrict(raw, into, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
+	// A typed object read its own apiVersion and kind (case-sensitively, the
+	// last of duplicated keys, as a separate pass would): the document is
+	// scanned once. When the decode failed, a separate pass still names a
+	// wrong kind first, the clearer message.
+	var meta *metav1.TypeMeta
+	if typed, ok := into.(interface{ GetObjectKind() schema.ObjectKind }); ok {
+		meta, _ = typed.GetObjectKind().(*metav1.TypeMeta)
+	}
+	if err != nil || meta == nil {
+		if kindErr := checkKind(raw, gvk); kindErr != nil {
+			return kindErr
+		}
+		if err != nil {
+			return err
+		}
+	} else if meta.APIVersion != gvk.GroupVersion().String() || meta.Kind != gvk.Kind {
+		return kindError(meta.APIVersion, meta.Kind, gvk)
+	}
+	return errors.Join(strict...)
+}
+
+// checkKind reads apiVersion and kind alone and checks them against gvk.
+func checkKind(raw []byte, gvk schema.GroupVersionKind) error {
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -35,11 +60,11 @@ func DecodeStrict(raw []byte, gvk schema.GroupVersionKind, into any) error {
 		return err
 	}
 	if head.APIVersion != gvk.GroupVersion().String() || head.Kind != gvk.Kind {
-		return fmt.Errorf("its apiVersion %q and kind %q are not the request's %s %s", head.APIVersion, head.Kind, gvk.GroupVersion().String(), gvk.Kind)
+		return kindError(head.APIVersion, head.Kind, gvk)
 	}
-	strict, err := kjson.UnmarshalStrict(raw, into, kjson.DisallowDuplicateFields, kjson.DisallowUnknownFields)
-	if err != nil {
-		return err
-	}
-	return errors.Join(strict...)
+	return nil
+}
+
+func kindError(apiVersion, kind string, gvk schema.GroupVersionKind) error {
+	return fmt.Errorf("its apiVersion %q and kind %q are not the request's %s %s", apiVersion, kind, gvk.GroupVersion().String(), gvk.Kind)
 }

@@ -31,8 +31,15 @@ func TestDecodeStrict(t *testing.T) {
 		{name: "a duplicated kind", raw: `{"apiVersion":"batch/v1","kind":"Pod","kind":"Job"}`, kind: "Job", wantErr: `duplicate field "kind"`},
 		{name: "a field of the wrong type", raw: `{"apiVersion":"batch/v1","kind":"Job","spec":{"template":"x"}}`, kind: "Job", wantErr: "cannot unmarshal string"},
 		{name: "not an object", raw: `[1]`, kind: "Job", wantErr: "cannot unmarshal array"},
+		{name: "another kind that fails to decode", raw: `{"apiVersion":"v1","kind":"Pod","spec":{"template":"x"}}`, kind: "Job", wantErr: `its apiVersion "v1" and kind "Pod" are not the request's batch/v1 Job`},
+		{name: "a malformed apiVersion", raw: `{"apiVersion":"a/b/c","kind":"Job"}`, kind: "Job", wantErr: `its apiVersion "a/b/c" and kind "Job"`},
 		{name: "empty", raw: "  ", kind: "Job", wantErr: "it is empty"},
 	}
+	t.Run("an untyped value is checked by a pass of its own", func(t *testing.T) {
+		var into map[string]any
+		require.NoError(t, DecodeStrict([]byte(job), jobKind, &into))
+		require.ErrorContains(t, DecodeStrict([]byte(pod), jobKind, &into), `its apiVersion "v1" and kind "Pod"`)
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
