@@ -114,7 +114,8 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 	if done.IsZero() {
 		done = r.Clock.Now().UTC()
 	}
-	if !podsSettled(job, pods) && r.Clock.Since(done) < settings.ExportGrace {
+	exportedBefore := r.exportedBefore(ctx, job, pods, settings)
+	if !exportedBefore && !podsSettled(job, pods) && r.Clock.Since(done) < settings.ExportGrace {
 		// The Job controller is still stopping a pod, or the cache has not
 		// caught up with the pods the Job counted.
 		return reconcile.Result{RequeueAfter: 500 * time.Millisecond}, nil
@@ -129,12 +130,17 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 			log.Error(err, "Export failed; the Job is kept and the export retried")
 		}
 	}()
+	if exportedBefore {
+		// Its pods were labelled out of the cache (finishExport) before the
+		// Job's own patch: finish that.
+		return r.finishExportedBefore(ctx, job, pods, settings)
+	}
 	if r.Exported.Has(job.UID) || r.memo.marked("exported/"+string(job.UID)) {
 		// A reconcile after the export (the finalizer patches trigger one):
 		// nothing is left to store, only finalizers perhaps to release and
 		// the Job to delete when its TTL is up.
 		r.settled(job, pods)
-		if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
+		if err := r.finishExport(ctx, job, pods, settings); err != nil {
 			return reconcile.Result{}, err
 		}
 		return r.expire(ctx, job, settings)
@@ -192,7 +198,7 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, ReasonExported, "Export", "status, events and logs of %d attempt(s) saved to the execution history", len(pods))
 		log.Info("Exported Job", "status", rec.Status, "attempts", len(pods))
 	}
-	if err := r.releaseFinalizers(ctx, job, pods, settings); err != nil {
+	if err := r.finishExport(ctx, job, pods, settings); err != nil {
 		return reconcile.Result{}, err
 	}
 	return r.expire(ctx, job, settings)

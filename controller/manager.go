@@ -15,7 +15,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -105,6 +104,10 @@ type Options struct {
 	// sampled from metrics.k8s.io, when served, for its peaks in the
 	// history (zero: DefaultUsageInterval; negative: never).
 	UsageInterval time.Duration
+	// ExportedSweepInterval is the longest wait between two lists of the
+	// exported Jobs that the cache leaves out (ExportedSweeper; zero:
+	// DefaultExportedSweepInterval).
+	ExportedSweepInterval time.Duration
 }
 
 // Run starts the controller and blocks until ctx ends.
@@ -123,7 +126,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err := checkLeaderElection(opts); err != nil {
 		return err
 	}
-	engine, err := policies.NewEngine(ctx, policies.Options{Dir: opts.PolicyDir, Log: log.WithName("policy"), Recorder: metrics.PolicyRecorder{}})
+	// The controller reads the policy's settings only (data.flowforge.config),
+	// never evaluates it: loading the Config alone spares it compiling the
+	// Rego and running its tests (tens of MiB at start, and the compiled
+	// policy for good); the webhook's load is what refuses a failing policy.
+	policyConfig, err := policies.NewConfigSource(policies.ConfigSourceOptions{Dir: opts.PolicyDir, Log: log.WithName("policy"), Recorder: metrics.PolicyRecorder{}})
 	if err != nil {
 		return err
 	}
@@ -143,9 +150,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		return fmt.Errorf("build scheme: %w", err)
 	}
 	// The cache holds the Jobs and Pods the policy selects (policy data
-	// selector; a changed selector applies at the next start).
-	sel := engine.Current().Configuration().Selector
-	selector := labels.SelectorFromSet(labels.Set{sel.Label: sel.Value})
+	// selector), but not those labelled exported (exported.go): both
+	// labels are read once, a changed one applies at the next start.
+	base := SettingsFrom(policyConfig, opts)
+	exportedLabel := base().ExportedLabel
+	settings := func() Settings {
+		s := base()
+		s.ExportedLabel = exportedLabel
+		return s
+	}
+	selector, err := CacheSelector(settings())
+	if err != nil {
+		return err
+	}
 	// Jobs exported with every pod ended are cached as stubs (ExportedJobs).
 	exported := &ExportedJobs{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -196,8 +213,8 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 		return fmt.Errorf("create clientset: %w", err)
 	}
 	clk := clock.RealClock{}
-	settings := SettingsFrom(engine, opts)
-	if err := metrics.RegisterController(crmetrics.Registry, NewStateCollector(mgr.GetCache(), clk, settings().JobFinalizer)); err != nil {
+	sweeper := &ExportedSweeper{Reader: mgr.GetAPIReader(), Settings: settings, Clock: clk, Log: log.WithName("exported")}
+	if err := metrics.RegisterController(crmetrics.Registry, newStateCollector(mgr.GetCache(), clk, settings().JobFinalizer, sweeper.Counts)); err != nil {
 		return err
 	}
 	sink := opts.LogSink
@@ -211,19 +228,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	logs := ClientsetLogs{Clientset: clientset}
 	shipper := &Shipper{Logs: logs, Sink: NewJSONSink(sink), Store: store, Clock: clk, Log: log.WithName("logs")}
 	r := &Reconciler{
-		Client:    mgr.GetClient(),
-		JobEvents: mgr.GetClient(),
-		PodEvents: mgr.GetAPIReader(),
-		Store:     store,
-		Recorder:  eventWriter,
-		Clock:     clk,
-		Logs:      logs,
-		Shipper:   shipper,
-		Settings:  settings,
-		Claims:    &Claims{Client: mgr.GetClient(), Namespace: opts.ClaimNamespace},
-		Exported:  exported,
-		hook:      opts.ExportHook,
+		Client:        mgr.GetClient(),
+		JobEvents:     mgr.GetClient(),
+		PodEvents:     mgr.GetAPIReader(),
+		Store:         store,
+		Recorder:      eventWriter,
+		Clock:         clk,
+		Logs:          logs,
+		Shipper:       shipper,
+		Settings:      settings,
+		Claims:        &Claims{Client: mgr.GetClient(), Namespace: opts.ClaimNamespace},
+		Exported:      exported,
+		APIReader:     mgr.GetAPIReader(),
+		SweepInterval: opts.ExportedSweepInterval,
+		hook:          opts.ExportHook,
 	}
+	sweeper.Reconciler = r
 	if r.Claims.Namespace == "" {
 		r.Claims.Namespace = policies.DefaultClaimNamespace
 	}
@@ -237,8 +257,18 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err != nil {
 		return fmt.Errorf("get the Job informer: %w", err)
 	}
-	if _, err := jobInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: exported.Forget}); err != nil {
+	if _, err := jobInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		exported.Forget(obj)
+		r.Forget(obj)
+	}}); err != nil {
 		return fmt.Errorf("watch Job deletions: %w", err)
+	}
+	podInformer, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{})
+	if err != nil {
+		return fmt.Errorf("get the Pod informer: %w", err)
+	}
+	if _, err := podInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: r.Forget}); err != nil {
+		return fmt.Errorf("watch Pod deletions: %w", err)
 	}
 	if err := r.SetupWithManager(mgr, opts.ConcurrentReconciles); err != nil {
 		return fmt.Errorf("set up reconciler: %w", err)
@@ -246,7 +276,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	retention := &Retention{
 		Store: store, Jobs: mgr.GetClient(),
 		ClaimReader: mgr.GetAPIReader(), ClaimWriter: mgr.GetClient(), ClaimNamespace: r.Claims.Namespace,
-		Clock: clk, Log: log.WithName("retention"),
+		Clock: clk, Log: log.WithName("retention"), ExportedJobs: sweeper.UIDs,
 		MaxAge: opts.HistoryRetention, MaxArchiveBytes: opts.HistoryMaxArchiveBytes, Interval: opts.HistoryPruneInterval,
 	}
 	if sqlite, ok := opened.(*historystore.SQLite); ok && sqlite.Path() != ":memory:" {
@@ -260,7 +290,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return fmt.Errorf("add usage sampler: %w", err)
 		}
 	}
-	for _, runnable := range []manager.Runnable{eventWriter, shipper, manager.RunnableFunc(engine.Watch), retention} {
+	for _, runnable := range []manager.Runnable{eventWriter, shipper, manager.RunnableFunc(policyConfig.Watch), retention, sweeper} {
 		if err := mgr.Add(runnable); err != nil {
 			return fmt.Errorf("add runnable: %w", err)
 		}
@@ -294,7 +324,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}); err != nil {
 		return fmt.Errorf("add readyz: %w", err)
 	}
-	log.Info("Starting FlowForge controller", "database", historystore.Redact(opts.Database), "retention", opts.HistoryRetention.String(), "maxArchiveBytes", opts.HistoryMaxArchiveBytes, "history", opts.HistoryAddr, "policy", engine.Status().Revision)
+	log.Info("Starting FlowForge controller", "database", historystore.Redact(opts.Database), "retention", opts.HistoryRetention.String(), "maxArchiveBytes", opts.HistoryMaxArchiveBytes, "history", opts.HistoryAddr, "policy", policyConfig.Status().Revision)
 	return mgr.Start(ctx)
 }
 
@@ -331,11 +361,15 @@ func checkLeaderElection(opts Options) error {
 	return nil
 }
 
+// ConfigReader serves the current policy data (policies.ConfigSource).
+type ConfigReader interface {
+	Current() *policies.Config
+}
+
 // SettingsFrom reads the controller's settings from the current policy
 // data on every call, so that policy edits apply without a restart.
-func SettingsFrom(engine *policies.Engine, opts Options) func() Settings {
+func SettingsFrom(config ConfigReader, opts Options) func() Settings {
 	return func() Settings {
-		p := engine.Current()
 		s := Settings{LogArchiveLimit: opts.LogArchiveLimit, ExportGrace: opts.ExportGrace}
 		if s.LogArchiveLimit <= 0 {
 			s.LogArchiveLimit = 10 << 20
@@ -343,11 +377,14 @@ func SettingsFrom(engine *policies.Engine, opts Options) func() Settings {
 		if s.ExportGrace <= 0 {
 			s.ExportGrace = 2 * time.Minute
 		}
-		cfg := p.Configuration()
+		cfg := config.Current()
 		s.PendingTimeout = cfg.Export.PendingTimeout()
 		s.JobFinalizer, s.PodFinalizer = cfg.Export.JobFinalizer, cfg.Export.PodFinalizer
 		s.TTLAnnotation = cfg.Annotations.TTLSecondsAfterFinished
 		s.SelectorLabel, s.SelectorValue = cfg.Selector.Label, cfg.Selector.Value
+		if cfg.Export.Enabled {
+			s.ExportedLabel = cfg.Export.ExportedLabel
+		}
 		return s
 	}
 }

@@ -18,9 +18,9 @@ import (
 )
 
 func TestSettingsComeFromPolicyData(t *testing.T) {
-	engine, err := policies.NewEngine(context.Background(), policies.Options{})
+	config, err := policies.NewConfigSource(policies.ConfigSourceOptions{})
 	require.NoError(t, err)
-	s := SettingsFrom(engine, Options{})()
+	s := SettingsFrom(config, Options{})()
 	assert.Equal(t, 300*time.Second, s.PendingTimeout)
 	assert.Equal(t, "flowforge.io/export", s.JobFinalizer)
 	assert.Equal(t, "flowforge.io/log-export", s.PodFinalizer)
@@ -30,7 +30,7 @@ func TestSettingsComeFromPolicyData(t *testing.T) {
 	assert.EqualValues(t, 10<<20, s.LogArchiveLimit, "default cap")
 	assert.Equal(t, 2*time.Minute, s.ExportGrace)
 
-	s = SettingsFrom(engine, Options{LogArchiveLimit: 1024, ExportGrace: time.Second})()
+	s = SettingsFrom(config, Options{LogArchiveLimit: 1024, ExportGrace: time.Second})()
 	assert.EqualValues(t, 1024, s.LogArchiveLimit)
 	assert.Equal(t, time.Second, s.ExportGrace)
 }

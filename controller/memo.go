@@ -50,3 +50,13 @@ func (m *writeMemo) marked(key string) bool {
 	defer m.mu.Unlock()
 	return m.hashes[key] == 1
 }
+
+// forget drops what is remembered for keys: an object gone from the
+// cache is never reconciled again, so its entries would only take room.
+func (m *writeMemo) forget(keys ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		delete(m.hashes, k)
+	}
+}

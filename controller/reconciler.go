@@ -43,6 +43,11 @@ type Settings struct {
 	// SelectorLabel and SelectorValue select FlowForge's Jobs (policy data
 	// selector). Default: the Job contract's app=flowforge.
 	SelectorLabel, SelectorValue string
+	// ExportedLabel (policy data export.exportedLabel) marks a Job and its
+	// pods exported with every pod ended: the cache leaves them out and
+	// ExportedSweeper deletes them at their TTL. Empty: nothing is
+	// labelled, and every Job stays cached until it is deleted.
+	ExportedLabel string
 }
 
 // selects reports whether a Job carries the selector label.
@@ -76,6 +81,14 @@ type Reconciler struct {
 	// Usage, if set, has sampled the pods' peak CPU and memory, which the
 	// export writes into their attempts (see UsageSampler).
 	Usage *UsageSampler
+	// SweepInterval is ExportedSweeper's longest wait between two lists
+	// of the labelled Jobs (zero: DefaultExportedSweepInterval); a Job due
+	// for deletion sooner after its export is not labelled.
+	SweepInterval time.Duration
+	// APIReader, if set, reads from the API server what the cache leaves
+	// out: the Job of a pod whose Job is exported and labelled (see
+	// releaseOrphans).
+	APIReader client.Reader
 	// Exported, if set, collects the Jobs exported with every pod ended,
 	// which the cache then holds as stubs (see ExportedJobs); reconciles
 	// of those go straight to releasing finalizers and TTL deletion.
@@ -102,7 +115,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	log := logr.FromContextOrDiscard(ctx)
 	var job batchv1.Job
 	if err := r.Client.Get(ctx, req.NamespacedName, &job); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			// Deleted, or exported and labelled out of the cache: a pod of
+			// the latter that ended since is released (exported.go).
+			return reconcile.Result{}, r.releaseOrphans(ctx, req, r.Settings())
+		}
+		return reconcile.Result{}, err
 	}
 	if !r.Settings().selects(&job) {
 		return reconcile.Result{}, nil

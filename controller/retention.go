@@ -35,6 +35,10 @@ type Retention struct {
 	Store history.Store
 	// Jobs lists FlowForge's Jobs (the manager's cache).
 	Jobs client.Reader
+	// ExportedJobs, if set, lists the UIDs of the Jobs the cache leaves
+	// out (exported and labelled, ExportedSweeper.UIDs): still in the
+	// cluster too.
+	ExportedJobs func(context.Context) (map[types.UID]bool, error)
 	// ClaimReader lists the job-id records, uncached (the manager's API
 	// reader: the controller does not cache ConfigMaps), and ClaimWriter
 	// deletes them, in ClaimNamespace.
@@ -125,6 +129,13 @@ func (r *Retention) jobsInCluster(ctx context.Context) (map[types.UID]bool, erro
 		return nil, fmt.Errorf("list Jobs for retention: %w", err)
 	}
 	out := make(map[types.UID]bool, len(list.Items))
+	if r.ExportedJobs != nil {
+		exported, err := r.ExportedJobs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list Jobs for retention: %w", err)
+		}
+		out = exported
+	}
 	for i := range list.Items {
 		out[list.Items[i].UID] = true
 	}

@@ -125,6 +125,11 @@ type ExportConfig struct {
 	JobFinalizer          string  `json:"jobFinalizer"`
 	PodFinalizer          string  `json:"podFinalizer"`
 	PendingTimeoutSeconds float64 `json:"pendingTimeoutSeconds"`
+	// ExportedLabel marks a Job, and its pods, exported with every pod
+	// ended; the controller's cache leaves such objects out
+	// (validate/exported lets only the controller set it). Empty: the
+	// controller labels nothing and caches every Job to its deletion.
+	ExportedLabel string `json:"exportedLabel"`
 }
 
 // PendingTimeout is how long a Job's pods may stay Pending (0: no limit).
@@ -199,6 +204,9 @@ func (c *Config) Validate() error {
 	if c.Export.Enabled {
 		label("export.jobFinalizer", c.Export.JobFinalizer)
 		label("export.podFinalizer", c.Export.PodFinalizer)
+		if c.Export.ExportedLabel != "" {
+			label("export.exportedLabel", c.Export.ExportedLabel)
+		}
 	}
 	if c.Export.PendingTimeoutSeconds < 0 {
 		errs = append(errs, fmt.Errorf("export.pendingTimeoutSeconds: %v is negative", c.Export.PendingTimeoutSeconds))

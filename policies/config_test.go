@@ -66,6 +66,7 @@ func TestConfigValidateNamesEveryBadField(t *testing.T) {
 		{"ttl missing", func(c *Config) { c.Job.TTLSecondsAfterFinished.Default = nil }, []string{"job.ttlSecondsAfterFinished: default and max are required"}},
 		{"ttl negative", func(c *Config) { c.Job.TTLSecondsAfterFinished.Default = &neg }, []string{"job.ttlSecondsAfterFinished: default -1"}},
 		{"finalizers", func(c *Config) { c.Export.JobFinalizer = "" }, []string{"export.jobFinalizer: required"}},
+		{"exported label", func(c *Config) { c.Export.ExportedLabel = "not a label" }, []string{"export.exportedLabel"}},
 		{"pending timeout", func(c *Config) { c.Export.PendingTimeoutSeconds = -1 }, []string{"export.pendingTimeoutSeconds"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,6 +62,9 @@ type ControllerOptions struct {
 	// UsageInterval is how often running attempts' usage is sampled from
 	// metrics.k8s.io (zero: the controller's default).
 	UsageInterval time.Duration
+	// ExportedSweepInterval is how often the exported Jobs the cache
+	// leaves out are listed for their TTL (zero: the controller's default).
+	ExportedSweepInterval time.Duration
 }
 
 // StartController runs the controller (the same code as
@@ -137,6 +140,7 @@ func StartController(ctx context.Context, c *localcluster.Cluster, opts Controll
 			HistoryAPIListener:      histListener,
 			HistoryCertDir:          histCertDir,
 			UsageInterval:           opts.UsageInterval,
+			ExportedSweepInterval:   opts.ExportedSweepInterval,
 		}, log)
 	}()
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -47,7 +48,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			return nil, err
 		}
-		if ctl, err = framework.StartController(ctx, c, framework.ControllerOptions{PolicyDir: policyDir}); err != nil {
+		if ctl, err = framework.StartController(ctx, c, framework.ControllerOptions{PolicyDir: policyDir, ExportedSweepInterval: time.Second}); err != nil {
 			hook.Stop()
 			return nil, err
 		}
