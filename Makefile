@@ -89,7 +89,7 @@ vet: ## go vet every package.
 .PHONY: test-unit
 test-unit: check-postgres ## Unit tests with coverage (fails under $(COVER_MIN)%).
 	@mkdir -p coverage
-	$(BUILD_ENV) $(GO) test -count=1 -coverprofile=coverage/unit.out -covermode=atomic $(UNIT_PKGS)
+	$(BUILD_ENV) $(GO) test -count=1 -timeout 20m -coverprofile=coverage/unit.out -covermode=atomic $(UNIT_PKGS)
 	@hack/coverage.sh coverage/unit.out $(COVER_MIN)
 
 # opa test's own per-test timeout (5 s) is a speed assertion: at load 27 a
