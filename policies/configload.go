@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"gopkg.in/yaml.v3"
 	"k8s.io/utils/clock"
@@ -170,36 +169,7 @@ func (s *ConfigSource) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch policies: %w", err)
-	}
-	defer w.Close() //nolint:errcheck // nothing to do on a failed close
-	if err := watchTree(w, s.opts.Dir); err != nil {
-		return err
-	}
-	close(s.watched)
-	var pending <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("watch policies: watcher closed")
-			}
-			if ev.Has(fsnotify.Create) {
-				_ = watchTree(w, ev.Name) // new subdirectories are watched too
-			}
-			pending = time.After(reloadDebounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("watch policies: watcher closed")
-			}
-			s.opts.Log.Error(err, "Policy watch error")
-		case <-pending:
-			pending = nil
-			_ = s.Reload() // a refusal is logged and reported by Reload
-		}
-	}
+	return watchDir(ctx, s.opts.Dir, s.opts.Log, s.watched, func() {
+		_ = s.Reload() // a refusal is logged and reported by Reload
+	})
 }

@@ -243,15 +243,23 @@ func (e *Engine) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	return watchDir(ctx, e.opts.Dir, e.opts.Log, e.watching, func() {
+		_ = e.Reload(ctx) // a refusal is logged and reported by Reload
+	})
+}
+
+// watchDir calls reload, debounced, whenever a file under dir changes,
+// until ctx ends; it closes watching once the watches are set up.
+func watchDir(ctx context.Context, dir string, log logr.Logger, watching chan struct{}, reload func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch policies: %w", err)
 	}
 	defer w.Close() //nolint:errcheck // nothing to do on a failed close
-	if err := watchTree(w, e.opts.Dir); err != nil {
+	if err := watchTree(w, dir); err != nil {
 		return err
 	}
-	close(e.watching)
+	close(watching)
 	var pending <-chan time.Time
 	for {
 		select {
@@ -269,10 +277,10 @@ func (e *Engine) Watch(ctx context.Context) error {
 			if !ok {
 				return errors.New("watch policies: watcher closed")
 			}
-			e.opts.Log.Error(err, "Policy watch error")
+			log.Error(err, "Policy watch error")
 		case <-pending:
 			pending = nil
-			_ = e.Reload(ctx) // a refusal is logged and reported by Reload
+			reload()
 		}
 	}
 }

@@ -55,19 +55,7 @@ func sameFiles(a, b fs.FS) bool {
 // followed): Load's only input, so equal digests load equal policies.
 func filesDigest(fsys fs.FS) (string, error) {
 	h := sha256.New()
-	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), "..") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
+	err := walkFiles(fsys, func(path string, _ fs.DirEntry) error {
 		content, err := fs.ReadFile(fsys, path)
 		if err != nil {
 			return err
@@ -84,7 +72,24 @@ func filesDigest(fsys fs.FS) (string, error) {
 
 func regularFiles(fsys fs.FS) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+	err := walkFiles(fsys, func(path string, d fs.DirEntry) error {
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", path)
+		}
+		content, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		out[path] = content
+		return nil
+	})
+	return out, err
+}
+
+// walkFiles calls fn for every file of fsys, in lexical order, skipping a
+// mounted ConfigMap's ".."-bookkeeping.
+func walkFiles(fsys fs.FS, fn func(path string, d fs.DirEntry) error) error {
+	return fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -97,17 +102,8 @@ func regularFiles(fsys fs.FS) (map[string][]byte, error) {
 		if d.IsDir() {
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", path)
-		}
-		content, err := fs.ReadFile(fsys, path)
-		if err != nil {
-			return err
-		}
-		out[path] = content
-		return nil
+		return fn(path, d)
 	})
-	return out, err
 }
 
 // captureBuiltin records every input a policy test evaluates with.
