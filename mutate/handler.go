@@ -85,7 +85,7 @@ func applyChecked(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op,
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply policy: %w", err)
 	}
-	written, err := json.Marshal(writtenBy(obj, applied))
+	written, err := json.Marshal(policies.WrittenBy(obj, applied))
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode hardened Job: %w", err)
 	}
@@ -94,80 +94,6 @@ func applyChecked(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op,
 		return nil, nil, fmt.Errorf("policy produced an invalid Job: %w", err)
 	}
 	return nil, applied, nil
-}
-
-// writtenBy returns the part of hardened that the applied ops wrote: the
-// value at each op's path, under copies of the objects on the way, and
-// arrays on the way kept at their length with null for the elements no op
-// wrote (null decodes as nothing). Removals write nothing. Decoding it as
-// the kind checks exactly the values the policy put there.
-func writtenBy(hardened map[string]any, applied []policies.Op) map[string]any {
-	out := map[string]any{}
-	for _, op := range applied {
-		if op.Op == policies.OpRemove {
-			continue
-		}
-		var dst, src any = out, hardened
-		for i, seg := range op.Path {
-			value, ok := childOf(src, seg)
-			if !ok {
-				break
-			}
-			if i == len(op.Path)-1 {
-				setChild(dst, seg, value)
-				break
-			}
-			next, _ := childOf(dst, seg)
-			if next == nil {
-				switch v := value.(type) {
-				case map[string]any:
-					next = map[string]any{}
-				case []any:
-					next = make([]any, len(v))
-				default:
-					setChild(dst, seg, value)
-				}
-				if next == nil {
-					break
-				}
-				setChild(dst, seg, next)
-			}
-			dst, src = next, value
-		}
-	}
-	return out
-}
-
-func childOf(container any, seg any) (any, bool) {
-	switch c := container.(type) {
-	case map[string]any:
-		key, ok := seg.(string)
-		if !ok {
-			return nil, false
-		}
-		v, ok := c[key]
-		return v, ok
-	case []any:
-		i, ok := seg.(int)
-		if !ok || i < 0 || i >= len(c) {
-			return nil, false
-		}
-		return c[i], true
-	}
-	return nil, false
-}
-
-func setChild(container any, seg any, value any) {
-	switch c := container.(type) {
-	case map[string]any:
-		if key, ok := seg.(string); ok {
-			c[key] = value
-		}
-	case []any:
-		if i, ok := seg.(int); ok && i >= 0 && i < len(c) {
-			c[i] = value
-		}
-	}
 }
 
 // Decode checks that the request carries a batch/v1 Job and decodes it.

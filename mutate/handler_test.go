@@ -194,7 +194,7 @@ func TestFailsClosed(t *testing.T) {
 }
 
 // TestApplyCheckedRefusesWhatApplyRefuses: the handler checks only what
-// the ops wrote (writtenBy); on every op it refuses exactly what checking
+// the ops wrote (policies.WrittenBy); on every op it refuses exactly what checking
 // the whole encoded Job refuses.
 func TestApplyCheckedRefusesWhatApplyRefuses(t *testing.T) {
 	job := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i"},{"name":"b","image":"i","env":[{"name":"E","value":"v"}]}]}}}}`
