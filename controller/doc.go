@@ -3,8 +3,9 @@
 // and Pods labelled app=flowforge, cut down to what the controller reads
 // (SlimJob, SlimPod: metadata, status, container names and states, and
 // the Job's deadline, failure policy and TTL; no pod template, no pod
-// spec beyond names and node), and the events about Jobs, cut down to
-// what the export copies (SlimEvent). Pods are indexed by their Job's UID
+// spec beyond names and node). The events about Jobs are kept apart, by
+// Job and cut down to what the export copies, until the Job is exported
+// for good (JobEventBook, fed by its own reflector). Pods are indexed by their Job's UID
 // (IndexPods), so a reconcile's pod list is a lookup. A Job exported with
 // every pod ended is cut down further, with its pods, at their next change
 // (ExportedJobs, StubJob, StubPod: what finalizer release, TTL deletion and
@@ -39,8 +40,7 @@
 //     without data in FlowForge's namespace, which the webhook caches), so
 //     a job-id names one Job even after the Job is gone. A failing export
 //     keeps the Job and raises flowforge_export_failures_total. Job events
-//     come from the manager's cache (Job events only, slimmed by SlimEvent,
-//     indexed by IndexJobEvents); finalizers are removed
+//     come from the JobEventBook; finalizers are removed
 //     by value (RemoveFinalizer), so other controllers' updates never make
 //     the export conflict;
 //   - deletes each exported Job, with its pods (foreground), once the TTL

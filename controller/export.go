@@ -35,40 +35,24 @@ type EventLister interface {
 	List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error
 }
 
+// eventForgetter is an EventLister that can drop a Job's events once
+// nothing will copy them again (JobEventBook).
+type eventForgetter interface {
+	Forget(uid types.UID)
+}
+
 // ReasonExported and ReasonDeleted are the reasons of the events the
-// controller emits after a Job's export (the manager's event cache leaves
-// them out).
+// controller emits after a Job's export (JobEventSelector leaves them
+// out).
 const (
 	ReasonExported = "Exported"
 	ReasonDeleted  = "Deleted"
 )
 
 // EventObjectUIDField selects events by the UID of the object they are
-// about: a field selector the API server supports, and the name of the
-// cache index IndexJobEvents adds.
+// about: a field selector the API server supports, and the one
+// JobEventBook.List takes.
 const EventObjectUIDField = "involvedObject.uid"
-
-// SlimEvent is the cache transform for events: it keeps only what the
-// export copies and the index needs, so that caching every Job's events
-// costs a few hundred bytes per event.
-func SlimEvent(in any) (any, error) {
-	e, ok := in.(*corev1.Event)
-	if !ok {
-		return in, nil
-	}
-	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: e.Name, Namespace: e.Namespace, UID: e.UID,
-			ResourceVersion: e.ResourceVersion, CreationTimestamp: e.CreationTimestamp,
-		},
-		InvolvedObject: corev1.ObjectReference{Kind: e.InvolvedObject.Kind, Namespace: e.InvolvedObject.Namespace, Name: e.InvolvedObject.Name, UID: e.InvolvedObject.UID},
-		Type:           e.Type,
-		Reason:         e.Reason,
-		Message:        e.Message,
-		LastTimestamp:  e.LastTimestamp,
-		EventTime:      e.EventTime,
-	}, nil
-}
 
 // PodJobUIDField indexes cached pods by the UID of the Job that owns them
 // (their batch.kubernetes.io/controller-uid label), so that listing a
@@ -88,19 +72,6 @@ func podJobUID(o client.Object) []string {
 func IndexPods(ctx context.Context, indexer client.FieldIndexer) error {
 	if err := indexer.IndexField(ctx, &corev1.Pod{}, PodJobUIDField, podJobUID); err != nil {
 		return fmt.Errorf("index pods by %s: %w", PodJobUIDField, err)
-	}
-	return nil
-}
-
-// IndexJobEvents indexes cached events by EventObjectUIDField.
-func IndexJobEvents(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &corev1.Event{}, EventObjectUIDField, func(o client.Object) []string {
-		if e, ok := o.(*corev1.Event); ok && e.InvolvedObject.UID != "" {
-			return []string{string(e.InvolvedObject.UID)}
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("index events by %s: %w", EventObjectUIDField, err)
 	}
 	return nil
 }
@@ -212,6 +183,10 @@ func (r *Reconciler) export(ctx context.Context, job *batchv1.Job, pods []corev1
 func (r *Reconciler) settled(job *batchv1.Job, pods []corev1.Pod) {
 	if r.Exported != nil && finished(job) && podsSettled(job, pods) {
 		r.Exported.Add(job.UID)
+		// Nothing copies its events again (JobEventBook).
+		if f, ok := r.JobEvents.(eventForgetter); ok {
+			f.Forget(job.UID)
+		}
 	}
 }
 

@@ -2,15 +2,11 @@ package controller
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
@@ -42,39 +38,6 @@ func TestRemoveFinalizer(t *testing.T) {
 			assert.Equal(t, tt.want, got.Finalizers)
 		})
 	}
-}
-
-func TestSlimEventKeepsWhatTheExportCopies(t *testing.T) {
-	full := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "j.1", Namespace: "agents", UID: "e1", ResourceVersion: "7",
-			Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"big": strings.Repeat("x", 1000)},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kcm"}},
-		},
-		InvolvedObject: corev1.ObjectReference{Kind: "Job", Namespace: "agents", Name: "j", UID: "u1", APIVersion: "batch/v1", ResourceVersion: "9"},
-		Type:           corev1.EventTypeNormal, Reason: "Completed", Message: "Job completed",
-		Source:        corev1.EventSource{Component: "job-controller"},
-		LastTimestamp: metav1.NewTime(now),
-		Count:         3,
-	}
-	out, err := SlimEvent(full)
-	require.NoError(t, err)
-	slim := out.(*corev1.Event)
-	assert.Equal(t, "Completed", slim.Reason)
-	assert.Equal(t, "Job completed", slim.Message)
-	assert.Equal(t, corev1.EventTypeNormal, slim.Type)
-	assert.Equal(t, types.UID("u1"), slim.InvolvedObject.UID)
-	assert.Equal(t, "j", slim.InvolvedObject.Name)
-	assert.True(t, slim.LastTimestamp.Equal(&full.LastTimestamp))
-	assert.Equal(t, "7", slim.ResourceVersion, "the informer needs it")
-	assert.Empty(t, slim.Annotations)
-	assert.Empty(t, slim.ManagedFields)
-	assert.Empty(t, slim.Source.Component)
-
-	other := &corev1.Pod{}
-	same, err := SlimEvent(other)
-	require.NoError(t, err)
-	assert.Same(t, other, same, "anything else passes through")
 }
 
 func TestReleasePatchesEachObjectOnce(t *testing.T) {

@@ -14,10 +14,11 @@ import (
 	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -188,19 +189,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 				// ended pods, less still (StubJob, StubPod).
 				&batchv1.Job{}: {Label: selector, Transform: JobTransform(exported)},
 				&corev1.Pod{}:  {Label: selector, Transform: PodTransform(exported)},
-				// Job events only (every Job's: events carry no labels), cut
-				// down to what the export copies, for the export: the API
-				// server does not cache events, so a list per export would
-				// scan the namespace's events in etcd.
-				// Not the controller's own Exported and Deleted events: they
-				// come after the export, which never copies them (a re-export
-				// after a restart copied them; now it is the same as the
-				// first), and they were two of about five events per Job.
-				&corev1.Event{}: {Field: fields.AndSelectors(
-					fields.OneTermEqualSelector("involvedObject.kind", "Job"),
-					fields.OneTermNotEqualSelector("reason", ReasonExported),
-					fields.OneTermNotEqualSelector("reason", ReasonDeleted),
-				), Transform: SlimEvent},
+				// Job events are not cached here: JobEventBook keeps what
+				// the export copies of them, by Job, and forgets an
+				// exported Job's.
 			},
 			DefaultTransform: cache.TransformStripManagedFields(),
 		},
@@ -212,6 +203,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if err != nil {
 		return fmt.Errorf("create clientset: %w", err)
 	}
+	// The events about Jobs, for the export (JobEventBook), listed and
+	// watched as protobuf like the manager's cache.
+	eventsCfg := rest.CopyConfig(cfg)
+	eventsCfg.ContentType = runtime.ContentTypeProtobuf
+	eventsCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	eventsClient, err := corev1client.NewForConfig(eventsCfg)
+	if err != nil {
+		return fmt.Errorf("create the events client: %w", err)
+	}
+	jobEvents := NewJobEventBook(exported.Has)
+	jobEventsLW := toolscache.NewFilteredListWatchFromClient(eventsClient.RESTClient(), "events", metav1.NamespaceAll, func(o *metav1.ListOptions) {
+		o.FieldSelector = JobEventSelector().String()
+	})
 	clk := clock.RealClock{}
 	sweeper := &ExportedSweeper{Reader: mgr.GetAPIReader(), Settings: settings, Clock: clk, Log: log.WithName("exported")}
 	if err := metrics.RegisterController(crmetrics.Registry, newStateCollector(mgr.GetCache(), clk, settings().JobFinalizer, sweeper.Counts)); err != nil {
@@ -229,7 +233,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	shipper := &Shipper{Logs: logs, Sink: NewJSONSink(sink), Store: store, Clock: clk, Log: log.WithName("logs")}
 	r := &Reconciler{
 		Client:        mgr.GetClient(),
-		JobEvents:     mgr.GetClient(),
+		JobEvents:     jobEvents,
 		PodEvents:     mgr.GetAPIReader(),
 		Store:         store,
 		Recorder:      eventWriter,
@@ -247,8 +251,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if r.Claims.Namespace == "" {
 		r.Claims.Namespace = policies.DefaultClaimNamespace
 	}
-	if err := IndexJobEvents(ctx, mgr.GetFieldIndexer()); err != nil {
-		return err
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return jobEvents.RunReflector(ctx, jobEventsLW)
+	})); err != nil {
+		return fmt.Errorf("add the Job event reflector: %w", err)
 	}
 	if err := IndexPods(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
@@ -260,6 +266,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	if _, err := jobInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
 		exported.Forget(obj)
 		r.Forget(obj)
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if o, ok := obj.(client.Object); ok {
+			jobEvents.Forget(o.GetUID())
+		}
 	}}); err != nil {
 		return fmt.Errorf("watch Job deletions: %w", err)
 	}

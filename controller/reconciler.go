@@ -62,9 +62,10 @@ func (s Settings) selects(job *batchv1.Job) bool {
 // Reconciler reconciles labelled Jobs. See the package documentation.
 type Reconciler struct {
 	Client client.Client
-	// JobEvents lists the events about Jobs: in the controller, the
-	// manager's cache, which holds Job events only, indexed by
-	// involvedObject.uid (IndexJobEvents), so an export costs no API call.
+	// JobEvents lists the events about Jobs: in the controller, a
+	// JobEventBook, which keeps what the export copies of Job events by
+	// Job (and forgets them once the Job is exported for good), so an
+	// export costs no API call.
 	JobEvents EventLister
 	// PodEvents lists the events about pods from the API server: only
 	// attempts that did not succeed need theirs, and caching every pod
