@@ -2,6 +2,7 @@ package controller
 
 import (
 	"sync"
+	"unique"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/podlog"
 )
 
@@ -28,11 +30,45 @@ import (
 // never read, and as large as the object.
 const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
+// podLabelsUnread are the labels of a Job's pods that nothing in the
+// controller reads: the Job controller's pre-1.27 copies of
+// batch.kubernetes.io/controller-uid and batch.kubernetes.io/job-name
+// (which are read: the pod index and the orphan lookup), and the job-id and
+// user-id the pod template carries (the controller reads the Job's).
+var podLabelsUnread = map[string]bool{
+	"controller-uid":     true,
+	"job-name":           true,
+	contract.LabelJobID:  true,
+	contract.LabelUserID: true,
+}
+
+// slimLabels copies labels without those drop names, with the keys (and
+// the selector's value, contract.AppName) interned: every cached Job and
+// pod carries the same few keys, which the decoder allocates anew for
+// each.
+func slimLabels(in map[string]string, drop map[string]bool) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if drop[k] {
+			continue
+		}
+		if v == contract.AppName {
+			v = unique.Make(v).Value()
+		}
+		out[unique.Make(k).Value()] = v
+	}
+	return out
+}
+
 // slimMeta keeps the identity, labels (the cache's and the pod list's
-// selectors), annotations (the FlowForge contract: job-id, template,
-// cancellation, termination, TTL …), finalizers, owner references (the
-// Pod watch maps a pod to its Job by them) and timestamps; it drops
-// managedFields.
+// selectors; a pod's without podLabelsUnread), annotations (the FlowForge
+// contract: job-id, template, cancellation, termination, TTL …),
+// finalizers, owner references (the Pod watch maps a pod to its Job by
+// them) and timestamps; it drops managedFields. keepAnnotations is true
+// for Jobs: pods' annotations are not read, nor are their unread labels.
 func slimMeta(m *metav1.ObjectMeta, keepAnnotations bool) metav1.ObjectMeta {
 	out := metav1.ObjectMeta{
 		Name:                       m.Name,
@@ -43,9 +79,13 @@ func slimMeta(m *metav1.ObjectMeta, keepAnnotations bool) metav1.ObjectMeta {
 		CreationTimestamp:          m.CreationTimestamp,
 		DeletionTimestamp:          m.DeletionTimestamp,
 		DeletionGracePeriodSeconds: m.DeletionGracePeriodSeconds,
-		Labels:                     m.Labels,
 		Finalizers:                 m.Finalizers,
 		OwnerReferences:            m.OwnerReferences,
+	}
+	if keepAnnotations {
+		out.Labels = slimLabels(m.Labels, nil)
+	} else {
+		out.Labels = slimLabels(m.Labels, podLabelsUnread)
 	}
 	if keepAnnotations && len(m.Annotations) > 0 {
 		out.Annotations = make(map[string]string, len(m.Annotations))

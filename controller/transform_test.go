@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,6 +74,14 @@ func fatPod(p *corev1.Pod) *corev1.Pod {
 	p = p.DeepCopy()
 	p.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet", APIVersion: "v1", FieldsType: "FieldsV1", Operation: metav1.ManagedFieldsOperationUpdate, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{}}`)}}}
 	p.Annotations = map[string]string{"flowforge.io/policy-revision": "abc", annotationLastApplied: "{}"}
+	// The labels the Job controller and the pod template add, read or not.
+	p.Labels = maps.Clone(p.Labels)
+	p.Labels[batchv1.JobNameLabel] = "claude-job-x"
+	p.Labels["job-name"] = "claude-job-x"
+	p.Labels["controller-uid"] = p.Labels[batchv1.ControllerUidLabel]
+	p.Labels[contract.LabelJobID] = "x"
+	p.Labels[contract.LabelUserID] = "alice"
+	p.Labels["flowforge.io/exported"] = "Succeeded.1"
 	spec := fatPodSpec()
 	spec.NodeName = p.Spec.NodeName
 	spec.InitContainers = nil
@@ -157,10 +168,23 @@ type podReads struct {
 	LastTransition, StartTime time.Time
 }
 
+// podLabelsRead are the pod labels the controller reads: the selector's,
+// the pod index's (controller-uid), the orphan lookup's (job-name) and
+// the exported label.
+func podLabelsRead(p *corev1.Pod) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{contract.LabelApp, batchv1.ControllerUidLabel, batchv1.JobNameLabel, "flowforge.io/exported"} {
+		if v, ok := p.Labels[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func readPod(job *batchv1.Job, p *corev1.Pod) podReads {
 	r := podReads{
 		Name: p.Name, Namespace: p.Namespace, Node: p.Spec.NodeName, UID: p.UID, ResourceVersion: p.ResourceVersion,
-		Labels: p.Labels, Finalizers: p.Finalizers, Owners: p.OwnerReferences, Created: p.CreationTimestamp, Deleted: p.DeletionTimestamp,
+		Labels: podLabelsRead(p), Finalizers: p.Finalizers, Owners: p.OwnerReferences, Created: p.CreationTimestamp, Deleted: p.DeletionTimestamp,
 		Phase: p.Status.Phase, Terminal: podlog.Ended(p), Attempt: attemptOf(job, p, 1),
 		FailureReason: failureReason(p), Pending: pendingReason(p), Containers: podlog.ContainerNames(p), Ran: map[string]bool{},
 		Counted: countedByPolicy(job, p), LastTransition: lastTransition(p),
@@ -297,6 +321,7 @@ func TestSlimPodKeepsEveryFieldTheControllerReads(t *testing.T) {
 					assert.Empty(t, cs.State.Terminated.Message, "the termination log is not cached")
 				}
 			}
+			assert.Equal(t, podLabelsRead(full), slim.Labels, "of the labels, those read")
 			assert.NotEmpty(t, full.Annotations, "the transform does not change its input")
 		})
 	}
@@ -640,7 +665,7 @@ type exportedPodReads struct {
 func readExportedPod(p *corev1.Pod) exportedPodReads {
 	return exportedPodReads{
 		Name: p.Name, Namespace: p.Namespace, ResourceVersion: p.ResourceVersion, Node: p.Spec.NodeName, UID: p.UID,
-		Labels: p.Labels, Finalizers: p.Finalizers, Owners: p.OwnerReferences, Deleted: p.DeletionTimestamp,
+		Labels: podLabelsRead(p), Finalizers: p.Finalizers, Owners: p.OwnerReferences, Deleted: p.DeletionTimestamp,
 		Phase: p.Status.Phase, Ended: podlog.Ended(p), Done: podDone(p), IndexedUnder: podJobUID(p),
 	}
 }
@@ -788,4 +813,29 @@ func TestTransformsStubOnlyExportedJobsAndTheirEndedPods(t *testing.T) {
 	none.Forget(done)
 	assert.False(t, none.Has(done.UID), "a nil set is empty")
 	assert.Zero(t, none.Len())
+}
+
+func TestSlimLabelsShareTheirKeys(t *testing.T) {
+	job := newJob("intern")
+	// As the decoder does: every pod's keys and values in memory of its own.
+	decoded := func(name string) *corev1.Pod {
+		p := fatPod(newPod(job, name, corev1.PodRunning, nil, now))
+		labels := map[string]string{}
+		for k, v := range p.Labels {
+			labels[strings.Clone(k)] = strings.Clone(v)
+		}
+		p.Labels = labels
+		return p
+	}
+	a, b := slimPod(t, decoded("a")), slimPod(t, decoded("b"))
+	keys := func(m map[string]string) map[string]*byte {
+		out := map[string]*byte{}
+		for k := range m {
+			out[k] = unsafe.StringData(k)
+		}
+		return out
+	}
+	require.Len(t, a.Labels, 4)
+	assert.Equal(t, keys(a.Labels), keys(b.Labels), "one copy of each key for every pod")
+	assert.Same(t, unsafe.StringData(a.Labels[contract.LabelApp]), unsafe.StringData(b.Labels[contract.LabelApp]))
 }
