@@ -136,6 +136,35 @@ func decodeObject(req admissionv1.AdmissionRequest) (map[string]any, error) {
 	return obj, nil
 }
 
+// parseObject is decodeObject with the strict decode deferred (see
+// kindHardening.parse): an object that parses exactly is returned with
+// deferred set; any other is decoded strictly here, as decodeObject does.
+func parseObject(req admissionv1.AdmissionRequest) (map[string]any, bool, error) {
+	if err := checkKind(req); err != nil {
+		return nil, false, err
+	}
+	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
+		return nil, false, fmt.Errorf("the request has no object")
+	}
+	obj, exact, err := policies.ParseJSONObject(req.Object.Raw)
+	if err == nil && exact {
+		return obj, true, nil
+	}
+	if _, decodeErr := Decode(req); decodeErr != nil {
+		return nil, false, decodeErr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("the object is not a decodable batch/v1 Job: %w", err)
+	}
+	return obj, false, nil
+}
+
+// strictJob is the strict decode parseObject deferred.
+func strictJob(req admissionv1.AdmissionRequest) error {
+	_, err := Decode(req)
+	return err
+}
+
 func decodeJSON(raw []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

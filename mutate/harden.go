@@ -22,6 +22,12 @@ type kindHardening struct {
 	// decode checks the request's kind and decodes its object strictly,
 	// keeping numbers exact.
 	decode func(admissionv1.AdmissionRequest) (map[string]any, error)
+	// parse, if set, replaces decode: it checks the kind and parses the
+	// object, and when the parse was exact (deferred) leaves the strict
+	// decode to strict, which harden skips when the cached decision
+	// vouches for it (policies.Mutation.DecodeVouched).
+	parse  func(admissionv1.AdmissionRequest) (obj map[string]any, deferred bool, err error)
+	strict func(admissionv1.AdmissionRequest) error
 	// apply applies the policy's settings and checks the result is still
 	// a valid object of the kind.
 	apply func(map[string]any, []policies.Op) ([]byte, []policies.Op, error)
@@ -34,8 +40,8 @@ type kindHardening struct {
 }
 
 var (
-	jobHardening = kindHardening{kind: "Job", decode: decodeObject, apply: applyChecked, applyVerified: applyPrepared, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
-	podHardening = kindHardening{kind: "Pod", decode: decodePod, apply: ApplyPod, rewritten: podRewritten}
+	jobHardening = kindHardening{kind: "Job", decode: decodeObject, parse: parseObject, strict: strictJob, apply: applyChecked, applyVerified: applyPrepared, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
+	podHardening = kindHardening{kind: "Pod", decode: decodePod, parse: parsePod, strict: strictPodRequest, apply: ApplyPod, rewritten: podRewritten}
 )
 
 // applyPrepared applies a decision's ops, prepared once per decision.
@@ -62,17 +68,39 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 	default:
 		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
 	}
-	obj, err := k.decode(req.AdmissionRequest)
+	var obj map[string]any
+	var deferred bool
+	var err error
+	if k.parse != nil {
+		obj, deferred, err = k.parse(req.AdmissionRequest)
+	} else {
+		obj, err = k.decode(req.AdmissionRequest)
+	}
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
+	// malformed runs the strict decode that parse deferred, before any
+	// answer but a patch whose decision vouches for it: a malformed object
+	// is refused as malformed whatever else happens.
+	malformed := func() error {
+		if !deferred {
+			return nil
+		}
+		return k.strict(req.AdmissionRequest)
+	}
 	meta := objectMeta(obj)
 	if !webhook.Selected(policy.Current(), meta.labels) {
+		if err := malformed(); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
 		// The webhook configuration selects labelled objects, so this is rare.
 		return admission.Allowed("not a FlowForge " + k.kind)
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "kind", k.kind, "name", meta.name, "jobID", meta.labels["job-id"], "dryRun", isDryRun(req))
 	failClosed := func(err error) admission.Response {
+		if bad := malformed(); bad != nil {
+			return admission.Errored(http.StatusBadRequest, bad)
+		}
 		log.Error(err, "Denying: hardening failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not harden this %s, so it is denied: %w", k.kind, err))
 	}
@@ -81,10 +109,17 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 	if err != nil {
 		return failClosed(err)
 	}
-	mutation, err := policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj})
+	mutation, err := policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj, ObjectExact: deferred})
 	if err != nil {
 		return failClosed(err)
 	}
+	if deferred && !mutation.DecodeVouched() {
+		if err := malformed(); err != nil {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		mutation.MarkDecoded()
+	}
+	deferred = false // decoded, or vouched for
 	before := anchorsOf(obj, mutation.Ops)
 	var applied []policies.Op
 	if k.applyVerified != nil && mutation.Verified() {

@@ -21,8 +21,11 @@ import (
 // input.
 
 // anchors records, before the ops are applied, where each op's path
-// starts to be missing from the original object.
-type anchors map[string][]any
+// starts to be missing from the original object. It is keyed on the op's
+// path slice itself (its first element's address): the ops applied are
+// the decision's ops, sharing their paths (a copy op's merge too), so no
+// path is rendered to find its anchor.
+type anchors map[*any][]any
 
 // anchorsOf computes the anchor of every op against the original object:
 // the op's path if the original has it, else its shortest prefix the
@@ -30,13 +33,21 @@ type anchors map[string][]any
 func anchorsOf(obj map[string]any, ops []policies.Op) anchors {
 	out := make(anchors, len(ops))
 	for _, op := range ops {
-		key := pathKey(op.Path)
-		if _, ok := out[key]; ok {
-			continue
+		if len(op.Path) > 0 {
+			out[&op.Path[0]] = anchorOf(obj, op.Path)
 		}
-		out[key] = anchorOf(obj, op.Path)
 	}
 	return out
+}
+
+// anchor is the anchor recorded for the op's path, or the path itself.
+func (a anchors) anchor(path []any) []any {
+	if len(path) > 0 {
+		if p, ok := a[&path[0]]; ok {
+			return p
+		}
+	}
+	return path
 }
 
 func anchorOf(obj map[string]any, path []any) []any {
@@ -81,31 +92,30 @@ func patchFromOps(hardened map[string]any, before anchors, applied []policies.Op
 			writes = append(writes, write{path: op.Path, remove: true})
 			continue
 		}
-		a, ok := before[pathKey(op.Path)]
-		if !ok {
-			a = op.Path
-		}
-		writes = append(writes, write{path: a})
+		writes = append(writes, write{path: before.anchor(op.Path)})
 	}
 	for _, p := range extra {
 		writes = append(writes, write{path: p})
 	}
-	// A write inside another write's subtree is covered by it.
+	// A write inside another write's subtree is covered by it, and a
+	// write to a path an earlier write wrote is one write: an earlier
+	// write of the same path is covered exactly when this one is.
 	out := make([]jsonpatch.JsonPatchOperation, 0, len(writes))
-	seen := map[string]bool{}
 	for i, w := range writes {
-		covered := false
+		skip := false
 		for j, o := range writes {
 			if i != j && !o.remove && len(o.path) < len(w.path) && isPrefix(o.path, w.path) {
-				covered = true
+				skip = true
+				break
+			}
+			if j < i && len(o.path) == len(w.path) && isPrefix(o.path, w.path) {
+				skip = true
 				break
 			}
 		}
-		key := pathKey(w.path)
-		if covered || seen[key] {
+		if skip {
 			continue
 		}
-		seen[key] = true
 		if w.remove {
 			out = append(out, jsonpatch.NewOperation("remove", pointer(w.path), nil))
 			continue
@@ -142,11 +152,26 @@ func patchResponse(patches []jsonpatch.JsonPatchOperation) admission.Response {
 
 func isPrefix(prefix, path []any) bool {
 	for i := range prefix {
-		if pathSeg(prefix[i]) != pathSeg(path[i]) {
+		if !sameSeg(prefix[i], path[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameSeg reports whether two path segments render alike (see pathSeg).
+func sameSeg(a, b any) bool {
+	switch x := a.(type) {
+	case string:
+		if y, ok := b.(string); ok {
+			return x == y
+		}
+	case int:
+		if y, ok := b.(int); ok {
+			return x == y
+		}
+	}
+	return pathSeg(a) == pathSeg(b)
 }
 
 func valueAt(obj map[string]any, path []any) (any, bool) {

@@ -105,6 +105,38 @@ func decodePod(req admissionv1.AdmissionRequest) (map[string]any, error) {
 	return obj, nil
 }
 
+// parsePod is decodePod with the strict decode deferred (see
+// kindHardening.parse): a Pod that parses exactly is returned with
+// deferred set; any other is decoded strictly here, as decodePod does.
+func parsePod(req admissionv1.AdmissionRequest) (map[string]any, bool, error) {
+	if req.Kind.Group != "" || req.Kind.Version != "v1" || req.Kind.Kind != "Pod" {
+		return nil, false, fmt.Errorf("expected a v1 Pod, got %q", req.Kind.String())
+	}
+	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
+		return nil, false, fmt.Errorf("the request has no object")
+	}
+	obj, exact, err := policies.ParseJSONObject(req.Object.Raw)
+	if err == nil && exact {
+		return obj, true, nil
+	}
+	if strictErr := strictPodRequest(req); strictErr != nil {
+		return nil, false, strictErr
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("the object is not a decodable v1 Pod: %w", err)
+	}
+	return obj, false, nil
+}
+
+// strictPodRequest is the strict decode parsePod deferred.
+func strictPodRequest(req admissionv1.AdmissionRequest) error {
+	var typed corev1.Pod
+	if err := webhook.DecodeStrict(req.Object.Raw, corev1.SchemeGroupVersion.WithKind("Pod"), &typed); err != nil {
+		return fmt.Errorf("the object is malformed, refused: %w", err)
+	}
+	return nil
+}
+
 // injectedTokenSetting names the removal of the API server's token volume
 // in metrics.
 const injectedTokenSetting = "automountServiceAccountToken.injectedVolume"

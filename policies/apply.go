@@ -135,7 +135,7 @@ func (p *PreparedOps) Apply(obj map[string]any) ([]Op, error) {
 			}
 		}
 	}
-	var applied []Op
+	applied := make([]Op, 0, len(p.sorted))
 	for i, op := range p.sorted {
 		o := op.Op
 		if m, ok := merges[i]; ok {

@@ -114,6 +114,9 @@ type cachedQuery struct {
 	reason string
 	// keyPrefix separates the queries' and revisions' keys.
 	keyPrefix []byte
+	// vouch lists the kinds whose strict decoding a decision may vouch
+	// for (see decoded.go).
+	vouch map[string]bool
 }
 
 // Roots of the served queries, for the view analysis.
@@ -188,6 +191,7 @@ func cachedQueries(c *ast.Compiler, data map[string]any, revision string, vRoots
 		}
 		q.masks = masks
 		q.trie, q.inMasks = newViewTrie(q.views), inputMasks(masks)
+		q.vouch = vouchKinds(q.views, maskPaths)
 		if max == 0 {
 			q.reason = "data.flowforge.config.cache.maxEntries is 0"
 			return q, nil

@@ -24,6 +24,12 @@ type Input struct {
 	// Object, if set, is Request.Object already decoded (with
 	// json.Decoder.UseNumber); the engine then does not parse it again.
 	Object map[string]any
+	// ObjectExact reports that Object came from ParseJSONObject's exact
+	// parse of Request.Object.Raw (see decoded.go).
+	ObjectExact bool
+	// Parsed, if set, is Request.Object.Raw already parsed (ParseObject);
+	// the engine then does not parse it again.
+	Parsed *Object
 	// Claims, if set, are facts about other objects that the handler
 	// gathered from its local caches before evaluation (input.claims).
 	Claims *Claims
@@ -58,6 +64,9 @@ type Mutation struct {
 	// cached decision (see Verified and Prepared).
 	verified *atomic.Bool
 	prepared *preparedOps
+	// decodeMark: whether the decision vouches for the object's strict
+	// decoding (see decoded.go).
+	decodeMark
 }
 
 // preparedOps holds a decision's ops prepared once.
@@ -96,6 +105,10 @@ type Validation struct {
 	Revision string
 	Deny     []Violation
 	Warn     []Violation
+	// decoded, on a cached decision only, records that an object of its
+	// view decoded strictly (see decoded.go); callers get Validations
+	// without it and read it through Object.DecodeVouched.
+	decoded *atomic.Bool
 }
 
 // Mutate evaluates data.flowforge.mutate for the input, from the decision
@@ -129,7 +142,8 @@ func (p *Policy) mutateWith(ctx context.Context, in Input, useCache bool) (*Muta
 	}
 	m := d.(*Mutation)
 	// The cached decision is shared: callers get their own slices.
-	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings), verified: m.verified, prepared: m.prepared}, how, nil
+	mark := decodeMark{decoded: m.decoded, vouch: how != LookupUncached && p.mutateQ.vouchable(in)}
+	return &Mutation{Revision: p.Revision, Ops: slices.Clone(m.Ops), Warnings: slices.Clone(m.Warnings), verified: m.verified, prepared: m.prepared, decodeMark: mark}, how, nil
 }
 
 func (p *Policy) validateWith(ctx context.Context, in Input, useCache bool) (*Validation, Lookup, error) {
@@ -137,29 +151,40 @@ func (p *Policy) validateWith(ctx context.Context, in Input, useCache bool) (*Va
 	if err != nil {
 		return nil, LookupUncached, err
 	}
-	return p.validateValue(ctx, value, useCache)
+	v, decoded, how, err := p.validateDecision(ctx, value, useCache)
+	if err == nil && in.Parsed != nil {
+		in.Parsed.mark = decodeMark{decoded: decoded, vouch: how != LookupUncached && p.validateQ.vouchable(in)}
+	}
+	return v, how, err
 }
 
 func (p *Policy) validateValue(ctx context.Context, value ast.Object, useCache bool) (*Validation, Lookup, error) {
+	v, _, how, err := p.validateDecision(ctx, value, useCache)
+	return v, how, err
+}
+
+// validateDecision is validateValue, also returning the decision's
+// decoded mark (see decoded.go).
+func (p *Policy) validateDecision(ctx context.Context, value ast.Object, useCache bool) (*Validation, *atomic.Bool, Lookup, error) {
 	d, how, err := p.decideValue(ctx, p.validate, p.validateQ, value, useCache, decodeValidation)
 	if err != nil {
-		return nil, how, err
+		return nil, nil, how, err
 	}
 	v := d.(*Validation)
 	if !p.split {
-		return &Validation{Revision: p.Revision, Deny: slices.Clone(v.Deny), Warn: slices.Clone(v.Warn)}, how, nil
+		return &Validation{Revision: p.Revision, Deny: slices.Clone(v.Deny), Warn: slices.Clone(v.Warn)}, v.decoded, how, nil
 	}
 	// The identity rules: evaluated on every request, never cached.
 	bindings, err := p.eval(ctx, p.identity, value)
 	if err != nil {
-		return nil, how, err
+		return nil, nil, how, err
 	}
 	id, err := decodeValidation(bindings)
 	if err != nil {
-		return nil, how, err
+		return nil, nil, how, err
 	}
 	iv := id.(*Validation)
-	return &Validation{Revision: p.Revision, Deny: unionViolations(v.Deny, iv.Deny), Warn: unionViolations(v.Warn, iv.Warn)}, how, nil
+	return &Validation{Revision: p.Revision, Deny: unionViolations(v.Deny, iv.Deny), Warn: unionViolations(v.Warn, iv.Warn)}, v.decoded, how, nil
 }
 
 // unionViolations merges two sorted lists of violations into a new sorted
@@ -190,7 +215,7 @@ func decodeMutation(bindings rego.Vars) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy mutate.warn: %w", err)
 	}
-	return &Mutation{Ops: ops, Warnings: warnings, verified: new(atomic.Bool), prepared: &preparedOps{}}, nil
+	return &Mutation{Ops: ops, Warnings: warnings, verified: new(atomic.Bool), prepared: &preparedOps{}, decodeMark: decodeMark{decoded: new(atomic.Bool)}}, nil
 }
 
 func decodeValidation(bindings rego.Vars) (any, error) {
@@ -202,7 +227,7 @@ func decodeValidation(bindings rego.Vars) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy validate.warn: %w", err)
 	}
-	return &Validation{Deny: deny, Warn: warn}, nil
+	return &Validation{Deny: deny, Warn: warn, decoded: new(atomic.Bool)}, nil
 }
 
 // decide evaluates a query for the input. With the query's cache, the
@@ -325,7 +350,7 @@ func (p *Policy) input(in Input, images bool) (ast.Object, error) {
 	out := v.(ast.Object)
 	if images {
 		// Every container image, parsed (see ImageView).
-		out.Insert(ast.StringTerm("images"), imageViews(getPath(out, []string{"request", "object"}), getPath(out, []string{"request", "oldObject"})))
+		out.Insert(ast.StringTerm("images"), p.images.views(getPath(out, []string{"request", "object"}), getPath(out, []string{"request", "oldObject"})))
 	}
 	return out, nil
 }
@@ -341,9 +366,12 @@ func (p *Policy) nativeInput(in Input) (map[string]any, error) {
 		return nil, errors.New("policy input: no admission request")
 	}
 	var object any
-	if in.Object != nil {
+	switch {
+	case in.Parsed != nil:
+		object = in.Parsed.value
+	case in.Object != nil:
 		object = in.Object
-	} else {
+	default:
 		raw, err := rawValue(req.Object.Raw)
 		if err != nil {
 			return nil, fmt.Errorf("policy input: object: %w", err)

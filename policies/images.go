@@ -2,6 +2,7 @@ package policies
 
 import (
 	"sort"
+	"sync"
 
 	"github.com/distribution/reference"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -71,7 +72,45 @@ var containerKinds = []string{"initContainers", "containers", "ephemeralContaine
 // imageViews parses every container image of the given objects (the
 // request's object and old object) and returns input.images. Images that
 // are not strings are left out, so the policy denies them.
-func imageViews(objects ...ast.Value) *ast.Term {
+func imageViews(objects ...ast.Value) *ast.Term { return (*imageTerms)(nil).views(objects...) }
+
+// maxImageTerms bounds a policy's memo of parsed images.
+const maxImageTerms = 1024
+
+// imageTerms memoises the parsed view of image references for one policy
+// (the parse is the costly part of input.images, and distinct Jobs of one
+// template share their images). Terms are never modified once built. A
+// nil *imageTerms memoises nothing.
+type imageTerms struct {
+	mu    sync.Mutex
+	terms map[string]*ast.Term
+}
+
+func (m *imageTerms) term(raw string) *ast.Term {
+	if m == nil {
+		return ParseImage(raw).term()
+	}
+	m.mu.Lock()
+	t, ok := m.terms[raw]
+	m.mu.Unlock()
+	if ok {
+		return t
+	}
+	t = ParseImage(raw).term()
+	m.mu.Lock()
+	if len(m.terms) >= maxImageTerms {
+		clear(m.terms) // a stream of ever-new images: start over
+	}
+	if m.terms == nil {
+		m.terms = map[string]*ast.Term{}
+	}
+	m.terms[raw] = t
+	m.mu.Unlock()
+	return t
+}
+
+// views is imageViews with the memo.
+func (m *imageTerms) views(objects ...ast.Value) *ast.Term {
 	seen := map[string]bool{}
 	for _, obj := range objects {
 		for _, path := range podSpecPaths {
@@ -96,7 +135,7 @@ func imageViews(objects ...ast.Value) *ast.Term {
 	sort.Strings(raws)
 	items := make([][2]*ast.Term, 0, len(raws))
 	for _, raw := range raws {
-		items = append(items, ast.Item(ast.StringTerm(raw), ParseImage(raw).term()))
+		items = append(items, ast.Item(ast.StringTerm(raw), m.term(raw)))
 	}
 	return ast.ObjectTerm(items...)
 }

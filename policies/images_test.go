@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 
@@ -107,4 +108,19 @@ func TestPolicySeesParsedImages(t *testing.T) {
 	assert.Contains(t, dotdot[0].Msg, "is not a valid image reference: invalid reference format")
 	assert.Empty(t, imageDenials("ghcr.io/flowforge/w:1"))
 	assert.Empty(t, imageDenials("ghcr.io/flowforge/w@"+testDigest))
+}
+
+// TestImageTermsMemo: the memo gives the parse's own view, bounded.
+func TestImageTermsMemo(t *testing.T) {
+	m := &imageTerms{}
+	for _, raw := range []string{"alpine", "ghcr.io/flowforge/claude-worker:1.4.0", "UPPER/case", ""} {
+		want := ParseImage(raw).term()
+		require.Zero(t, want.Value.Compare(m.term(raw).Value), raw)
+		require.Same(t, m.term(raw), m.term(raw), "memoised: %s", raw)
+		require.Zero(t, want.Value.Compare((*imageTerms)(nil).term(raw).Value), "nil memo: %s", raw)
+	}
+	for i := range maxImageTerms + 10 {
+		m.term(fmt.Sprintf("registry.example/image-%d:1", i))
+		require.LessOrEqual(t, len(m.terms), maxImageTerms)
+	}
 }

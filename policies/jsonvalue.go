@@ -3,6 +3,8 @@ package policies
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -16,16 +18,52 @@ import (
 // nesting, trailing data or a syntax error) falls back to
 // ast.ValueFromReader, whose result and errors stay the reference.
 func parseJSONValue(raw []byte) (ast.Value, error) {
-	p := jsonParser{data: raw, text: string(raw)}
+	v, _, err := parseJSONValueExact(raw)
+	return v, err
+}
+
+// parseJSONValueExact is parseJSONValue, also reporting whether the
+// document was read by the parser here (exact): it then has no duplicated
+// key, no trailing data and no syntax error, so its AST value determines
+// how any JSON decoder reads it (see Object).
+func parseJSONValueExact(raw []byte) (ast.Value, bool, error) {
+	p := jsonParser{data: raw, text: string(raw), stack: make([]*ast.Term, 0, 64)}
 	p.skipSpace()
 	v, ok := p.value(0)
 	if ok {
 		p.skipSpace()
 		if p.pos == len(p.data) {
-			return v, nil
+			return v, true, nil
 		}
 	}
-	return ast.ValueFromReader(bytes.NewReader(raw))
+	v, err := ast.ValueFromReader(bytes.NewReader(raw))
+	return v, false, err
+}
+
+// ParseJSONObject parses a JSON object into Go values as encoding/json
+// with UseNumber decodes it (map[string]any, []any, string, json.Number,
+// bool, nil), without encoding/json's reflection. exact reports that the
+// parser here read it: no key is duplicated, so the result is the whole
+// document (encoding/json keeps the last of duplicated keys silently, and
+// is then the reference for the result and errors).
+func ParseJSONObject(raw []byte) (obj map[string]any, exact bool, err error) {
+	p := jsonParser{data: raw, text: string(raw)}
+	p.skipSpace()
+	if v, ok := p.native(0); ok {
+		p.skipSpace()
+		if m, isObj := v.(map[string]any); isObj && p.pos == len(p.data) {
+			return m, true, nil
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
+		return nil, false, err
+	}
+	if obj == nil {
+		return nil, false, errors.New("not a JSON object")
+	}
+	return obj, false, nil
 }
 
 // maxJSONDepth bounds the nesting the parser follows itself; deeper
@@ -38,6 +76,10 @@ type jsonParser struct {
 	// parsing allocates no string of its own for them.
 	text string
 	pos  int
+	// stack holds the members of the objects and arrays being parsed,
+	// innermost last: each takes its own from the top when it ends, so
+	// parsing grows one slice instead of one per object.
+	stack []*ast.Term
 }
 
 func (p *jsonParser) skipSpace() {
@@ -90,7 +132,7 @@ func (p *jsonParser) literal(word string, v ast.Value) (ast.Value, bool) {
 
 func (p *jsonParser) object(depth int) (ast.Value, bool) {
 	p.pos++               // {
-	var items []*ast.Term // keys and values
+	start := len(p.stack) // keys and values from here
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -115,7 +157,7 @@ func (p *jsonParser) object(depth int) (ast.Value, bool) {
 		if !ok {
 			return nil, false
 		}
-		items = append(items, ast.InternedTerm(k), ast.NewTerm(v))
+		p.stack = append(p.stack, ast.InternedTerm(k), ast.NewTerm(v))
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, false
@@ -126,10 +168,13 @@ func (p *jsonParser) object(depth int) (ast.Value, bool) {
 			continue
 		case '}':
 			p.pos++
+			items := p.stack[start:]
 			obj := ast.NewObjectWithCapacity(len(items) / 2)
 			for i := 0; i < len(items); i += 2 {
 				obj.Insert(items[i], items[i+1])
 			}
+			clear(items)
+			p.stack = p.stack[:start]
 			if obj.Len() != len(items)/2 {
 				return nil, false // a duplicated key
 			}
@@ -141,7 +186,7 @@ func (p *jsonParser) object(depth int) (ast.Value, bool) {
 
 func (p *jsonParser) array(depth int) (ast.Value, bool) {
 	p.pos++ // [
-	var elems []*ast.Term
+	start := len(p.stack)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
@@ -153,7 +198,7 @@ func (p *jsonParser) array(depth int) (ast.Value, bool) {
 		if !ok {
 			return nil, false
 		}
-		elems = append(elems, ast.NewTerm(v))
+		p.stack = append(p.stack, ast.NewTerm(v))
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return nil, false
@@ -164,6 +209,9 @@ func (p *jsonParser) array(depth int) (ast.Value, bool) {
 			continue
 		case ']':
 			p.pos++
+			elems := slices.Clone(p.stack[start:])
+			clear(p.stack[start:])
+			p.stack = p.stack[:start]
 			return ast.NewArray(elems...), true
 		}
 		return nil, false
@@ -207,6 +255,18 @@ func (p *jsonParser) str() (string, bool) {
 // json.Decoder.UseNumber does.
 func (p *jsonParser) number() (ast.Value, bool) {
 	start := p.pos
+	if !p.scanNumber() {
+		return nil, false
+	}
+	v, err := ast.InterfaceToValue(json.Number(p.data[start:p.pos]))
+	if err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// scanNumber moves past a number by JSON's grammar.
+func (p *jsonParser) scanNumber() bool {
 	digits := func() int {
 		n := 0
 		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
@@ -221,12 +281,12 @@ func (p *jsonParser) number() (ast.Value, bool) {
 	if p.pos < len(p.data) && p.data[p.pos] == '0' {
 		p.pos++
 	} else if digits() == 0 {
-		return nil, false
+		return false
 	}
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if digits() == 0 {
-			return nil, false
+			return false
 		}
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
@@ -235,12 +295,123 @@ func (p *jsonParser) number() (ast.Value, bool) {
 			p.pos++
 		}
 		if digits() == 0 {
-			return nil, false
+			return false
 		}
 	}
-	v, err := ast.InterfaceToValue(json.Number(p.data[start:p.pos]))
-	if err != nil {
+	return true
+}
+
+// native parses one value at p.pos into Go values (see ParseJSONObject);
+// false means "let encoding/json decide".
+func (p *jsonParser) native(depth int) (any, bool) {
+	if p.pos >= len(p.data) || depth > maxJSONDepth {
 		return nil, false
 	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.nativeObject(depth + 1)
+	case c == '[':
+		return p.nativeArray(depth + 1)
+	case c == '"':
+		return p.str()
+	case c == 't':
+		return p.nativeLiteral("true", true)
+	case c == 'f':
+		return p.nativeLiteral("false", false)
+	case c == 'n':
+		return p.nativeLiteral("null", nil)
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := p.pos
+		if !p.scanNumber() {
+			return nil, false
+		}
+		return json.Number(p.text[start:p.pos]), true
+	}
+	return nil, false
+}
+
+func (p *jsonParser) nativeLiteral(word string, v any) (any, bool) {
+	if !bytes.HasPrefix(p.data[p.pos:], []byte(word)) {
+		return nil, false
+	}
+	p.pos += len(word)
 	return v, true
+}
+
+func (p *jsonParser) nativeObject(depth int) (any, bool) {
+	p.pos++ // {
+	obj := map[string]any{}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		return obj, true
+	}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, false
+		}
+		k, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		p.skipSpace()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, false
+		}
+		p.pos++
+		p.skipSpace()
+		v, ok := p.native(depth)
+		if !ok {
+			return nil, false
+		}
+		if _, dup := obj[k]; dup {
+			return nil, false // a duplicated key
+		}
+		obj[k] = v
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, false
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			continue
+		case '}':
+			p.pos++
+			return obj, true
+		}
+		return nil, false
+	}
+}
+
+func (p *jsonParser) nativeArray(depth int) (any, bool) {
+	p.pos++ // [
+	elems := []any{}
+	p.skipSpace()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		return elems, true
+	}
+	for {
+		p.skipSpace()
+		v, ok := p.native(depth)
+		if !ok {
+			return nil, false
+		}
+		elems = append(elems, v)
+		p.skipSpace()
+		if p.pos >= len(p.data) {
+			return nil, false
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			continue
+		case ']':
+			p.pos++
+			return elems, true
+		}
+		return nil, false
+	}
 }

@@ -70,6 +70,8 @@ type Policy struct {
 	// mutateQ and validateQ hold each query's views and decision cache
 	// (see cache.go); the cache lives and dies with this revision.
 	mutateQ, validateQ *cachedQuery
+	// images memoises parsed image references (input.images).
+	images *imageTerms
 }
 
 // TestFailure describes a policy test that failed or errored.
@@ -239,7 +241,7 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{Tests: tests, data: b.Data, limits: limits, config: config, compiler: compiler, store: store}
+	p := &Policy{Tests: tests, data: b.Data, limits: limits, config: config, compiler: compiler, store: store, images: &imageTerms{}}
 	if p.mutate, err = prepare(mutateQuery); err != nil {
 		return nil, fmt.Errorf("prepare mutation query: %w", err)
 	}

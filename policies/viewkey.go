@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -163,24 +164,7 @@ func appendMasked(buf []byte, v ast.Value, m *maskNode) ([]byte, error) {
 	case ast.Null:
 		return append(buf, tagNull), nil
 	case ast.Object:
-		buf = append(buf, tagObject)
-		x.Foreach(func(k, t *ast.Term) {
-			if err != nil {
-				return
-			}
-			var child *maskNode
-			if s, ok := k.Value.(ast.String); ok {
-				child = m.child(string(s))
-			}
-			if buf, err = appendMasked(buf, k.Value, nil); err != nil {
-				return
-			}
-			buf, err = appendMasked(buf, t.Value, child)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return append(buf, tagEnd), nil
+		return appendMaskedObject(buf, x, m)
 	case *ast.Array:
 		buf = append(buf, tagArray)
 		var star *maskNode
@@ -202,6 +186,48 @@ func appendMasked(buf []byte, v ast.Value, m *maskNode) ([]byte, error) {
 	buf = append(buf, tagOther)
 	buf = binary.AppendUvarint(buf, uint64(len(text)))
 	return append(buf, text...), nil
+}
+
+// appendMaskedObject is appendMasked for an object. Its members are
+// visited by a pooled visitor whose method value is bound once, so an
+// object costs no closure and no escaping variables.
+func appendMaskedObject(buf []byte, x ast.Object, m *maskNode) ([]byte, error) {
+	v := memberVisitors.Get().(*memberVisitor)
+	if v.visit == nil {
+		v.visit = v.member // bound once per pooled visitor
+	}
+	v.buf, v.m, v.err = append(buf, tagObject), m, nil
+	x.Foreach(v.visit)
+	buf, err := v.buf, v.err
+	v.buf, v.m, v.err = nil, nil, nil
+	memberVisitors.Put(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, tagEnd), nil
+}
+
+type memberVisitor struct {
+	buf   []byte
+	m     *maskNode
+	err   error
+	visit func(k, t *ast.Term)
+}
+
+var memberVisitors = sync.Pool{New: func() any { return &memberVisitor{} }}
+
+func (v *memberVisitor) member(k, t *ast.Term) {
+	if v.err != nil {
+		return
+	}
+	var child *maskNode
+	if s, ok := k.Value.(ast.String); ok {
+		child = v.m.child(string(s))
+		v.buf = appendString(v.buf, string(s))
+	} else if v.buf, v.err = appendMasked(v.buf, k.Value, nil); v.err != nil {
+		return
+	}
+	v.buf, v.err = appendMasked(v.buf, t.Value, child)
 }
 
 func appendString(buf []byte, s string) []byte {
@@ -288,11 +314,12 @@ func appendNative(buf []byte, v any, m *maskNode) ([]byte, error) {
 	case nil:
 		return append(buf, tagNull), nil
 	case map[string]any:
-		keys := make([]string, 0, len(x))
+		var scratch [32]string // most objects: no allocation
+		keys := scratch[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		buf = append(buf, tagObject)
 		for _, k := range keys {
 			buf = appendString(buf, k)
@@ -302,11 +329,12 @@ func appendNative(buf []byte, v any, m *maskNode) ([]byte, error) {
 		}
 		return append(buf, tagEnd), nil
 	case map[string]string:
-		keys := make([]string, 0, len(x))
+		var scratch [32]string
+		keys := scratch[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		buf = append(buf, tagObject)
 		for _, k := range keys {
 			buf = appendString(buf, k)

@@ -76,31 +76,63 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 	default:
 		return webhook.Errorf(http.StatusBadRequest, "unsupported operation %q", req.Operation)
 	}
-	meta, err := h.decode(req.AdmissionRequest)
+	meta, parsed, err := h.decode(req.AdmissionRequest)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
+	}
+	// malformed runs the strict decode that decode deferred (parsed is
+	// set), and decoded puts it before an answer: every answer but a
+	// verdict whose decision vouches for the object's decoding runs it, so
+	// a malformed object is refused as malformed whatever else happens.
+	malformed := func() *admission.Response {
+		if parsed == nil {
+			return nil
+		}
+		if _, err := h.decodeRaw(req.Object.Raw, "object"); err != nil {
+			resp := admission.Errored(http.StatusBadRequest, err)
+			return &resp
+		}
+		return nil
+	}
+	decoded := func(resp admission.Response) admission.Response {
+		if bad := malformed(); bad != nil {
+			return *bad
+		}
+		return resp
 	}
 	policy := h.Policy.Current()
 	nsLabels, err := h.Namespaces(ctx, req.Namespace)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
+		return decoded(admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err)))
 	}
 	if !webhook.Selected(policy, meta.Labels) && !webhook.ManagedNamespace(policy, nsLabels) {
 		if req.Operation != admissionv1.Update || !h.wasSelected(policy, req.AdmissionRequest) {
-			return admission.Allowed("not a FlowForge object")
+			return decoded(admission.Allowed("not a FlowForge object"))
 		}
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", req.Namespace, "name", name(meta), "dryRun", isDryRun(req))
 
 	claims, err := h.claims(ctx, policy, req.AdmissionRequest, meta)
 	if err != nil {
+		if bad := malformed(); bad != nil {
+			return *bad
+		}
 		log.Error(err, "Denying: job-id claims unknown")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
 	}
-	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Claims: claims})
+	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Claims: claims, Parsed: parsed})
 	if err != nil {
+		if bad := malformed(); bad != nil {
+			return *bad
+		}
 		log.Error(err, "Denying: policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
+	}
+	if parsed != nil && !parsed.DecodeVouched() {
+		if bad := malformed(); bad != nil {
+			return *bad
+		}
+		parsed.MarkDecoded()
 	}
 	warnings := make([]string, 0, len(verdict.Warn))
 	for _, w := range verdict.Warn {
@@ -157,21 +189,30 @@ func Denial(gvk schema.GroupVersionKind, name string, violations []policies.Viol
 }
 
 // decode checks the kind and that the object (and, on UPDATE, the old
-// object) decode, and returns the object's metadata.
-func (h *Handler) decode(req admissionv1.AdmissionRequest) (*metav1.ObjectMeta, error) {
+// object) decode, and returns the object's metadata. On CREATE, an object
+// that parses exactly is returned parsed (for the policy input) and its
+// strict typed decode is left to handle, which skips it when the cached
+// decision vouches for it (see policies.Object.DecodeVouched).
+func (h *Handler) decode(req admissionv1.AdmissionRequest) (*metav1.ObjectMeta, *policies.Object, error) {
 	if req.Kind.Group != h.Kind.Group || req.Kind.Version != h.Kind.Version || req.Kind.Kind != h.Kind.Kind {
-		return nil, fmt.Errorf("expected a %s, got %q", h.Kind.String(), req.Kind.String())
+		return nil, nil, fmt.Errorf("expected a %s, got %q", h.Kind.String(), req.Kind.String())
+	}
+	if req.Operation == admissionv1.Create {
+		if parsed, err := policies.ParseObject(req.Object.Raw); err == nil && parsed.Exact() {
+			name, generateName, labels := parsed.Meta()
+			return &metav1.ObjectMeta{Name: name, GenerateName: generateName, Labels: labels}, parsed, nil
+		}
 	}
 	meta, err := h.decodeRaw(req.Object.Raw, "object")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.Operation == admissionv1.Update {
 		if _, err := h.decodeRaw(req.OldObject.Raw, "oldObject"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return meta, nil
+	return meta, nil, nil
 }
 
 func (h *Handler) decodeRaw(raw []byte, what string) (*metav1.ObjectMeta, error) {
