@@ -45,7 +45,7 @@ func main() {
 	flag.IntVar(&opts.Burst, "kube-api-burst", 400, "API request burst")
 	flag.IntVar(&opts.ConcurrentReconciles, "concurrent-reconciles", 32, "Jobs reconciled at once (exports mostly wait on the API server)")
 	flag.BoolVar(&opts.Profiling, "enable-profiling", false, "serve net/http/pprof under /debug/pprof/ on the metrics address")
-	gcPercent := flag.Int("gc-percent", 25, "Go GC target percentage, unless $GOGC is set: the live heap (the cache of Jobs and pods in flight) is most of the memory, so a lower target than Go's 100 keeps the peak down for a little more CPU (the controller uses a fifth of a core at 5,000 Jobs); GOMEMLIMIT (set from the container limit) still caps it")
+	gcPercent := flag.Int("gc-percent", 15, "Go GC target percentage, unless $GOGC is set: the live heap (the cache of Jobs and pods in flight) is most of the memory, so a lower target than Go's 100 keeps the peak down for a little more CPU (the controller uses a fifth of a core at 5,000 Jobs); GOMEMLIMIT (set from the container limit) still caps it")
 	shipStdout := flag.Bool("ship-logs-to-stdout", true, "ship job pod log lines as JSON to stdout, where cluster log agents collect them")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
