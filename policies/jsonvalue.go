@@ -130,6 +130,26 @@ func (p *jsonParser) literal(word string, v ast.Value) (ast.Value, bool) {
 	return v, true
 }
 
+// key reads an object member's key and the colon after it, leaving p at
+// the member's value.
+func (p *jsonParser) key() (string, bool) {
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+		return "", false
+	}
+	k, ok := p.str()
+	if !ok {
+		return "", false
+	}
+	p.skipSpace()
+	if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+		return "", false
+	}
+	p.pos++
+	p.skipSpace()
+	return k, true
+}
+
 func (p *jsonParser) object(depth int) (ast.Value, bool) {
 	p.pos++               // {
 	start := len(p.stack) // keys and values from here
@@ -139,20 +159,10 @@ func (p *jsonParser) object(depth int) (ast.Value, bool) {
 		return ast.NewObject(), true
 	}
 	for {
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, false
-		}
-		k, ok := p.str()
+		k, ok := p.key()
 		if !ok {
 			return nil, false
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, false
-		}
-		p.pos++
-		p.skipSpace()
 		v, ok := p.value(depth)
 		if !ok {
 			return nil, false
@@ -347,20 +357,10 @@ func (p *jsonParser) nativeObject(depth int) (any, bool) {
 		return obj, true
 	}
 	for {
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, false
-		}
-		k, ok := p.str()
+		k, ok := p.key()
 		if !ok {
 			return nil, false
 		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, false
-		}
-		p.pos++
-		p.skipSpace()
 		v, ok := p.native(depth)
 		if !ok {
 			return nil, false
