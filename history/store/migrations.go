@@ -224,11 +224,7 @@ func SchemaVersion() int { return migrations[len(migrations)-1].version }
 // re-reads the version inside it. A store newer than this build is
 // refused: its schema may mean what this build cannot know.
 func migrate(ctx context.Context, db *sql.DB, d dialect, target int, now time.Time) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-	version INTEGER PRIMARY KEY,
-	name TEXT NOT NULL,
-	applied_at BIGINT NOT NULL
-)`); err != nil {
+	if err := createMigrationsTable(ctx, db, d); err != nil {
 		return fmt.Errorf("history: create schema_migrations: %w", err)
 	}
 	current, err := schemaVersion(ctx, db)
@@ -247,6 +243,31 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, target int, now time.Ti
 		}
 	}
 	return nil
+}
+
+// createMigrationsTable creates schema_migrations under the migration lock:
+// Postgres's CREATE TABLE IF NOT EXISTS is not safe against itself, and two
+// controller replicas starting together against one database both ran it
+// (one failed on pg_type_typname_nsp_index).
+func createMigrationsTable(ctx context.Context, db *sql.DB, d dialect) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if d.lock != "" {
+		if _, err := tx.ExecContext(ctx, d.lock); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version INTEGER PRIMARY KEY,
+	name TEXT NOT NULL,
+	applied_at BIGINT NOT NULL
+)`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func schemaVersion(ctx context.Context, q interface {

@@ -133,3 +133,34 @@ func TestStats(t *testing.T) {
 
 // dialectOf lets tests write with a store's dialect.
 func (s *sqlStore) dialectOf() dialect { return s.d }
+
+// Controller replicas start together against one empty database: each
+// opens the store and migrates it, and every one must succeed (two
+// unguarded CREATE TABLE IF NOT EXISTS of schema_migrations collided in
+// Postgres's catalog).
+func TestReplicasOpeningAnEmptyPostgresTogether(t *testing.T) {
+	url := postgresURL(t)
+	const replicas = 6
+	errs := make(chan error, replicas)
+	var wg sync.WaitGroup
+	for range replicas {
+		wg.Go(func() {
+			s, err := OpenPostgres(context.Background(), url)
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	s, err := OpenPostgres(context.Background(), url)
+	require.NoError(t, err)
+	defer s.Close() //nolint:errcheck // read-only
+	v, err := schemaVersion(context.Background(), s.db)
+	require.NoError(t, err)
+	require.Equal(t, SchemaVersion(), v)
+}
