@@ -179,11 +179,10 @@ func (b *JobEventBook) Delete(obj any) error {
 // Replace replaces the book's contents with a full list (the reflector's
 // initial list and relists); the first one marks the book synced.
 func (b *JobEventBook) Replace(objs []any, _ string) error {
-	byJob := make(map[types.UID][]bookEvent, len(b.byJob))
 	var errs []error
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.byJob, b.events = byJob, 0
+	b.byJob, b.events = make(map[types.UID][]bookEvent, len(b.byJob)), 0
 	for _, obj := range objs {
 		e, err := toEvent(obj)
 		if err != nil {

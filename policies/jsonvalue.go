@@ -130,6 +130,24 @@ func (p *jsonParser) literal(word string, v ast.Value) (ast.Value, bool) {
 	return v, true
 }
 
+// sep reads what follows an object member or an array element: a comma
+// (more follows) or closer (the end).
+func (p *jsonParser) sep(closer byte) (more, ok bool) {
+	p.skipSpace()
+	if p.pos >= len(p.data) {
+		return false, false
+	}
+	switch p.data[p.pos] {
+	case ',':
+		p.pos++
+		return true, true
+	case closer:
+		p.pos++
+		return false, true
+	}
+	return false, false
+}
+
 // key reads an object member's key and the colon after it, leaving p at
 // the member's value.
 func (p *jsonParser) key() (string, bool) {
@@ -168,29 +186,22 @@ func (p *jsonParser) object(depth int) (ast.Value, bool) {
 			return nil, false
 		}
 		p.stack = append(p.stack, ast.InternedTerm(k), ast.NewTerm(v))
-		p.skipSpace()
-		if p.pos >= len(p.data) {
+		if more, ok := p.sep('}'); !ok {
 			return nil, false
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
+		} else if more {
 			continue
-		case '}':
-			p.pos++
-			items := p.stack[start:]
-			obj := ast.NewObjectWithCapacity(len(items) / 2)
-			for i := 0; i < len(items); i += 2 {
-				obj.Insert(items[i], items[i+1])
-			}
-			clear(items)
-			p.stack = p.stack[:start]
-			if obj.Len() != len(items)/2 {
-				return nil, false // a duplicated key
-			}
-			return obj, true
 		}
-		return nil, false
+		items := p.stack[start:]
+		obj := ast.NewObjectWithCapacity(len(items) / 2)
+		for i := 0; i < len(items); i += 2 {
+			obj.Insert(items[i], items[i+1])
+		}
+		clear(items)
+		p.stack = p.stack[:start]
+		if obj.Len() != len(items)/2 {
+			return nil, false // a duplicated key
+		}
+		return obj, true
 	}
 }
 
@@ -209,22 +220,15 @@ func (p *jsonParser) array(depth int) (ast.Value, bool) {
 			return nil, false
 		}
 		p.stack = append(p.stack, ast.NewTerm(v))
-		p.skipSpace()
-		if p.pos >= len(p.data) {
+		if more, ok := p.sep(']'); !ok {
 			return nil, false
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
+		} else if more {
 			continue
-		case ']':
-			p.pos++
-			elems := slices.Clone(p.stack[start:])
-			clear(p.stack[start:])
-			p.stack = p.stack[:start]
-			return ast.NewArray(elems...), true
 		}
-		return nil, false
+		elems := slices.Clone(p.stack[start:])
+		clear(p.stack[start:])
+		p.stack = p.stack[:start]
+		return ast.NewArray(elems...), true
 	}
 }
 
@@ -369,19 +373,11 @@ func (p *jsonParser) nativeObject(depth int) (any, bool) {
 			return nil, false // a duplicated key
 		}
 		obj[k] = v
-		p.skipSpace()
-		if p.pos >= len(p.data) {
+		if more, ok := p.sep('}'); !ok {
 			return nil, false
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			continue
-		case '}':
-			p.pos++
+		} else if !more {
 			return obj, true
 		}
-		return nil, false
 	}
 }
 
@@ -400,18 +396,10 @@ func (p *jsonParser) nativeArray(depth int) (any, bool) {
 			return nil, false
 		}
 		elems = append(elems, v)
-		p.skipSpace()
-		if p.pos >= len(p.data) {
+		if more, ok := p.sep(']'); !ok {
 			return nil, false
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-			continue
-		case ']':
-			p.pos++
+		} else if !more {
 			return elems, true
 		}
-		return nil, false
 	}
 }

@@ -101,10 +101,14 @@ const (
 var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8192); return &b }}
 
 // keyOf is the cache key of the query's view of the input.
-func (q *cachedQuery) keyOf(in ast.Object) (cacheKey, error) {
+func (q *cachedQuery) keyOf(in ast.Object) (cacheKey, error) { return q.key(in) }
+
+// key writes the encoding of the view of in (an ast.Object, or Go values
+// as keyOfNative takes them; appendNativeView encodes both) and hashes it.
+func (q *cachedQuery) key(in any) (cacheKey, error) {
 	bp := keyBuffers.Get().(*[]byte)
 	buf := append((*bp)[:0], q.keyPrefix...)
-	buf, err := appendView(buf, in, q.trie, q.inMasks)
+	buf, err := appendNativeView(buf, in, q.trie, q.inMasks)
 	if err != nil {
 		return cacheKey{}, fmt.Errorf("policy %s: encode the view: %w", q.name, err)
 	}
@@ -240,20 +244,7 @@ func appendString(buf []byte, s string) []byte {
 // []any, strings, json.Number, numbers, bools, nil) with AST values
 // anywhere inside (see nativeInput): a hit then never converts the object
 // to AST. It writes what keyOf writes for the AST value of the input.
-func (q *cachedQuery) keyOfNative(in map[string]any) (cacheKey, error) {
-	bp := keyBuffers.Get().(*[]byte)
-	buf := append((*bp)[:0], q.keyPrefix...)
-	buf, err := appendNativeView(buf, in, q.trie, q.inMasks)
-	if err != nil {
-		return cacheKey{}, fmt.Errorf("policy %s: encode the view: %w", q.name, err)
-	}
-	key := sha256.Sum256(buf)
-	if cap(buf) <= 1<<20 {
-		*bp = buf
-		keyBuffers.Put(bp)
-	}
-	return key, nil
-}
+func (q *cachedQuery) keyOfNative(in map[string]any) (cacheKey, error) { return q.key(in) }
 
 func appendNativeView(buf []byte, v any, n *viewNode, m *maskNode) ([]byte, error) {
 	if av, ok := v.(ast.Value); ok {
