@@ -16,7 +16,7 @@ CLI_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 COVER_MIN ?= 80
 # Packages whose unit tests count towards coverage: the product, not the
 # test harness or the thin mains.
-UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /tools)
+UNIT_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /cmd/ -e /tools -e /policytest)
 # The fault run (test/integration/chaos, minutes of faults under load) runs
 # with `make test-chaos`; `make chaos` is its full-length form.
 # The longest integration packages first (measured, longest to shortest),
@@ -206,7 +206,7 @@ load: up ## Load-test the webhook of `make up` over TLS beside the pure-Go floor
 
 .PHONY: bench
 bench: ## Go benchmarks of the admission path (distinct-Job streams beside the pure-Go floor: BenchmarkAdmission).
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mutate ./policies
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./mutate ./policies/engine
 	$(GO) test -run '^$$' -bench 'Admission$$' -benchmem ./webhook/server
 
 .PHONY: burst

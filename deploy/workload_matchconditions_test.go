@@ -28,6 +28,7 @@ import (
 
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/test/worstcase"
 )
 
@@ -41,15 +42,15 @@ var workloadWebhooks = []string{
 
 // loadServedPolicy loads the embedded policy once for the package's tests
 // (a load runs the policy's own tests: seconds).
-var loadServedPolicy = sync.OnceValues(func() (*policies.Engine, error) {
-	return policies.NewEngine(context.Background(), policies.Options{})
+var loadServedPolicy = sync.OnceValues(func() (*engine.Engine, error) {
+	return engine.New(context.Background(), engine.Options{})
 })
 
-func servedPolicy(t *testing.T) *policies.Engine {
+func servedPolicy(t *testing.T) *engine.Engine {
 	t.Helper()
-	engine, err := loadServedPolicy()
+	eng, err := loadServedPolicy()
 	require.NoError(t, err)
-	return engine
+	return eng
 }
 
 func validatingMatcher(t *testing.T, name string) matchconditions.Matcher {
@@ -93,7 +94,7 @@ func matchWorkload(t *testing.T, m matchconditions.Matcher, op admission.Operati
 
 // hardenedJob is the first legitimate Job, hardened by the mutating
 // handler as the webhook does it.
-func hardenedJob(t *testing.T, engine *policies.Engine) map[string]any {
+func hardenedJob(t *testing.T, eng *engine.Engine) map[string]any {
 	t.Helper()
 	data, err := os.ReadFile("../validate/testdata/legitimate-jobs.yaml")
 	require.NoError(t, err)
@@ -103,7 +104,7 @@ func hardenedJob(t *testing.T, engine *policies.Engine) map[string]any {
 	require.NoError(t, yaml.Unmarshal(data, &jobs))
 	require.NotEmpty(t, jobs)
 	ns := func(context.Context, string) (map[string]string, error) { return nil, nil }
-	raw, _, err := mutate.Review(context.Background(), &mutate.Handler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}}, "agents", jobs[0].Job)
+	raw, _, err := mutate.Review(context.Background(), &mutate.Handler{Policy: eng, Namespaces: ns, Clock: clock.RealClock{}}, "agents", jobs[0].Job)
 	require.NoError(t, err)
 	var job map[string]any
 	require.NoError(t, json.Unmarshal(raw, &job))
@@ -127,7 +128,7 @@ func edit(obj map[string]any, f func(u *unstructured.Unstructured)) map[string]a
 }
 
 // validateUpdate asks the served policy what it says of an UPDATE.
-func validateUpdate(t *testing.T, engine *policies.Engine, old, obj map[string]any, username string) *policies.Validation {
+func validateUpdate(t *testing.T, eng *engine.Engine, old, obj map[string]any, username string) *engine.Validation {
 	t.Helper()
 	oldRaw, err := json.Marshal(old)
 	require.NoError(t, err)
@@ -150,7 +151,7 @@ func validateUpdate(t *testing.T, engine *policies.Engine, old, obj map[string]a
 		Object:    runtime.RawExtension{Raw: raw},
 		OldObject: runtime.RawExtension{Raw: oldRaw},
 	}
-	v, err := engine.Validate(context.Background(), policies.Input{Request: req, NamespaceLabels: map[string]string{"flowforge.io/managed": "true"}})
+	v, err := eng.Validate(context.Background(), engine.Input{Request: req, NamespaceLabels: map[string]string{"flowforge.io/managed": "true"}})
 	require.NoError(t, err)
 	return v
 }
@@ -161,8 +162,8 @@ func validateUpdate(t *testing.T, engine *policies.Engine, old, obj map[string]a
 // one the served policy admits without a warning whoever sends it, and
 // the UPDATEs the policy denies are all sent. Every CREATE is sent.
 func TestWorkloadWebhooksSkipOnlyWhatThePolicyCannotDeny(t *testing.T) {
-	engine := servedPolicy(t)
-	job := hardenedJob(t, engine)
+	eng := servedPolicy(t)
+	job := hardenedJob(t, eng)
 	pod := podOf(job)
 	unlabelled := edit(job, func(u *unstructured.Unstructured) { u.SetLabels(nil) })
 
@@ -216,7 +217,7 @@ func TestWorkloadWebhooksSkipOnlyWhatThePolicyCannotDeny(t *testing.T) {
 					assert.Equal(t, u.send && !reflect.DeepEqual(old, obj), got.Matches)
 					if got.Matches {
 						for _, user := range []string{"mallory", "system:serviceaccount:flowforge-system:flowforge-controller"} {
-							if v := validateUpdate(t, engine, old, obj, user); len(v.Deny) > 0 {
+							if v := validateUpdate(t, eng, old, obj, user); len(v.Deny) > 0 {
 								deniedSent++
 								break
 							}
@@ -224,7 +225,7 @@ func TestWorkloadWebhooksSkipOnlyWhatThePolicyCannotDeny(t *testing.T) {
 						return
 					}
 					for _, user := range []string{"mallory", "system:serviceaccount:flowforge-system:flowforge-controller"} {
-						v := validateUpdate(t, engine, old, obj, user)
+						v := validateUpdate(t, eng, old, obj, user)
 						assert.Empty(t, v.Deny, "a skipped UPDATE by %s would have been denied", user)
 						assert.Empty(t, v.Warn, "a skipped UPDATE by %s would have been warned about", user)
 					}
@@ -238,8 +239,8 @@ func TestWorkloadWebhooksSkipOnlyWhatThePolicyCannotDeny(t *testing.T) {
 // TestWorkloadWebhooksSendSubresourceChanges: resizing a pod and adding an
 // ephemeral container change the spec and are sent.
 func TestWorkloadWebhooksSendSubresourceChanges(t *testing.T) {
-	engine := servedPolicy(t)
-	pod := podOf(hardenedJob(t, engine))
+	eng := servedPolicy(t)
+	pod := podOf(hardenedJob(t, eng))
 	m := validatingMatcher(t, "pods.validate.flowforge.io")
 	resized := edit(pod, func(u *unstructured.Unstructured) {
 		containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "containers")
@@ -264,10 +265,10 @@ func TestWorkloadWebhooksSendSubresourceChanges(t *testing.T) {
 // are evaluated, not refused for exceeding the API server's CEL cost
 // budget, on CREATE and on an UPDATE that compares the whole spec.
 func TestWorkloadWebhookMatchConditionsStayWithinTheCostBudget(t *testing.T) {
-	engine := servedPolicy(t)
+	eng := servedPolicy(t)
 	objects := map[string][]byte{
 		"at the ceilings":     worstcase.AtLimits(policies.Ceilings()),
-		"at the limits":       worstcase.AtLimits(engine.Current().Limits()),
+		"at the limits":       worstcase.AtLimits(eng.Current().Limits()),
 		"100,000 env entries": worstcase.EnvFlood(100000),
 		"5,000 containers":    worstcase.ManyContainers(5000),
 	}

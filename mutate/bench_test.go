@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // benchJob is a typical agent Job (the templater's output: one container,
@@ -55,7 +55,7 @@ func BenchmarkHandleWithoutPolicy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := newEngine(b).Mutate(context.Background(), policies.Input{Request: &req.AdmissionRequest, Object: obj})
+	m, err := newEngine(b).Mutate(context.Background(), engine.Input{Request: &req.AdmissionRequest, Object: obj})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func BenchmarkHandleFromDecision(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := newEngine(b).Mutate(context.Background(), policies.Input{Request: &req.AdmissionRequest, Object: obj})
+	m, err := newEngine(b).Mutate(context.Background(), engine.Input{Request: &req.AdmissionRequest, Object: obj})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // The tests in this file prove the two shortcuts of the hardening path:
@@ -31,7 +31,7 @@ import (
 
 // reference hardens req the way the handler did before the cache and the
 // patch from the decision: a full evaluation, then PatchResponseFromRaw.
-func reference(ctx context.Context, e *policies.Engine, req admission.Request, k kindHardening) (admission.Response, *policies.Mutation, bool) {
+func reference(ctx context.Context, e *engine.Engine, req admission.Request, k kindHardening) (admission.Response, *engine.Mutation, bool) {
 	obj, err := k.decode(req.AdmissionRequest)
 	if err != nil {
 		return admission.Response{}, nil, false
@@ -39,7 +39,7 @@ func reference(ctx context.Context, e *policies.Engine, req admission.Request, k
 	if !selectedBy(e, obj) {
 		return admission.Response{}, nil, false
 	}
-	m, err := e.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: corpusNamespace, Object: obj})
+	m, err := e.Mutate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: corpusNamespace, Object: obj})
 	if err != nil {
 		return admission.Response{}, nil, false
 	}
@@ -56,7 +56,7 @@ func reference(ctx context.Context, e *policies.Engine, req admission.Request, k
 	return admission.PatchResponseFromRaw(req.Object.Raw, mutated), m, true
 }
 
-func selectedBy(e *policies.Engine, obj map[string]any) bool {
+func selectedBy(e *engine.Engine, obj map[string]any) bool {
 	labels := objectMeta(obj).labels
 	return labels["app"] == "flowforge"
 }
@@ -79,14 +79,14 @@ func applyPatch(t testing.TB, raw []byte, resp admission.Response) []byte {
 }
 
 // engines are a cached and an uncached engine over the embedded policy.
-type engines struct{ cached, uncached *policies.Engine }
+type engines struct{ cached, uncached *engine.Engine }
 
 func newEngines(t testing.TB) engines {
 	t.Helper()
 	ctx := context.Background()
-	cached, err := policies.NewEngine(ctx, policies.Options{})
+	cached, err := engine.New(ctx, engine.Options{})
 	require.NoError(t, err)
-	uncached, err := policies.NewEngine(ctx, policies.Options{DisableCache: true})
+	uncached, err := engine.New(ctx, engine.Options{DisableCache: true})
 	require.NoError(t, err)
 	return engines{cached: cached, uncached: uncached}
 }
@@ -126,7 +126,7 @@ func differential(t testing.TB, es engines, req admission.Request, k kindHardeni
 			// The cached decision is exactly the full evaluation's.
 			obj, err := k.decode(req.AdmissionRequest)
 			require.NoError(t, err)
-			m, err := cached.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: corpusNamespace, Object: obj})
+			m, err := cached.Mutate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: corpusNamespace, Object: obj})
 			require.NoError(t, err)
 			require.ElementsMatch(t, wantDecision.Ops, m.Ops, pass)
 			require.Equal(t, wantDecision.Warnings, m.Warnings, pass)

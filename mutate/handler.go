@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -24,8 +24,8 @@ const Name = "mutate"
 
 // Policy is the part of the policy engine the handler uses.
 type Policy interface {
-	Current() *policies.Policy
-	Mutate(ctx context.Context, in policies.Input) (*policies.Mutation, error)
+	Current() *engine.Policy
+	Mutate(ctx context.Context, in engine.Input) (*engine.Mutation, error)
 }
 
 // Handler hardens Jobs at admission.
@@ -51,7 +51,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 
 // Apply applies policy settings to a raw Job and returns the hardened Job,
 // with the settings that changed it. The result must still be a valid Job.
-func Apply(raw []byte, ops []policies.Op) ([]byte, []policies.Op, error) {
+func Apply(raw []byte, ops []engine.Op) ([]byte, []engine.Op, error) {
 	obj, err := decodeJSON(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("decode Job: %w", err)
@@ -60,8 +60,8 @@ func Apply(raw []byte, ops []policies.Op) ([]byte, []policies.Op, error) {
 }
 
 // applyTo applies ops to a decoded Job, then checks and encodes the result.
-func applyTo(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op, error) {
-	applied, err := policies.Apply(obj, ops)
+func applyTo(obj map[string]any, ops []engine.Op) ([]byte, []engine.Op, error) {
+	applied, err := engine.Apply(obj, ops)
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply policy: %w", err)
 	}
@@ -80,12 +80,12 @@ func applyTo(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op, erro
 // wrote is still a valid Job, without encoding the whole result: the rest
 // of the object already decoded strictly as a batch/v1 Job (decodeObject),
 // so only the written values can break it (see writtenBy).
-func applyChecked(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op, error) {
-	applied, err := policies.Apply(obj, ops)
+func applyChecked(obj map[string]any, ops []engine.Op) ([]byte, []engine.Op, error) {
+	applied, err := engine.Apply(obj, ops)
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply policy: %w", err)
 	}
-	written, err := json.Marshal(policies.WrittenBy(obj, applied))
+	written, err := json.Marshal(engine.WrittenBy(obj, applied))
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode hardened Job: %w", err)
 	}
@@ -146,7 +146,7 @@ func parseObject(req admissionv1.AdmissionRequest) (map[string]any, bool, error)
 	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
 		return nil, false, fmt.Errorf("the request has no object")
 	}
-	obj, exact, err := policies.ParseJSONObject(req.Object.Raw)
+	obj, exact, err := engine.ParseJSONObject(req.Object.Raw)
 	if err == nil && exact {
 		return obj, true, nil
 	}

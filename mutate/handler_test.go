@@ -24,14 +24,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-func newEngine(t testing.TB) *policies.Engine {
+func newEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	e, err := policies.NewEngine(context.Background(), policies.Options{})
+	e, err := engine.New(context.Background(), engine.Options{})
 	require.NoError(t, err)
 	return e
 }
@@ -162,16 +162,16 @@ func TestHandlerDecisions(t *testing.T) {
 	}
 }
 
-type failingPolicy struct{ *policies.Engine }
+type failingPolicy struct{ *engine.Engine }
 
-func (failingPolicy) Mutate(context.Context, policies.Input) (*policies.Mutation, error) {
+func (failingPolicy) Mutate(context.Context, engine.Input) (*engine.Mutation, error) {
 	return nil, errors.New("rego exploded")
 }
 
 func TestFailsClosed(t *testing.T) {
 	base := newHandler(t, nil)
 	t.Run("policy evaluation error", func(t *testing.T) {
-		h := &Handler{Policy: failingPolicy{base.Policy.(*policies.Engine)}, Namespaces: base.Namespaces, Clock: clock.RealClock{}}
+		h := &Handler{Policy: failingPolicy{base.Policy.(*engine.Engine)}, Namespaces: base.Namespaces, Clock: clock.RealClock{}}
 		resp := h.Handle(context.Background(), request(admissionv1.Create, []byte(labelledJob)))
 		assert.False(t, resp.Allowed)
 		assert.Contains(t, resp.Result.Message, "could not harden this Job, so it is denied: rego exploded")
@@ -184,46 +184,46 @@ func TestFailsClosed(t *testing.T) {
 		assert.Contains(t, resp.Result.Message, "cache not synced")
 	})
 	t.Run("policy output that cannot be applied", func(t *testing.T) {
-		_, _, err := Apply([]byte(labelledJob), []policies.Op{{Setting: "bad", Op: "set", Path: []any{"spec", "template", "spec", "containers", 7, "x"}, Value: true}})
+		_, _, err := Apply([]byte(labelledJob), []engine.Op{{Setting: "bad", Op: "set", Path: []any{"spec", "template", "spec", "containers", 7, "x"}, Value: true}})
 		assert.ErrorContains(t, err, "out of range")
 	})
 	t.Run("policy output that is not a Job", func(t *testing.T) {
-		_, _, err := Apply([]byte(labelledJob), []policies.Op{{Setting: "bad", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: "many"}})
+		_, _, err := Apply([]byte(labelledJob), []engine.Op{{Setting: "bad", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: "many"}})
 		assert.ErrorContains(t, err, "policy produced an invalid Job")
 	})
 }
 
 // TestApplyCheckedRefusesWhatApplyRefuses: the handler checks only what
-// the ops wrote (policies.WrittenBy); on every op it refuses exactly what checking
+// the ops wrote (engine.WrittenBy); on every op it refuses exactly what checking
 // the whole encoded Job refuses.
 func TestApplyCheckedRefusesWhatApplyRefuses(t *testing.T) {
 	job := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i"},{"name":"b","image":"i","env":[{"name":"E","value":"v"}]}]}}}}`
 	tests := []struct {
 		name string
-		op   policies.Op
+		op   engine.Op
 		bad  bool
 	}{
-		{"a number where a number goes", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: json.Number("3")}, false},
-		{"a string where a number goes", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: "many"}, true},
-		{"inside the second container", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 1, "securityContext", "privileged"}, Value: "yes"}, true},
-		{"a valid container field", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 1, "securityContext", "privileged"}, Value: false}, false},
-		{"an object where a string goes", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 0, "image"}, Value: map[string]any{"a": "b"}}, true},
-		{"a merge of labels", policies.Op{Setting: "m", Op: "merge", Path: []any{"spec", "template", "metadata", "labels"}, Value: map[string]any{"a": "b"}}, false},
-		{"a merge of a number into labels", policies.Op{Setting: "m", Op: "merge", Path: []any{"spec", "template", "metadata", "labels"}, Value: map[string]any{"a": json.Number("1")}}, true},
-		{"an added volume", policies.Op{Setting: "a", Op: "add", Key: "name", Path: []any{"spec", "template", "spec", "volumes"}, Value: map[string]any{"name": "tmp", "emptyDir": map[string]any{}}}, false},
-		{"an added bad volume", policies.Op{Setting: "a", Op: "add", Key: "name", Path: []any{"spec", "template", "spec", "volumes"}, Value: map[string]any{"name": "tmp", "emptyDir": "x"}}, true},
-		{"a union of finalizers", policies.Op{Setting: "u", Op: "union", Path: []any{"metadata", "finalizers"}, Value: []any{"f"}}, false},
-		{"a union of numbers", policies.Op{Setting: "u", Op: "union", Path: []any{"metadata", "finalizers"}, Value: []any{json.Number("1")}}, true},
-		{"a copy of labels", policies.Op{Setting: "c", Op: "copy", From: []any{"metadata", "labels"}, Path: []any{"spec", "template", "metadata", "labels"}, Value: []any{"app"}}, false},
-		{"a removal", policies.Op{Setting: "r", Op: "remove", Path: []any{"spec", "template", "spec", "containers", 1, "env"}}, false},
-		{"an unknown field is no type error", policies.Op{Setting: "s", Op: "set", Path: []any{"spec", "novel"}, Value: "x"}, false},
+		{"a number where a number goes", engine.Op{Setting: "s", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: json.Number("3")}, false},
+		{"a string where a number goes", engine.Op{Setting: "s", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: "many"}, true},
+		{"inside the second container", engine.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 1, "securityContext", "privileged"}, Value: "yes"}, true},
+		{"a valid container field", engine.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 1, "securityContext", "privileged"}, Value: false}, false},
+		{"an object where a string goes", engine.Op{Setting: "s", Op: "set", Path: []any{"spec", "template", "spec", "containers", 0, "image"}, Value: map[string]any{"a": "b"}}, true},
+		{"a merge of labels", engine.Op{Setting: "m", Op: "merge", Path: []any{"spec", "template", "metadata", "labels"}, Value: map[string]any{"a": "b"}}, false},
+		{"a merge of a number into labels", engine.Op{Setting: "m", Op: "merge", Path: []any{"spec", "template", "metadata", "labels"}, Value: map[string]any{"a": json.Number("1")}}, true},
+		{"an added volume", engine.Op{Setting: "a", Op: "add", Key: "name", Path: []any{"spec", "template", "spec", "volumes"}, Value: map[string]any{"name": "tmp", "emptyDir": map[string]any{}}}, false},
+		{"an added bad volume", engine.Op{Setting: "a", Op: "add", Key: "name", Path: []any{"spec", "template", "spec", "volumes"}, Value: map[string]any{"name": "tmp", "emptyDir": "x"}}, true},
+		{"a union of finalizers", engine.Op{Setting: "u", Op: "union", Path: []any{"metadata", "finalizers"}, Value: []any{"f"}}, false},
+		{"a union of numbers", engine.Op{Setting: "u", Op: "union", Path: []any{"metadata", "finalizers"}, Value: []any{json.Number("1")}}, true},
+		{"a copy of labels", engine.Op{Setting: "c", Op: "copy", From: []any{"metadata", "labels"}, Path: []any{"spec", "template", "metadata", "labels"}, Value: []any{"app"}}, false},
+		{"a removal", engine.Op{Setting: "r", Op: "remove", Path: []any{"spec", "template", "spec", "containers", 1, "env"}}, false},
+		{"an unknown field is no type error", engine.Op{Setting: "s", Op: "set", Path: []any{"spec", "novel"}, Value: "x"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, wantErr := Apply([]byte(job), []policies.Op{tc.op})
+			_, _, wantErr := Apply([]byte(job), []engine.Op{tc.op})
 			obj, err := decodeJSON([]byte(job))
 			require.NoError(t, err)
-			_, applied, gotErr := applyChecked(obj, []policies.Op{tc.op})
+			_, applied, gotErr := applyChecked(obj, []engine.Op{tc.op})
 			assert.Equal(t, tc.bad, wantErr != nil, "whole check: %v", wantErr)
 			assert.Equal(t, tc.bad, gotErr != nil, "check of the written values: %v", gotErr)
 			if !tc.bad {

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -25,27 +25,27 @@ type kindHardening struct {
 	// parse, if set, replaces decode: it checks the kind and parses the
 	// object, and when the parse was exact (deferred) leaves the strict
 	// decode to strict, which harden skips when the cached decision
-	// vouches for it (policies.Mutation.DecodeVouched).
+	// vouches for it (engine.Mutation.DecodeVouched).
 	parse  func(admissionv1.AdmissionRequest) (obj map[string]any, deferred bool, err error)
 	strict func(admissionv1.AdmissionRequest) error
 	// apply applies the policy's settings and checks the result is still
 	// a valid object of the kind.
-	apply func(map[string]any, []policies.Op) ([]byte, []policies.Op, error)
+	apply func(map[string]any, []engine.Op) ([]byte, []engine.Op, error)
 	// applyVerified, if set, applies settings whose result Mutation.Verified
 	// vouches for, without checking it again.
-	applyVerified func(map[string]any, *policies.Mutation) ([]policies.Op, error)
+	applyVerified func(map[string]any, *engine.Mutation) ([]engine.Op, error)
 	// rewritten lists the paths the handler itself rewrote after the
 	// policy's ops, for the JSON patch (see patchFromOps).
-	rewritten func(hardened map[string]any, applied []policies.Op) [][]any
+	rewritten func(hardened map[string]any, applied []engine.Op) [][]any
 }
 
 var (
-	jobHardening = kindHardening{kind: "Job", decode: decodeObject, parse: parseObject, strict: strictJob, apply: applyChecked, applyVerified: applyPrepared, rewritten: func(map[string]any, []policies.Op) [][]any { return nil }}
+	jobHardening = kindHardening{kind: "Job", decode: decodeObject, parse: parseObject, strict: strictJob, apply: applyChecked, applyVerified: applyPrepared, rewritten: func(map[string]any, []engine.Op) [][]any { return nil }}
 	podHardening = kindHardening{kind: "Pod", decode: decodePod, parse: parsePod, strict: strictPodRequest, apply: ApplyPod, rewritten: podRewritten}
 )
 
 // applyPrepared applies a decision's ops, prepared once per decision.
-func applyPrepared(obj map[string]any, m *policies.Mutation) ([]policies.Op, error) {
+func applyPrepared(obj map[string]any, m *engine.Mutation) ([]engine.Op, error) {
 	prepared, err := m.Prepared()
 	if err != nil {
 		return nil, fmt.Errorf("apply policy: %w", err)
@@ -109,7 +109,7 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 	if err != nil {
 		return failClosed(err)
 	}
-	mutation, err := policy.Mutate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj, ObjectExact: deferred})
+	mutation, err := policy.Mutate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: obj, ObjectExact: deferred})
 	if err != nil {
 		return failClosed(err)
 	}
@@ -121,7 +121,7 @@ func harden(ctx context.Context, req admission.Request, policy Policy, namespace
 	}
 	deferred = false // decoded, or vouched for
 	before := anchorsOf(obj, mutation.Ops)
-	var applied []policies.Op
+	var applied []engine.Op
 	if k.applyVerified != nil && mutation.Verified() {
 		applied, err = k.applyVerified(obj, mutation)
 	} else if _, applied, err = k.apply(obj, mutation.Ops); err == nil {

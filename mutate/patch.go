@@ -9,7 +9,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // The JSON patch is built straight from the policy's decision, instead of
@@ -30,7 +30,7 @@ type anchors map[*any][]any
 // anchorsOf computes the anchor of every op against the original object:
 // the op's path if the original has it, else its shortest prefix the
 // original lacks (or holds null at), which the op creates.
-func anchorsOf(obj map[string]any, ops []policies.Op) anchors {
+func anchorsOf(obj map[string]any, ops []engine.Op) anchors {
 	out := make(anchors, len(ops))
 	for _, op := range ops {
 		if len(op.Path) > 0 {
@@ -78,7 +78,7 @@ func anchorOf(obj map[string]any, path []any) []any {
 // anchors computed before applying and the ops that changed it. extra
 // lists further paths the handler rewrote after the policy (the Pod's
 // injected token volume), each present in the original.
-func patchFromOps(hardened map[string]any, before anchors, applied []policies.Op, extra [][]any) []jsonpatch.JsonPatchOperation {
+func patchFromOps(hardened map[string]any, before anchors, applied []engine.Op, extra [][]any) []jsonpatch.JsonPatchOperation {
 	type write struct {
 		path   []any
 		remove bool
@@ -88,7 +88,7 @@ func patchFromOps(hardened map[string]any, before anchors, applied []policies.Op
 		if op.Setting == injectedTokenSetting {
 			continue // its writes are in extra
 		}
-		if op.Op == policies.OpRemove {
+		if op.Op == engine.OpRemove {
 			writes = append(writes, write{path: op.Path, remove: true})
 			continue
 		}

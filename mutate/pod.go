@@ -12,7 +12,7 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -55,13 +55,13 @@ func (h *PodHandler) handle(ctx context.Context, req admission.Request) admissio
 // field a Pod does not have) is a policy error, and the Pod is denied
 // rather than patched with a field the API server would silently drop. The
 // handler only hardens Pods that decoded strictly (webhook.DecodeStrict).
-func ApplyPod(obj map[string]any, ops []policies.Op) ([]byte, []policies.Op, error) {
-	applied, err := policies.Apply(obj, ops)
+func ApplyPod(obj map[string]any, ops []engine.Op) ([]byte, []engine.Op, error) {
+	applied, err := engine.Apply(obj, ops)
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply policy: %w", err)
 	}
 	if removed := stripInjectedToken(obj); removed != "" {
-		applied = append(applied, policies.Op{Setting: injectedTokenSetting, Op: policies.OpRemove, Path: []any{"spec", "volumes", removed}})
+		applied = append(applied, engine.Op{Setting: injectedTokenSetting, Op: engine.OpRemove, Path: []any{"spec", "volumes", removed}})
 	}
 	mutated, err := json.Marshal(obj)
 	if err != nil {
@@ -115,7 +115,7 @@ func parsePod(req admissionv1.AdmissionRequest) (map[string]any, bool, error) {
 	if len(bytes.TrimSpace(req.Object.Raw)) == 0 {
 		return nil, false, fmt.Errorf("the request has no object")
 	}
-	obj, exact, err := policies.ParseJSONObject(req.Object.Raw)
+	obj, exact, err := engine.ParseJSONObject(req.Object.Raw)
 	if err == nil && exact {
 		return obj, true, nil
 	}
@@ -194,7 +194,7 @@ func stripInjectedToken(obj map[string]any) string {
 
 // podRewritten lists what stripInjectedToken rewrote, for the JSON patch:
 // the volumes and the mounts of every container that has mounts.
-func podRewritten(hardened map[string]any, applied []policies.Op) [][]any {
+func podRewritten(hardened map[string]any, applied []engine.Op) [][]any {
 	stripped := false
 	for _, op := range applied {
 		stripped = stripped || op.Setting == injectedTokenSetting

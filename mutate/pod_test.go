@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 const (
@@ -71,18 +72,18 @@ func hardenPodRaw(t *testing.T, h *PodHandler, raw []byte) ([]byte, admission.Re
 }
 
 // validatePod runs the validating policy on a Pod CREATE.
-func validatePod(t *testing.T, e *policies.Engine, raw []byte) []policies.Violation {
+func validatePod(t *testing.T, e *engine.Engine, raw []byte) []engine.Violation {
 	t.Helper()
 	req := podRequest(admissionv1.Create, raw)
 	// No Job holds the pod's job-id, as the server's claims source would say.
-	v, err := e.Validate(context.Background(), policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: map[string]string{"flowforge.io/managed": "true"}, Claims: &policies.Claims{}})
+	v, err := e.Validate(context.Background(), engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: map[string]string{"flowforge.io/managed": "true"}, Claims: &policies.Claims{}})
 	require.NoError(t, err)
 	return v.Deny
 }
 
 func TestPodHardening(t *testing.T) {
 	h := newPodHandler(t)
-	engine := h.Policy.(*policies.Engine)
+	eng := h.Policy.(*engine.Engine)
 	jobOwned := func(raw string) string {
 		var pod corev1.Pod
 		require.NoError(t, json.Unmarshal([]byte(raw), &pod))
@@ -121,7 +122,7 @@ func TestPodHardening(t *testing.T) {
 			assert.Equal(t, "medium", pod.Annotations["flowforge.io/profile"])
 			assert.Empty(t, pod.Finalizers, "the export finalizer belongs to Job pods")
 
-			assert.Empty(t, validatePod(t, engine, hardened), "a hardened Pod passes validation")
+			assert.Empty(t, validatePod(t, eng, hardened), "a hardened Pod passes validation")
 			results := evaluator.EvaluatePod(api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}, &pod.ObjectMeta, &pod.Spec)
 			for _, r := range results {
 				assert.True(t, r.Allowed, "PodSecurity restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
@@ -161,7 +162,7 @@ func TestJobPodIsLeftAsItIs(t *testing.T) {
 	hardened, resp := hardenPodRaw(t, h, raw)
 	require.Len(t, resp.Patches, 1, "%v", resp.Patches)
 	assert.Equal(t, "/spec/activeDeadlineSeconds", resp.Patches[0].Path)
-	assert.Empty(t, validatePod(t, h.Policy.(*policies.Engine), hardened))
+	assert.Empty(t, validatePod(t, h.Policy.(*engine.Engine), hardened))
 }
 
 func TestPodHandlerDecisions(t *testing.T) {
@@ -208,7 +209,7 @@ func TestPodHandlerDecisions(t *testing.T) {
 func TestPodHandlerFailsClosed(t *testing.T) {
 	base := newPodHandler(t)
 	t.Run("policy evaluation error", func(t *testing.T) {
-		h := &PodHandler{Policy: failingPolicy{base.Policy.(*policies.Engine)}, Namespaces: base.Namespaces, Clock: clock.RealClock{}}
+		h := &PodHandler{Policy: failingPolicy{base.Policy.(*engine.Engine)}, Namespaces: base.Namespaces, Clock: clock.RealClock{}}
 		resp := h.Handle(context.Background(), podRequest(admissionv1.Create, []byte(bareLabelledPod)))
 		assert.False(t, resp.Allowed)
 		assert.Contains(t, resp.Result.Message, "could not harden this Pod, so it is denied: rego exploded")
@@ -223,13 +224,13 @@ func TestPodHandlerFailsClosed(t *testing.T) {
 	t.Run("a Job setting aimed at a Pod", func(t *testing.T) {
 		obj, err := decodeJSON([]byte(bareLabelledPod))
 		require.NoError(t, err)
-		_, _, err = ApplyPod(obj, []policies.Op{{Setting: "backoffLimit", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: 2}})
+		_, _, err = ApplyPod(obj, []engine.Op{{Setting: "backoffLimit", Op: "set", Path: []any{"spec", "backoffLimit"}, Value: 2}})
 		assert.ErrorContains(t, err, "policy produced an invalid Pod")
 	})
 	t.Run("policy output that cannot be applied", func(t *testing.T) {
 		obj, err := decodeJSON([]byte(bareLabelledPod))
 		require.NoError(t, err)
-		_, _, err = ApplyPod(obj, []policies.Op{{Setting: "bad", Op: "set", Path: []any{"spec", "containers", 7, "x"}, Value: true}})
+		_, _, err = ApplyPod(obj, []engine.Op{{Setting: "bad", Op: "set", Path: []any{"spec", "containers", 7, "x"}, Value: true}})
 		assert.ErrorContains(t, err, "out of range")
 	})
 }
@@ -259,7 +260,7 @@ func TestInjectedTokenVolumeIsRemoved(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "/data", pod.Spec.Containers[0].VolumeMounts[0].MountPath, "the user's own mounts stay")
-	assert.Empty(t, validatePod(t, h.Policy.(*policies.Engine), hardened))
+	assert.Empty(t, validatePod(t, h.Policy.(*engine.Engine), hardened))
 }
 
 func TestOtherTokenVolumesAreLeftForValidation(t *testing.T) {
@@ -268,7 +269,7 @@ func TestOtherTokenVolumesAreLeftForValidation(t *testing.T) {
 	hardened, _ := hardenPodRaw(t, h, []byte(raw))
 	assert.Contains(t, string(hardened), `"my-token"`)
 	fields := []string{}
-	for _, v := range validatePod(t, h.Policy.(*policies.Engine), hardened) {
+	for _, v := range validatePod(t, h.Policy.(*engine.Engine), hardened) {
 		fields = append(fields, v.Field)
 	}
 	assert.Contains(t, fields, "spec.volumes[1].projected.sources[0].serviceAccountToken")

@@ -11,7 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/utils/clock"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // vouchJob is a labelled Job; a decision on its view, once one of them
@@ -25,8 +25,8 @@ func vouchJob(id string) string {
 // malformed Job is still refused as malformed, never hardened, even one
 // whose parsed value is that view (a duplicated key keeps the value).
 func TestVouchedDecisionStillRefusesMalformed(t *testing.T) {
-	engine := newEngine(t)
-	h := &Handler{Policy: engine, Namespaces: func(context.Context, string) (map[string]string, error) { return nil, nil }, Clock: clock.RealClock{}}
+	eng := newEngine(t)
+	h := &Handler{Policy: eng, Namespaces: func(context.Context, string) (map[string]string, error) { return nil, nil }, Clock: clock.RealClock{}}
 	ctx := context.Background()
 	first := h.Handle(ctx, request(admissionv1.Create, []byte(vouchJob("a"))))
 	require.True(t, first.Allowed, "%+v", first.Result)
@@ -52,13 +52,13 @@ func TestVouchedDecisionStillRefusesMalformed(t *testing.T) {
 			require.Contains(t, resp.Result.Message, c.want)
 		})
 	}
-	t.Run("Pods", func(t *testing.T) { testVouchedPodDecisionStillRefusesMalformed(t, engine) })
+	t.Run("Pods", func(t *testing.T) { testVouchedPodDecisionStillRefusesMalformed(t, eng) })
 }
 
 // testVouchedPodDecisionStillRefusesMalformed is the same for the Pod
-// hardening (one engine for both: a load costs seconds).
-func testVouchedPodDecisionStillRefusesMalformed(t *testing.T, engine *policies.Engine) {
-	h := &PodHandler{Policy: engine, Namespaces: func(context.Context, string) (map[string]string, error) {
+// hardening (one eng for both: a load costs seconds).
+func testVouchedPodDecisionStillRefusesMalformed(t *testing.T, eng *engine.Engine) {
+	h := &PodHandler{Policy: eng, Namespaces: func(context.Context, string) (map[string]string, error) {
 		return map[string]string{"flowforge.io/managed": "true"}, nil
 	}, Clock: clock.RealClock{}}
 	ctx := context.Background()

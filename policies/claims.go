@@ -1,7 +1,5 @@
 package policies
 
-import "github.com/open-policy-agent/opa/v1/ast"
-
 // Claim sources: where a ClaimHolder was found.
 const (
 	// ClaimSourceCluster: a Job that exists in the cluster.
@@ -26,18 +24,6 @@ type ClaimHolder struct {
 	Name   string
 	UID    string
 	Source string
-}
-
-func (c *Claims) value() ast.Value {
-	holders := make([]*ast.Term, 0, len(c.JobID))
-	for _, h := range c.JobID {
-		holders = append(holders, ast.ObjectTerm(
-			ast.Item(ast.StringTerm("name"), ast.StringTerm(h.Name)),
-			ast.Item(ast.StringTerm("uid"), ast.StringTerm(h.UID)),
-			ast.Item(ast.StringTerm("source"), ast.StringTerm(h.Source)),
-		))
-	}
-	return ast.NewObject(ast.Item(ast.StringTerm("jobID"), ast.ArrayTerm(holders...)))
 }
 
 // The record of a job-id that a Job gone from the cluster held: the

@@ -215,10 +215,10 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// parseConfig decodes and validates data.flowforge.config from merged
+// ParseConfig decodes and validates data.flowforge.config from merged
 // policy data.
-func parseConfig(data map[string]any) (*Config, error) {
-	raw := lookup(data, "flowforge", "config")
+func ParseConfig(data map[string]any) (*Config, error) {
+	raw := Lookup(data, "flowforge", "config")
 	if raw == nil {
 		return nil, errors.New("policy data: flowforge.config is missing")
 	}
@@ -248,13 +248,10 @@ func ConfigFrom(fsys fs.FS) (*Config, error) {
 	if err := yaml.Unmarshal(b, &data); err != nil {
 		return nil, fmt.Errorf("policy data: data.yaml: %w", err)
 	}
-	return parseConfig(data)
+	return ParseConfig(data)
 }
 
 // EmbeddedConfig is the Config of the policies compiled into the binary.
 // The embedded data is checked by the tests, so an error here is a build
 // defect.
 func EmbeddedConfig() (*Config, error) { return ConfigFrom(Embedded()) }
-
-// Configuration returns the policy's typed settings (see Config).
-func (p *Policy) Configuration() *Config { return p.config }

@@ -1,8 +1,6 @@
 package policies
 
 import (
-	"context"
-	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -30,14 +28,6 @@ func TestEmbeddedConfigMatchesTheJobContract(t *testing.T) {
 	assert.Contains(t, cfg.Resources.ProfileNames(), cfg.Resources.DefaultProfile)
 	assert.True(t, cfg.Export.Enabled)
 	assert.Positive(t, cfg.Export.PendingTimeout())
-}
-
-func TestLoadedPolicyHasItsConfiguration(t *testing.T) {
-	p, err := Load(context.Background(), Embedded())
-	require.NoError(t, err)
-	embedded, err := EmbeddedConfig()
-	require.NoError(t, err)
-	assert.Equal(t, embedded, p.Configuration())
 }
 
 func TestConfigValidateNamesEveryBadField(t *testing.T) {
@@ -80,17 +70,6 @@ func TestConfigValidateNamesEveryBadField(t *testing.T) {
 		})
 	}
 	require.NoError(t, good().Validate())
-}
-
-func TestPolicyWithABadConfigIsRefusedAtLoad(t *testing.T) {
-	dir := fixtureDir(t)
-	writePolicy(t, dir, map[string]string{"data.yaml": strings.Replace(fixtureData, "defaultProfile: medium", "defaultProfile: xl", 1)})
-	_, err := NewEngine(context.Background(), Options{Dir: dir})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `resources.defaultProfile: "xl"`)
-
-	_, err = ConfigFrom(fstest.MapFS{"data.yaml": {Data: []byte("flowforge:\n  other: {}\n")}})
-	require.ErrorContains(t, err, "flowforge.config is missing")
 }
 
 func TestConfigFromReportsUnreadableData(t *testing.T) {

@@ -56,10 +56,10 @@ func loadConfig(fsys fs.FS) (*Config, []byte, error) {
 			return nil, nil, fmt.Errorf("load policies: %s: %w", PlatformFile, err)
 		}
 	}
-	if err := applyPlatform(platform, data); err != nil {
+	if err := ApplyPlatform(platform, data); err != nil {
 		return nil, nil, err
 	}
-	c, err := parseConfig(data)
+	c, err := ParseConfig(data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,7 +95,7 @@ type ConfigSource struct {
 // NewConfigSource reads the initial Config; it fails if that is refused.
 func NewConfigSource(opts ConfigSourceOptions) (*ConfigSource, error) {
 	if opts.Recorder == nil {
-		opts.Recorder = nopRecorder{}
+		opts.Recorder = NopRecorder{}
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -169,7 +169,7 @@ func (s *ConfigSource) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	return watchDir(ctx, s.opts.Dir, s.opts.Log, s.watched, func() {
+	return WatchDir(ctx, s.opts.Dir, s.opts.Log, s.watched, func() {
 		_ = s.Reload() // a refusal is logged and reported by Reload
 	})
 }

@@ -6,9 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/flowforge/flowforge/policies/policytest"
 
 	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/assert"
@@ -16,56 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clocktesting "k8s.io/utils/clock/testing"
 )
-
-// copyEmbedded writes the embedded policies, plus extra files, into a
-// new directory.
-func copyEmbedded(t *testing.T, extra map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	require.NoError(t, fs.WalkDir(Embedded(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(Embedded(), p)
-		if err != nil {
-			return err
-		}
-		require.NoError(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755))
-		return os.WriteFile(filepath.Join(dir, p), data, 0o644)
-	}))
-	for k, v := range extra {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644))
-	}
-	return dir
-}
-
-const gkePlatform = `flowforge:
-  config:
-    runtimeClass: {default: gvisor, allowed: [gvisor]}
-    scheduling:
-      nodeSelector: {sandbox.gke.io/runtime: gvisor}
-`
-
-// LoadConfig reads the same Config as a full Load, with and without a
-// platform file, and from a mounted ConfigMap's links.
-func TestLoadConfigEqualsTheLoadedPolicysConfig(t *testing.T) {
-	for name, fsys := range map[string]fs.FS{
-		"embedded":           Embedded(),
-		"platform":           os.DirFS(copyEmbedded(t, map[string]string{PlatformFile: gkePlatform})),
-		"configmap platform": os.DirFS(configMapMount(t, map[string]string{PlatformFile: gkePlatform})),
-	} {
-		t.Run(name, func(t *testing.T) {
-			full, err := Load(t.Context(), fsys)
-			require.NoError(t, err)
-			cfg, err := LoadConfig(fsys)
-			require.NoError(t, err)
-			require.Equal(t, full.Configuration(), cfg)
-		})
-	}
-	cfg, err := LoadConfig(os.DirFS(copyEmbedded(t, map[string]string{PlatformFile: gkePlatform})))
-	require.NoError(t, err)
-	assert.Equal(t, "gvisor", cfg.RuntimeClass.Default, "the platform's data applies")
-}
 
 func TestLoadConfigRefusesBadData(t *testing.T) {
 	data, err := fs.ReadFile(Embedded(), "data.yaml")
@@ -81,7 +34,7 @@ func TestLoadConfigRefusesBadData(t *testing.T) {
 		"platform sets another key": {fstest.MapFS{"data.yaml": {Data: data}, PlatformFile: {Data: []byte("flowforge: {config: {selector: {label: x, value: y}}}\n")}},
 			"a platform may set only"},
 		"platform not YAML": {fstest.MapFS{"data.yaml": {Data: data}, PlatformFile: {Data: []byte("flowforge: [")}}, PlatformFile},
-		"platform without data to adapt": {fstest.MapFS{"data.yaml": {Data: []byte("other: 1\n")}, PlatformFile: {Data: []byte(gkePlatform)}},
+		"platform without data to adapt": {fstest.MapFS{"data.yaml": {Data: []byte("other: 1\n")}, PlatformFile: {Data: []byte(policytest.GKEPlatform)}},
 			"no flowforge.config to adapt"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -104,8 +57,8 @@ func mapDir(t *testing.T, files fstest.MapFS) string {
 }
 
 func TestConfigSourceReloadKeepsTheLastGoodConfig(t *testing.T) {
-	dir := copyEmbedded(t, nil)
-	rec := &countingRecorder{}
+	dir := policytest.Copy(t, Embedded(), nil)
+	rec := &reloadCounter{}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
 	s, err := NewConfigSource(ConfigSourceOptions{Dir: dir, Recorder: rec, Clock: clk, Log: logr.Discard()})
 	require.NoError(t, err)
@@ -142,14 +95,14 @@ func TestConfigSourceReloadKeepsTheLastGoodConfig(t *testing.T) {
 	assert.EqualValues(t, 1, rec.reloads.Load())
 
 	// A platform file added later applies too.
-	require.NoError(t, os.WriteFile(filepath.Join(dir, PlatformFile), []byte(gkePlatform), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, PlatformFile), []byte(policytest.GKEPlatform), 0o644))
 	require.NoError(t, s.Reload())
 	assert.Equal(t, "gvisor", s.Current().RuntimeClass.Default)
 	assert.Equal(t, 2, s.Status().Reloads)
 }
 
 func TestConfigSourceWatchHotReloads(t *testing.T) {
-	dir := copyEmbedded(t, nil)
+	dir := policytest.Copy(t, Embedded(), nil)
 	s, err := NewConfigSource(ConfigSourceOptions{Dir: dir})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -176,4 +129,18 @@ func TestConfigSourceWithEmbeddedPoliciesWaits(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.NoError(t, s.Watch(ctx))
+}
+
+// reloadCounter counts a source's reloads and refusals.
+type reloadCounter struct {
+	NopRecorder
+	reloads, errors atomic.Int64
+}
+
+func (r *reloadCounter) PolicyReload(ok bool) {
+	if ok {
+		r.reloads.Add(1)
+	} else {
+		r.errors.Add(1)
+	}
 }

@@ -97,9 +97,6 @@ func Ceilings() Limits {
 	}
 }
 
-// Limits returns the policy's limits (see Limits).
-func (p *Policy) Limits() Limits { return p.limits }
-
 // LimitName is the name in data.flowforge.config.limits of the limit that
 // field points into l, for messages ("limits.envPerContainer").
 func LimitName(l *Limits, field *int64) string {
@@ -111,12 +108,12 @@ func LimitName(l *Limits, field *int64) string {
 	return "?"
 }
 
-// parseLimits reads data.flowforge.config.limits: every key a known limit,
+// ParseLimits reads data.flowforge.config.limits: every key a known limit,
 // every value a whole number from 1 to its ceiling. A missing section or
 // key is the ceiling.
-func parseLimits(data map[string]any) (Limits, error) {
+func ParseLimits(data map[string]any) (Limits, error) {
 	out := Ceilings()
-	raw := lookup(data, "flowforge", "config", "limits")
+	raw := Lookup(data, "flowforge", "config", "limits")
 	if raw == nil {
 		return out, nil
 	}

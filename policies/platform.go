@@ -26,9 +26,9 @@ const PlatformFile = "platform.yaml"
 // what differs between clusters, not what FlowForge decides.
 var PlatformKeys = []string{"appArmor", "runtimeClass", "scheduling", "seccomp"}
 
-// readPlatform returns the flowforge.config of fsys's PlatformFile, or nil
+// ReadPlatform returns the flowforge.config of fsys's PlatformFile, or nil
 // if there is none.
-func readPlatform(fsys fs.FS) (map[string]any, error) {
+func ReadPlatform(fsys fs.FS) (map[string]any, error) {
 	raw, err := fs.ReadFile(fsys, PlatformFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -47,12 +47,12 @@ func readPlatform(fsys fs.FS) (map[string]any, error) {
 	return cfg, nil
 }
 
-// applyPlatform sets the platform's keys in data.flowforge.config.
-func applyPlatform(platform, data map[string]any) error {
+// ApplyPlatform sets the platform's keys in data.flowforge.config.
+func ApplyPlatform(platform, data map[string]any) error {
 	if len(platform) == 0 {
 		return nil
 	}
-	base, ok := lookup(data, "flowforge", "config").(map[string]any)
+	base, ok := Lookup(data, "flowforge", "config").(map[string]any)
 	if !ok {
 		return fmt.Errorf("load policies: %s: the policy data has no flowforge.config to adapt", PlatformFile)
 	}
@@ -111,9 +111,9 @@ func merge(base, over any) any {
 	return out
 }
 
-// skipMountBookkeeping skips the bookkeeping of a mounted ConfigMap: the kubelet
+// SkipMountBookkeeping skips the bookkeeping of a mounted ConfigMap: the kubelet
 // writes the files into a hidden ..<timestamp> directory and links them
 // from the mount's top level through ..data, so only the links are read.
-func skipMountBookkeeping(_ string, info os.FileInfo, _ int) bool {
+func SkipMountBookkeeping(_ string, info os.FileInfo, _ int) bool {
 	return strings.HasPrefix(info.Name(), "..")
 }

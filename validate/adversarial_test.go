@@ -21,6 +21,7 @@ import (
 
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // adversarialCase is one row of policies/validate/testdata/adversarial.yaml.
@@ -55,11 +56,11 @@ func loadAdversarial(t *testing.T) adversarialTable {
 }
 
 // loadEngine compiles and tests the embedded policies once for the package.
-var loadEngine = sync.OnceValues(func() (*policies.Engine, error) {
-	return policies.NewEngine(context.Background(), policies.Options{})
+var loadEngine = sync.OnceValues(func() (*engine.Engine, error) {
+	return engine.New(context.Background(), engine.Options{})
 })
 
-func sharedEngine(t testing.TB) *policies.Engine {
+func sharedEngine(t testing.TB) *engine.Engine {
 	t.Helper()
 	e, err := loadEngine()
 	require.NoError(t, err)
@@ -73,25 +74,25 @@ func admit(t *testing.T, c adversarialCase) admission.Response {
 	return admitWith(t, c, sharedEngine(t))
 }
 
-// enginePolicy is what admitWith needs of the engine: both handlers' view.
+// enginePolicy is what admitWith needs of the eng: both handlers' view.
 type enginePolicy interface {
 	mutate.Policy
 	Policy
 }
 
-// admitWith is admit with the given engine (see differential_test.go).
-func admitWith(t *testing.T, c adversarialCase, engine enginePolicy) admission.Response {
+// admitWith is admit with the given eng (see differential_test.go).
+func admitWith(t *testing.T, c adversarialCase, eng enginePolicy) admission.Response {
 	t.Helper()
 	ns := func(context.Context, string) (map[string]string, error) { return c.NamespaceLabels, nil }
 	object := []byte(c.Object)
 	if c.Kind == "Job" {
-		hardened, resp, err := mutate.Review(context.Background(), &mutate.Handler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}}, "agents", object)
+		hardened, resp, err := mutate.Review(context.Background(), &mutate.Handler{Policy: eng, Namespaces: ns, Clock: clock.RealClock{}}, "agents", object)
 		require.NoError(t, err, "mutation: %+v", resp.Result)
 		object = hardened
 	}
 	if c.Kind == "Pod" {
 		// Labelled Pods are hardened on CREATE too (mutate.PodHandler).
-		object = hardenPod(t, &mutate.PodHandler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}}, object)
+		object = hardenPod(t, &mutate.PodHandler{Policy: eng, Namespaces: ns, Clock: clock.RealClock{}}, object)
 	}
 	req := admissionv1.AdmissionRequest{
 		UID:       "adversarial",
@@ -111,9 +112,9 @@ func admitWith(t *testing.T, c adversarialCase, engine enginePolicy) admission.R
 	var h *Handler
 	switch c.Kind {
 	case "Job":
-		h = NewJobHandler(engine, ns, clock.RealClock{})
+		h = NewJobHandler(eng, ns, clock.RealClock{})
 	case "Pod":
-		h = NewPodHandler(engine, ns, clock.RealClock{})
+		h = NewPodHandler(eng, ns, clock.RealClock{})
 	default:
 		t.Fatalf("unknown kind %q", c.Kind)
 	}
@@ -233,7 +234,7 @@ var malformedRequests = []struct {
 }
 
 func TestMalformedRequestsAreRefused(t *testing.T) {
-	engine := sharedEngine(t)
+	eng := sharedEngine(t)
 	ns := func(context.Context, string) (map[string]string, error) {
 		return map[string]string{"flowforge.io/managed": "true"}, nil
 	}
@@ -241,9 +242,9 @@ func TestMalformedRequestsAreRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var v *Handler
 			if c.kind == "Job" {
-				v = NewJobHandler(engine, ns, clock.RealClock{})
+				v = NewJobHandler(eng, ns, clock.RealClock{})
 			} else {
-				v = NewPodHandler(engine, ns, clock.RealClock{})
+				v = NewPodHandler(eng, ns, clock.RealClock{})
 			}
 			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 				UID:       "malformed",
@@ -255,7 +256,7 @@ func TestMalformedRequestsAreRefused(t *testing.T) {
 			}}
 			handlers := []admission.Handler{v}
 			if c.kind == "Job" {
-				handlers = append(handlers, &mutate.Handler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}})
+				handlers = append(handlers, &mutate.Handler{Policy: eng, Namespaces: ns, Clock: clock.RealClock{}})
 			}
 			for _, h := range handlers {
 				resp := h.Handle(context.Background(), req)

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -98,7 +98,7 @@ func (h *ConnectHandler) handle(ctx context.Context, req admission.Request) admi
 	if err != nil {
 		return h.failClosed(log, req, err)
 	}
-	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: podObject(pod)})
+	verdict, err := h.Policy.Validate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Object: podObject(pod)})
 	if err != nil {
 		return h.failClosed(log, req, err)
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 func connectRequest(sub, name string, groups ...string) admission.Request {
@@ -55,12 +56,12 @@ func pods(labels map[string]map[string]string) PodMetadata {
 }
 
 func TestConnectDecisions(t *testing.T) {
-	engine := sharedEngine(t)
+	eng := sharedEngine(t)
 	lookup := pods(map[string]map[string]string{
 		"agent": {"app": "flowforge", "job-id": "a", "user-id": "u"},
 		"other": {"app": "web"},
 	})
-	h := &ConnectHandler{Policy: engine, Namespaces: noLabels, Pods: lookup, Clock: clock.RealClock{}}
+	h := &ConnectHandler{Policy: eng, Namespaces: noLabels, Pods: lookup, Clock: clock.RealClock{}}
 	tests := []struct {
 		name        string
 		handler     *ConnectHandler
@@ -80,12 +81,12 @@ func TestConnectDecisions(t *testing.T) {
 		{name: "exec into an unlabelled pod is not ours", req: connectRequest("exec", "other"), allowed: true},
 		{name: "a pod that cannot be found fails closed", req: connectRequest("exec", "gone"), code: http.StatusInternalServerError,
 			msgContains: []string{"could not check this pods/exec request, so it is denied", "not found"}},
-		{name: "no pod lookup fails closed", handler: &ConnectHandler{Policy: engine, Namespaces: noLabels, Clock: clock.RealClock{}},
+		{name: "no pod lookup fails closed", handler: &ConnectHandler{Policy: eng, Namespaces: noLabels, Clock: clock.RealClock{}},
 			req: connectRequest("exec", "agent"), code: http.StatusInternalServerError, msgContains: []string{"no pod lookup"}},
-		{name: "namespace lookup fails closed", handler: &ConnectHandler{Policy: engine, Pods: lookup, Clock: clock.RealClock{},
+		{name: "namespace lookup fails closed", handler: &ConnectHandler{Policy: eng, Pods: lookup, Clock: clock.RealClock{},
 			Namespaces: func(context.Context, string) (map[string]string, error) { return nil, errors.New("cache gone") }},
 			req: connectRequest("exec", "agent"), code: http.StatusInternalServerError, msgContains: []string{"cache gone"}},
-		{name: "evaluation error fails closed", handler: &ConnectHandler{Policy: brokenPolicy{engine}, Namespaces: noLabels, Pods: lookup, Clock: clock.RealClock{}},
+		{name: "evaluation error fails closed", handler: &ConnectHandler{Policy: brokenPolicy{eng}, Namespaces: noLabels, Pods: lookup, Clock: clock.RealClock{}},
 			req: connectRequest("exec", "agent"), code: http.StatusInternalServerError, msgContains: []string{"eval timeout"}},
 		{name: "create is not this webhook's", req: func() admission.Request {
 			r := connectRequest("exec", "agent")
@@ -126,9 +127,9 @@ func TestConnectDecisions(t *testing.T) {
 
 func TestConnectBreakGlassGroupComesFromPolicyData(t *testing.T) {
 	dir := policyDirWith(t, "    interactiveAccess:\n      exec: deny\n      attach: deny\n      portforward: deny\n      proxy: deny\n      allowedGroups: [flowforge:sre]\n")
-	engine, err := policies.NewEngine(context.Background(), policies.Options{Dir: dir})
+	eng, err := engine.New(context.Background(), engine.Options{Dir: dir})
 	require.NoError(t, err)
-	h := &ConnectHandler{Policy: engine, Namespaces: noLabels, Clock: clock.RealClock{},
+	h := &ConnectHandler{Policy: eng, Namespaces: noLabels, Clock: clock.RealClock{},
 		Pods: pods(map[string]map[string]string{"agent": {"app": "flowforge"}})}
 	assert.True(t, h.Handle(context.Background(), connectRequest("exec", "agent", "flowforge:sre")).Allowed, "the break-glass group may exec")
 	assert.False(t, h.Handle(context.Background(), connectRequest("exec", "agent", "developers")).Allowed)

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -77,7 +77,7 @@ func (h *CronJobHandler) handle(ctx context.Context, req admission.Request) admi
 		return admission.Allowed("not a FlowForge CronJob")
 	}
 
-	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels})
+	verdict, err := h.Policy.Validate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels})
 	if err != nil {
 		return h.failClosed(log, err)
 	}

@@ -7,16 +7,16 @@ import (
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // TestDenialListsABoundedNumberOfViolations: a denial lists the first
 // violations and says how many more; joining thousands cost apimachinery
 // time and memory quadratic in their number.
 func TestDenialListsABoundedNumberOfViolations(t *testing.T) {
-	violations := make([]policies.Violation, maxListedViolations+500)
+	violations := make([]engine.Violation, maxListedViolations+500)
 	for i := range violations {
-		violations[i] = policies.Violation{Field: fmt.Sprintf("spec.template.spec.containers[%d]", i), Msg: "is not allowed"}
+		violations[i] = engine.Violation{Field: fmt.Sprintf("spec.template.spec.containers[%d]", i), Msg: "is not allowed"}
 	}
 	resp := Denial(batchv1.SchemeGroupVersion.WithKind("Job"), "j", violations)
 	require.False(t, resp.Allowed)

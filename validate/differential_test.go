@@ -8,7 +8,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/utils/clock"
 
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // differentialPolicy answers from the cached engine, and checks on every
@@ -16,14 +16,14 @@ import (
 // decision of a full evaluation without the cache.
 type differentialPolicy struct {
 	t                *testing.T
-	cached, uncached *policies.Engine
+	cached, uncached *engine.Engine
 }
 
-func (d differentialPolicy) Current() *policies.Policy { return d.cached.Current() }
+func (d differentialPolicy) Current() *engine.Policy { return d.cached.Current() }
 
-func (d differentialPolicy) Mutate(ctx context.Context, in policies.Input) (*policies.Mutation, error) {
+func (d differentialPolicy) Mutate(ctx context.Context, in engine.Input) (*engine.Mutation, error) {
 	want, wantErr := d.uncached.Mutate(ctx, in)
-	var got *policies.Mutation
+	var got *engine.Mutation
 	for _, pass := range []string{"first", "second"} {
 		var err error
 		got, err = d.cached.Mutate(ctx, in)
@@ -38,9 +38,9 @@ func (d differentialPolicy) Mutate(ctx context.Context, in policies.Input) (*pol
 	return got, wantErr
 }
 
-func (d differentialPolicy) Validate(ctx context.Context, in policies.Input) (*policies.Validation, error) {
+func (d differentialPolicy) Validate(ctx context.Context, in engine.Input) (*engine.Validation, error) {
 	want, wantErr := d.uncached.Validate(ctx, in)
-	var got *policies.Validation
+	var got *engine.Validation
 	for _, pass := range []string{"first", "second"} {
 		var err error
 		got, err = d.cached.Validate(ctx, in)
@@ -59,9 +59,9 @@ func (d differentialPolicy) Validate(ctx context.Context, in policies.Input) (*p
 // admission chain with the differential policy, and checks the verdicts
 // too.
 func TestAdversarialTableCachedEqualsUncached(t *testing.T) {
-	uncached, err := policies.NewEngine(context.Background(), policies.Options{DisableCache: true})
+	uncached, err := engine.New(context.Background(), engine.Options{DisableCache: true})
 	require.NoError(t, err)
-	cached, err := policies.NewEngine(context.Background(), policies.Options{})
+	cached, err := engine.New(context.Background(), engine.Options{})
 	require.NoError(t, err)
 	table := loadAdversarial(t)
 	for _, group := range []struct {
@@ -92,7 +92,7 @@ func FuzzCachedValidationEqualsUncached(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	uncached, err := policies.NewEngine(context.Background(), policies.Options{DisableCache: true})
+	uncached, err := engine.New(context.Background(), engine.Options{DisableCache: true})
 	require.NoError(f, err)
 	cached := sharedEngine(f)
 	f.Fuzz(func(t *testing.T, object string) {

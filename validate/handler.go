@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -30,8 +31,8 @@ const (
 
 // Policy is the part of the policy engine the handlers use.
 type Policy interface {
-	Current() *policies.Policy
-	Validate(ctx context.Context, in policies.Input) (*policies.Validation, error)
+	Current() *engine.Policy
+	Validate(ctx context.Context, in engine.Input) (*engine.Validation, error)
 }
 
 // Handler validates one kind of object.
@@ -120,7 +121,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 		log.Error(err, "Denying: job-id claims unknown")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not validate this %s, so it is denied: %w", h.Kind.Kind, err))
 	}
-	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Claims: claims, Parsed: parsed})
+	verdict, err := h.Policy.Validate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: nsLabels, Claims: claims, Parsed: parsed})
 	if err != nil {
 		if bad := malformed(); bad != nil {
 			return *bad
@@ -151,7 +152,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) admission.R
 // claims gathers, for a Job or Pod CREATE, the Jobs that already hold its
 // job-id (from a local cache: no network). Nil when there is nothing to
 // gather or no source, which the identity policy treats as unknown.
-func (h *Handler) claims(ctx context.Context, policy *policies.Policy, req admissionv1.AdmissionRequest, meta *metav1.ObjectMeta) (*policies.Claims, error) {
+func (h *Handler) claims(ctx context.Context, policy *engine.Policy, req admissionv1.AdmissionRequest, meta *metav1.ObjectMeta) (*policies.Claims, error) {
 	if (h.Kind.Kind != "Job" && h.Kind.Kind != "Pod") || req.Operation != admissionv1.Create || h.Claims == nil {
 		return nil, nil
 	}
@@ -173,7 +174,7 @@ const maxListedViolations = 64
 // Denial builds one response listing every violation with its field path
 // (the first maxListedViolations, then how many more), as a 422 Invalid
 // status in the style of kubectl's field errors.
-func Denial(gvk schema.GroupVersionKind, name string, violations []policies.Violation) admission.Response {
+func Denial(gvk schema.GroupVersionKind, name string, violations []engine.Violation) admission.Response {
 	listed := violations[:min(len(violations), maxListedViolations)]
 	errs := make(field.ErrorList, 0, len(listed)+1)
 	for _, v := range listed {
@@ -192,13 +193,13 @@ func Denial(gvk schema.GroupVersionKind, name string, violations []policies.Viol
 // object) decode, and returns the object's metadata. On CREATE, an object
 // that parses exactly is returned parsed (for the policy input) and its
 // strict typed decode is left to handle, which skips it when the cached
-// decision vouches for it (see policies.Object.DecodeVouched).
-func (h *Handler) decode(req admissionv1.AdmissionRequest) (*metav1.ObjectMeta, *policies.Object, error) {
+// decision vouches for it (see engine.Object.DecodeVouched).
+func (h *Handler) decode(req admissionv1.AdmissionRequest) (*metav1.ObjectMeta, *engine.Object, error) {
 	if req.Kind.Group != h.Kind.Group || req.Kind.Version != h.Kind.Version || req.Kind.Kind != h.Kind.Kind {
 		return nil, nil, fmt.Errorf("expected a %s, got %q", h.Kind.String(), req.Kind.String())
 	}
 	if req.Operation == admissionv1.Create {
-		if parsed, err := policies.ParseObject(req.Object.Raw); err == nil && parsed.Exact() {
+		if parsed, err := engine.ParseObject(req.Object.Raw); err == nil && parsed.Exact() {
 			name, generateName, labels := parsed.Meta()
 			return &metav1.ObjectMeta{Name: name, GenerateName: generateName, Labels: labels}, parsed, nil
 		}
@@ -240,7 +241,7 @@ func (h *Handler) decodeRaw(raw []byte, what string) (*metav1.ObjectMeta, error)
 
 // wasSelected reports whether the old object of an UPDATE carried the
 // selector label: removing the label is itself a violation to evaluate.
-func (h *Handler) wasSelected(policy *policies.Policy, req admissionv1.AdmissionRequest) bool {
+func (h *Handler) wasSelected(policy *engine.Policy, req admissionv1.AdmissionRequest) bool {
 	old, err := h.decodeRaw(req.OldObject.Raw, "oldObject")
 	return err == nil && webhook.Selected(policy, old.Labels)
 }

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 const (
@@ -46,7 +46,7 @@ func managed(context.Context, string) (map[string]string, error) {
 }
 
 func TestHandlerDecisions(t *testing.T) {
-	engine := sharedEngine(t)
+	eng := sharedEngine(t)
 	tests := []struct {
 		name        string
 		handler     *Handler
@@ -55,41 +55,41 @@ func TestHandlerDecisions(t *testing.T) {
 		code        int32
 		msgContains []string
 	}{
-		{name: "privileged labelled pod is denied with its field", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "privileged labelled pod is denied with its field", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, privilegedPod, ""), code: 422,
 			msgContains: []string{`Pod "p" is invalid`, "spec.containers[0].securityContext.privileged: Forbidden"}},
-		{name: "unlabelled pod outside managed namespaces is not evaluated", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "unlabelled pod outside managed namespaces is not evaluated", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, plainPod, ""), allowed: true},
-		{name: "unlabelled pod in a managed namespace is denied", handler: NewPodHandler(engine, managed, clock.RealClock{}),
+		{name: "unlabelled pod in a managed namespace is denied", handler: NewPodHandler(eng, managed, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, plainPod, ""), code: 422, msgContains: []string{"metadata.labels[app]"}},
-		{name: "removing the label on update is evaluated", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "removing the label on update is evaluated", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Update, plainPod, privilegedPod), code: 422, msgContains: []string{"metadata.labels[app]"}},
-		{name: "delete is allowed", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "delete is allowed", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Delete, "", ""), allowed: true},
-		{name: "unknown operation", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "unknown operation", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest("SHRED", privilegedPod, ""), code: http.StatusBadRequest, msgContains: []string{"unsupported operation"}},
-		{name: "missing object", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "missing object", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, "", ""), code: http.StatusBadRequest, msgContains: []string{"no object"}},
-		{name: "update without old object", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "update without old object", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Update, privilegedPod, ""), code: http.StatusBadRequest, msgContains: []string{"no oldObject"}},
-		{name: "malformed object", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "malformed object", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, `{"spec":{"containers":7}}`, ""), code: http.StatusBadRequest, msgContains: []string{"not a decodable /v1, Kind=Pod"}},
-		{name: "wrong kind", handler: NewJobHandler(engine, noLabels, clock.RealClock{}),
+		{name: "wrong kind", handler: NewJobHandler(eng, noLabels, clock.RealClock{}),
 			req: podRequest(admissionv1.Create, privilegedPod, ""), code: http.StatusBadRequest, msgContains: []string{"expected a batch/v1, Kind=Job"}},
 		// A request whose object is not what its kind says is malformed.
-		{name: "a Job sent as a Pod", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "a Job sent as a Pod", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req:  podRequest(admissionv1.Create, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`, ""),
 			code: http.StatusBadRequest, msgContains: []string{`the object is not a decodable /v1, Kind=Pod: its apiVersion "batch/v1" and kind "Job" are not the request's v1 Pod`}},
-		{name: "a Job relabelled as a Pod", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "a Job relabelled as a Pod", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req:  podRequest(admissionv1.Create, `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j","labels":{"app":"flowforge"}},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"i"}]}}}}`, ""),
 			code: http.StatusBadRequest, msgContains: []string{`unknown field "spec.template"`}},
-		{name: "an old object of another kind", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "an old object of another kind", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req:  podRequest(admissionv1.Update, privilegedPod, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"p"}}`),
 			code: http.StatusBadRequest, msgContains: []string{"the oldObject is not a decodable /v1, Kind=Pod"}},
-		{name: "an unlabelled object of another kind is refused too", handler: NewPodHandler(engine, noLabels, clock.RealClock{}),
+		{name: "an unlabelled object of another kind is refused too", handler: NewPodHandler(eng, noLabels, clock.RealClock{}),
 			req:  podRequest(admissionv1.Create, `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}`, ""),
 			code: http.StatusBadRequest, msgContains: []string{`its apiVersion "" and kind ""`}},
-		{name: "namespace lookup fails closed", handler: NewPodHandler(engine, func(context.Context, string) (map[string]string, error) {
+		{name: "namespace lookup fails closed", handler: NewPodHandler(eng, func(context.Context, string) (map[string]string, error) {
 			return nil, errors.New("cache gone")
 		}, clock.RealClock{}), req: podRequest(admissionv1.Create, privilegedPod, ""), code: http.StatusInternalServerError, msgContains: []string{"so it is denied", "cache gone"}},
 	}
@@ -108,9 +108,9 @@ func TestHandlerDecisions(t *testing.T) {
 	}
 }
 
-type brokenPolicy struct{ *policies.Engine }
+type brokenPolicy struct{ *engine.Engine }
 
-func (brokenPolicy) Validate(context.Context, policies.Input) (*policies.Validation, error) {
+func (brokenPolicy) Validate(context.Context, engine.Input) (*engine.Validation, error) {
 	return nil, errors.New("eval timeout")
 }
 
@@ -135,7 +135,7 @@ func TestDryRunIsNotCounted(t *testing.T) {
 }
 
 func TestDenialListsEveryViolation(t *testing.T) {
-	resp := Denial(NewJobHandler(nil, nil, nil).Kind, "j", []policies.Violation{
+	resp := Denial(NewJobHandler(nil, nil, nil).Kind, "j", []engine.Violation{
 		{Field: "spec.a", Msg: "first"}, {Field: "spec.b", Msg: "second"},
 	})
 	assert.False(t, resp.Allowed)

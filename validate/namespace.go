@@ -19,7 +19,7 @@ import (
 	kjson "sigs.k8s.io/json"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/webhook"
 )
 
@@ -79,7 +79,7 @@ func (h *NamespaceHandler) handle(ctx context.Context, req admission.Request) ad
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("namespace", ns.Name, "user", req.UserInfo.Username, "dryRun", isDryRun(req))
 	// The namespace's own labels are the namespace labels of this request.
-	verdict, err := h.Policy.Validate(ctx, policies.Input{Request: &req.AdmissionRequest, NamespaceLabels: ns.Labels})
+	verdict, err := h.Policy.Validate(ctx, engine.Input{Request: &req.AdmissionRequest, NamespaceLabels: ns.Labels})
 	if err != nil {
 		log.Error(err, "Denying: policy evaluation failed")
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("FlowForge could not check this change to namespace %q's labels, so it is denied: %w", ns.Name, err))
@@ -101,7 +101,7 @@ func (h *NamespaceHandler) handle(ctx context.Context, req admission.Request) ad
 // NamespaceDenial builds a 403 Forbidden response naming every refused
 // key, each also as a cause with its field path: who may change a label is
 // a question of permission, not of a valid object.
-func NamespaceDenial(name string, violations []policies.Violation) admission.Response {
+func NamespaceDenial(name string, violations []engine.Violation) admission.Response {
 	msgs := make([]string, 0, len(violations))
 	causes := make([]metav1.StatusCause, 0, len(violations))
 	for _, v := range violations {

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 // NamespaceLabels returns the labels of a namespace. Handlers call it with
@@ -42,14 +42,14 @@ func ClientNamespaceLabels(cached, live client.Reader) NamespaceLabels {
 }
 
 // Selected reports whether labels carry the policy's selector label.
-func Selected(p *policies.Policy, labels map[string]string) bool {
+func Selected(p *engine.Policy, labels map[string]string) bool {
 	key, _ := p.Config("selector", "label").(string)
 	value, _ := p.Config("selector", "value").(string)
 	return key != "" && labels[key] == value
 }
 
 // ManagedNamespace reports whether namespace labels mark a FlowForge namespace.
-func ManagedNamespace(p *policies.Policy, labels map[string]string) bool {
+func ManagedNamespace(p *engine.Policy, labels map[string]string) bool {
 	key, _ := p.Config("managedNamespaceLabel", "key").(string)
 	value, _ := p.Config("managedNamespaceLabel", "value").(string)
 	return key != "" && labels[key] == value

@@ -21,11 +21,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/internal/metrics"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
-var loadEngine = sync.OnceValues(func() (*policies.Engine, error) {
-	return policies.NewEngine(context.Background(), policies.Options{})
+var loadEngine = sync.OnceValues(func() (*engine.Engine, error) {
+	return engine.New(context.Background(), engine.Options{})
 })
 
 func TestNamespaceLabelsFromAClient(t *testing.T) {

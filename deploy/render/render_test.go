@@ -15,6 +15,7 @@ import (
 
 	"github.com/flowforge/flowforge/internal/images"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 const (
@@ -127,7 +128,7 @@ func TestThePolicyConfigMapHoldsEveryPolicyAndIsMountedInBoth(t *testing.T) {
 
 // servedPolicy loads the policies of an overlay's ConfigMap as the
 // programs do from its mount.
-func servedPolicy(t *testing.T, overlay string) *policies.Policy {
+func servedPolicy(t *testing.T, overlay string) *engine.Policy {
 	t.Helper()
 	cm := one(t, objects(t, overlay), "ConfigMap", "flowforge-policies-")
 	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
@@ -135,7 +136,7 @@ func servedPolicy(t *testing.T, overlay string) *policies.Policy {
 	for k, v := range data {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644))
 	}
-	p, err := policies.Load(t.Context(), os.DirFS(dir))
+	p, err := engine.Load(t.Context(), os.DirFS(dir))
 	require.NoError(t, err, overlay)
 	return p
 }

@@ -106,3 +106,22 @@ func TestCLILinksNoDatabaseDriver(t *testing.T) {
 		assert.Falsef(t, strings.HasPrefix(dep, module+"/history/store"), "the CLI links the history store")
 	}
 }
+
+// TestOnlyTheWebhookAndTheCLILinkOPA: the controller reads the policy's
+// settings (policies.ConfigSource) and never evaluates Rego, so it must not
+// link the engine or OPA; they add about 13 MB to what its binary maps.
+func TestOnlyTheWebhookAndTheCLILinkOPA(t *testing.T) {
+	for cmd, wantOPA := range map[string]bool{"flowforge-controller": false, "flowforge-webhook": true, "flowforge": true} {
+		c := exec.Command("go", "list", "-deps", "./cmd/"+cmd)
+		c.Dir = "../.."
+		out, err := c.Output()
+		require.NoError(t, err)
+		linked := false
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "github.com/open-policy-agent/opa") || dep == module+"/policies/engine" {
+				linked = true
+			}
+		}
+		assert.Equalf(t, wantOPA, linked, "%s links the policy engine and OPA", cmd)
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/validate"
 )
 
@@ -74,18 +75,18 @@ unless --as says otherwise, and no other Job holds its job-id.`,
 }
 
 func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namespace string, nsLabels map[string]string, user authenticationv1.UserInfo) error {
-	engine, err := policies.NewEngine(ctx, policies.Options{Dir: policyDir})
+	eng, err := engine.New(ctx, engine.Options{Dir: policyDir})
 	if err != nil {
 		return err
 	}
 	labels := func(context.Context, string) (map[string]string, error) { return nsLabels, nil }
 	if user.Username == "" {
-		user.Username = owner(engine.Current(), job)
+		user.Username = owner(eng.Current(), job)
 	}
-	validator := validate.NewJobHandler(engine, labels, clock.RealClock{})
+	validator := validate.NewJobHandler(eng, labels, clock.RealClock{})
 	// Offline, nobody else holds the Job's job-id.
 	validator.Claims = func(context.Context, string, string) ([]policies.ClaimHolder, error) { return nil, nil }
-	hardened, resp, verdict, err := validate.Review(ctx, &mutate.Handler{Policy: engine, Namespaces: labels, Clock: clock.RealClock{}}, validator, namespace, job, user)
+	hardened, resp, verdict, err := validate.Review(ctx, &mutate.Handler{Policy: eng, Namespaces: labels, Clock: clock.RealClock{}}, validator, namespace, job, user)
 	if err != nil {
 		return withCode(ExitDenied, err)
 	}
@@ -113,16 +114,16 @@ func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namesp
 		if verdict.Result != nil {
 			msg = verdict.Result.Message
 		}
-		fmt.Fprintf(o.streams.Err, "Denied (policy %s): %s\n", engine.Current().Revision, msg)
+		fmt.Fprintf(o.streams.Err, "Denied (policy %s): %s\n", eng.Current().Revision, msg)
 		return withCode(ExitDenied, nil)
 	}
-	fmt.Fprintf(o.streams.Err, "Admitted (policy %s; the webhook's patch has %d operations)\n", engine.Current().Revision, len(resp.Patches))
+	fmt.Fprintf(o.streams.Err, "Admitted (policy %s; the webhook's patch has %d operations)\n", eng.Current().Revision, len(resp.Patches))
 	return nil
 }
 
 // owner is the username a Job's user-id label names, which for a
 // label-safe username is the username itself.
-func owner(p *policies.Policy, job []byte) string {
+func owner(p *engine.Policy, job []byte) string {
 	label, _ := p.Config("identity", "userIDLabel").(string)
 	var obj struct {
 		Metadata metav1.ObjectMeta `json:"metadata"`
@@ -155,7 +156,7 @@ func newPolicyTestCommand(o *options) *cobra.Command {
 			}
 			structured := o.output == "json" || o.output == "yaml"
 			report := policyTestReport{Source: source, Tests: []policyTestResult{}}
-			passed, err := policies.RunTests(cmd.Context(), b, func(r *tester.Result) {
+			passed, err := engine.RunTests(cmd.Context(), b, func(r *tester.Result) {
 				status := "PASS"
 				if r.Fail || r.Error != nil {
 					status = "FAIL"

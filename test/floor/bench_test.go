@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/validate"
 )
@@ -33,13 +34,13 @@ import (
 func BenchmarkHandlers(b *testing.B) {
 	const n = 128
 	ctx := context.Background()
-	engine, err := policies.NewEngine(ctx, policies.Options{})
+	eng, err := engine.New(ctx, engine.Options{})
 	require.NoError(b, err)
 	ns := func(context.Context, string) (map[string]string, error) {
 		return map[string]string{"flowforge.io/managed": "true", "kubernetes.io/metadata.name": "agents"}, nil
 	}
-	mutator := &mutate.Handler{Policy: engine, Namespaces: ns, Clock: clock.RealClock{}}
-	validator := validate.NewJobHandler(engine, ns, clock.RealClock{})
+	mutator := &mutate.Handler{Policy: eng, Namespaces: ns, Clock: clock.RealClock{}}
+	validator := validate.NewJobHandler(eng, ns, clock.RealClock{})
 	validator.Claims = func(context.Context, string, string) ([]policies.ClaimHolder, error) { return nil, nil }
 	r, err := templates.NewRenderer(templates.RendererOptions{})
 	require.NoError(b, err)
@@ -86,7 +87,7 @@ func BenchmarkHandlers(b *testing.B) {
 			i++
 		}
 		b.ReportMetric(float64(cpuTime()-cpu)/float64(i), "cpu-ns/op")
-		st := engine.CacheStats()
+		st := eng.CacheStats()
 		b.ReportMetric(st["mutate"].HitRate(), "mutate-hit-rate")
 		b.ReportMetric(st["validate"].HitRate(), "validate-hit-rate")
 	})

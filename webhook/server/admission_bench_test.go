@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/templates"
 	"github.com/flowforge/flowforge/test/floor"
 	"github.com/flowforge/flowforge/test/worstcase"
@@ -25,15 +26,15 @@ import (
 
 // admissionStack serves the Job webhooks as Run does (guard with the
 // policy's limits, controller-runtime webhook, FlowForge's handlers) with
-// the given engine, and the pure-Go floor beside them.
-func admissionStack(tb testing.TB, engine *policies.Engine) http.Handler {
+// the given eng, and the pure-Go floor beside them.
+func admissionStack(tb testing.TB, eng *engine.Engine) http.Handler {
 	tb.Helper()
 	ns := func(context.Context, string) (map[string]string, error) {
 		return map[string]string{"flowforge.io/managed": "true", "kubernetes.io/metadata.name": "agents"}, nil
 	}
-	handlers := Handlers(engine, ns, clock.RealClock{})
+	handlers := Handlers(eng, ns, clock.RealClock{})
 	WithClaims(handlers, func(context.Context, string, string) ([]policies.ClaimHolder, error) { return nil, nil })
-	opts := webhook.GuardOptions{Path: "bench", Limits: func() policies.Limits { return engine.Current().Limits() }}
+	opts := webhook.GuardOptions{Path: "bench", Limits: func() policies.Limits { return eng.Current().Limits() }}
 	m := http.NewServeMux()
 	for _, path := range []string{mutate.Path, validate.JobPath} {
 		m.Handle(path, webhook.NewGuard(opts, &admission.Webhook{Handler: handlers[path]}))
@@ -80,7 +81,7 @@ func benchJobs(tb testing.TB, kind string, n int) [][]byte {
 func BenchmarkAdmission(b *testing.B) {
 	const n = 2048
 	ctx := context.Background()
-	uncached, err := policies.NewEngine(ctx, policies.Options{DisableCache: true})
+	uncached, err := engine.New(ctx, engine.Options{DisableCache: true})
 	require.NoError(b, err)
 	for _, kind := range []string{"templated", "bare"} {
 		jobs := benchJobs(b, kind, n)
@@ -99,9 +100,9 @@ func BenchmarkAdmission(b *testing.B) {
 		for _, stream := range []string{"distinct", "same"} {
 			for _, cache := range []bool{true, false} {
 				b.Run(fmt.Sprintf("%s/%s/cache=%v", kind, stream, cache), func(b *testing.B) {
-					engine, err := policies.NewEngine(ctx, policies.Options{DisableCache: !cache})
+					eng, err := engine.New(ctx, engine.Options{DisableCache: !cache})
 					require.NoError(b, err)
-					m := admissionStack(b, engine)
+					m := admissionStack(b, eng)
 					b.ReportAllocs()
 					cpu := cpuTime()
 					i := 0
@@ -115,7 +116,7 @@ func BenchmarkAdmission(b *testing.B) {
 						serve(b, m, validate.JobPath, validateBodies[j])
 					}
 					b.ReportMetric(float64(cpuTime()-cpu)/float64(i), "cpu-ns/op")
-					st := engine.CacheStats()
+					st := eng.CacheStats()
 					b.ReportMetric(st["mutate"].HitRate(), "mutate-hit-rate")
 					b.ReportMetric(st["validate"].HitRate(), "validate-hit-rate")
 				})

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 type fakeServer struct{ err error }
@@ -32,9 +33,9 @@ func (f fakeCache) WaitForCacheSync(context.Context) bool { return f.synced }
 func TestReadyzShowsThePolicyAndRefusedReloads(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.CopyFS(dir, policies.Embedded()))
-	engine, err := policies.NewEngine(context.Background(), policies.Options{Dir: dir, Log: logr.Discard()})
+	eng, err := engine.New(context.Background(), engine.Options{Dir: dir, Log: logr.Discard()})
 	require.NoError(t, err)
-	p := &probeServer{engine: engine, server: fakeServer{}, cache: fakeCache{synced: true}}
+	p := &probeServer{eng: eng, server: fakeServer{}, cache: fakeCache{synced: true}}
 
 	get := func(h http.HandlerFunc, url string) (int, string) {
 		rec := httptest.NewRecorder()
@@ -46,11 +47,11 @@ func TestReadyzShowsThePolicyAndRefusedReloads(t *testing.T) {
 	assert.Equal(t, "ok", body)
 	code, body = get(p.readyz, "/readyz?verbose")
 	assert.Equal(t, http.StatusOK, code)
-	assert.Contains(t, body, "[+]policy ok: revision "+engine.Current().Revision)
+	assert.Contains(t, body, "[+]policy ok: revision "+eng.Current().Revision)
 	assert.Contains(t, body, "readyz check passed")
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "broken.rego"), []byte("package x\nbroken := {"), 0o644))
-	require.Error(t, engine.Reload(context.Background()))
+	require.Error(t, eng.Reload(context.Background()))
 	code, body = get(p.readyz, "/readyz?verbose")
 	assert.Equal(t, http.StatusOK, code, "the previous policy keeps serving, so the server stays ready")
 	assert.Contains(t, body, "last reload refused at")

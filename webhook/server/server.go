@@ -33,6 +33,7 @@ import (
 	"github.com/flowforge/flowforge/internal/metrics"
 	"github.com/flowforge/flowforge/mutate"
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/validate"
 	"github.com/flowforge/flowforge/webhook"
 )
@@ -95,19 +96,19 @@ func inFlight(opts Options) *webhook.InFlight {
 }
 
 // Handlers returns FlowForge's admission handlers by path.
-func Handlers(engine *policies.Engine, namespaces webhook.NamespaceLabels, clk clock.PassiveClock) map[string]admission.Handler {
+func Handlers(eng *engine.Engine, namespaces webhook.NamespaceLabels, clk clock.PassiveClock) map[string]admission.Handler {
 	return map[string]admission.Handler{
-		mutate.Path:      &mutate.Handler{Policy: engine, Namespaces: namespaces, Clock: clk},
-		validate.JobPath: validate.NewJobHandler(engine, namespaces, clk),
-		validate.PodPath: validate.NewPodHandler(engine, namespaces, clk),
+		mutate.Path:      &mutate.Handler{Policy: eng, Namespaces: namespaces, Clock: clk},
+		validate.JobPath: validate.NewJobHandler(eng, namespaces, clk),
+		validate.PodPath: validate.NewPodHandler(eng, namespaces, clk),
 		// The namespace-label guard (validate/namespace-labels).
-		validate.NamespacePath: validate.NewNamespaceHandler(engine, clk),
+		validate.NamespacePath: validate.NewNamespaceHandler(eng, clk),
 		// Labelled Pods that no hardened Job created (mutate/pod-lifecycle),
 		// interactive access (validate/interactive-access; the pod lookup is
 		// set by WithPods) and CronJobs (validate/cronjob).
-		mutate.PodPath:       &mutate.PodHandler{Policy: engine, Namespaces: namespaces, Clock: clk},
-		validate.ConnectPath: &validate.ConnectHandler{Policy: engine, Namespaces: namespaces, Clock: clk},
-		validate.CronJobPath: &validate.CronJobHandler{Policy: engine, Namespaces: namespaces, Clock: clk},
+		mutate.PodPath:       &mutate.PodHandler{Policy: eng, Namespaces: namespaces, Clock: clk},
+		validate.ConnectPath: &validate.ConnectHandler{Policy: eng, Namespaces: namespaces, Clock: clk},
+		validate.CronJobPath: &validate.CronJobHandler{Policy: eng, Namespaces: namespaces, Clock: clk},
 	}
 }
 
@@ -138,7 +139,7 @@ func claimNamespace(opts Options) string {
 
 // jobSelector selects the Jobs the policy selects (data.yaml selector),
 // as read at start: a change of the selector label needs a restart.
-func jobSelector(p *policies.Policy) labels.Selector {
+func jobSelector(p *engine.Policy) labels.Selector {
 	key, _ := p.Config("selector", "label").(string)
 	value, _ := p.Config("selector", "value").(string)
 	if key == "" {
@@ -150,7 +151,7 @@ func jobSelector(p *policies.Policy) labels.Selector {
 // Run starts the webhook server and blocks until ctx ends. It fails if the
 // initial policy is refused.
 func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) error {
-	engine, err := policies.NewEngine(ctx, policies.Options{
+	eng, err := engine.New(ctx, engine.Options{
 		Dir:      opts.PolicyDir,
 		Log:      log.WithName("policy"),
 		Recorder: metrics.PolicyRecorder{},
@@ -206,7 +207,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			// policy, labelled Jobs' metadata (a metadata-only watch).
 			ByObject: serving.withSecret(map[client.Object]cache.ByObject{
 				&corev1.Namespace{}:   {},
-				webhook.JobMetadata(): {Label: jobSelector(engine.Current())},
+				webhook.JobMetadata(): {Label: jobSelector(eng.Current())},
 				webhook.ClaimMetadata(): {
 					Namespaces: map[string]cache.Config{claimNamespace(opts): {}},
 					Label:      claimSelector,
@@ -227,7 +228,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	}
 	// Labelled Jobs' metadata, indexed by namespace and job-id: who holds a
 	// job-id (the identity policy's claims).
-	jobIDLabel, _ := engine.Current().Config("identity", "jobIDLabel").(string)
+	jobIDLabel, _ := eng.Current().Config("identity", "jobIDLabel").(string)
 	if err := mgr.GetCache().IndexField(ctx, webhook.JobMetadata(), webhook.JobIDIndex, webhook.IndexJobID(jobIDLabel)); err != nil {
 		return fmt.Errorf("index Jobs by job-id: %w", err)
 	}
@@ -247,7 +248,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 			return err
 		}
 	}
-	handlers := Handlers(engine, webhook.ClientNamespaceLabels(mgr.GetCache(), mgr.GetAPIReader()), clock.RealClock{})
+	handlers := Handlers(eng, webhook.ClientNamespaceLabels(mgr.GetCache(), mgr.GetAPIReader()), clock.RealClock{})
 	WithClaims(handlers, webhook.CachedJobIDClaims(mgr.GetCache(), claimNamespace(opts)))
 	// Uncached: a pod's labels as they are now (validate.ClientPodMetadata).
 	WithPods(handlers, validate.ClientPodMetadata(mgr.GetAPIReader()))
@@ -255,21 +256,21 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, log logr.Logger) e
 	// object is checked against the served policy's limits before any
 	// decoding or evaluation (webhook.NewGuard).
 	inFlight := inFlight(opts)
-	limits := func() policies.Limits { return engine.Current().Limits() }
+	limits := func() policies.Limits { return eng.Current().Limits() }
 	for path, h := range handlers {
 		server.Register(path, webhook.NewGuard(webhook.GuardOptions{InFlight: inFlight, Limits: limits, Path: path},
 			&admission.Webhook{Handler: h, LogConstructor: logConstructor(log)}))
 	}
-	if err := mgr.Add(manager.RunnableFunc(engine.Watch)); err != nil {
+	if err := mgr.Add(manager.RunnableFunc(eng.Watch)); err != nil {
 		return fmt.Errorf("add policy watcher: %w", err)
 	}
-	probes := &probeServer{engine: engine, server: server, cache: mgr.GetCache(), profiling: opts.Profiling, cert: serving.readyCheck()}
+	probes := &probeServer{eng: eng, server: server, cache: mgr.GetCache(), profiling: opts.Profiling, cert: serving.readyCheck()}
 	if opts.ProbeAddr != "" && opts.ProbeAddr != "0" {
 		if err := mgr.Add(probes.runnable(opts.ProbeAddr, log)); err != nil {
 			return fmt.Errorf("add probe server: %w", err)
 		}
 	}
-	log.Info("Starting FlowForge webhook server", "port", opts.Port, "inFlightBytes", inFlight.Cap(), "certDir", opts.CertDir, "policy", engine.Status().Source, "revision", engine.Status().Revision,
+	log.Info("Starting FlowForge webhook server", "port", opts.Port, "inFlightBytes", inFlight.Cap(), "certDir", opts.CertDir, "policy", eng.Status().Source, "revision", eng.Status().Revision,
 		"drainDelay", drain.opts.Delay, "shutdownTimeout", drain.opts.ShutdownTimeout)
 	return runDraining(ctx, drain, mgr.Start)
 }
@@ -309,7 +310,7 @@ func logConstructor(base logr.Logger) func(logr.Logger, *admission.Request) logr
 // policy keeps serving.
 type probeServer struct {
 	profiling bool
-	engine    *policies.Engine
+	eng    *engine.Engine
 	server    interface{ StartedChecker() healthz.Checker }
 	cache     interface {
 		WaitForCacheSync(ctx context.Context) bool
@@ -356,7 +357,7 @@ type check struct {
 }
 
 func (p *probeServer) checks(r *http.Request) []check {
-	st := p.engine.Status()
+	st := p.eng.Status()
 	detail := fmt.Sprintf("revision %s from %s, %d tests passed, loaded %s", st.Revision, st.Source, st.Tests, st.LoadedAt.UTC().Format(time.RFC3339))
 	if st.LastError != "" {
 		detail += fmt.Sprintf("; last reload refused at %s: %s", st.LastErrorAt.UTC().Format(time.RFC3339), st.LastError)
@@ -412,5 +413,5 @@ func (p *probeServer) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (p *probeServer) policyStatus(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(p.engine.Status())
+	_ = json.NewEncoder(w).Encode(p.eng.Status())
 }

@@ -19,23 +19,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/flowforge/flowforge/mutate"
-	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/validate"
 	"github.com/flowforge/flowforge/webhook"
 )
 
-var loadEngine = sync.OnceValues(func() (*policies.Engine, error) {
-	return policies.NewEngine(context.Background(), policies.Options{})
+var loadEngine = sync.OnceValues(func() (*engine.Engine, error) {
+	return engine.New(context.Background(), engine.Options{})
 })
 
 // mux serves the three handlers as the server does.
 func mux(t testing.TB) *http.ServeMux {
 	t.Helper()
-	engine, err := loadEngine()
+	eng, err := loadEngine()
 	require.NoError(t, err)
 	m := http.NewServeMux()
 	ns := func(context.Context, string) (map[string]string, error) { return nil, nil }
-	for path, h := range Handlers(engine, ns, clock.RealClock{}) {
+	for path, h := range Handlers(eng, ns, clock.RealClock{}) {
 		m.Handle(path, webhook.Guard(webhook.DefaultMaxRequestBytes, &admission.Webhook{Handler: h}))
 	}
 	return m

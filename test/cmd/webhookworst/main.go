@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/test/worstcase"
 )
 
@@ -71,7 +72,7 @@ func run(url, caFile string, pid, concurrency, rounds int) error {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: concurrency,
 	}}
-	policy, err := policies.Load(context.Background(), policies.Embedded())
+	policy, err := engine.Load(context.Background(), policies.Embedded())
 	if err != nil {
 		return err
 	}

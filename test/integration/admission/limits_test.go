@@ -14,11 +14,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flowforge/flowforge/policies"
+	"github.com/flowforge/flowforge/policies/engine"
 )
 
 func servedLimits(t *testing.T) policies.Limits {
 	t.Helper()
-	p, err := policies.Load(context.Background(), policies.Embedded())
+	p, err := engine.Load(context.Background(), policies.Embedded())
 	require.NoError(t, err)
 	return p.Limits()
 }

@@ -1,37 +1,18 @@
-package policies
+package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/flowforge/flowforge/policies"
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 )
-
-// reloadDebounce lets a burst of file events (an editor's save, a
-// ConfigMap's symlink swap) settle into one reload.
-const reloadDebounce = 250 * time.Millisecond
-
-// Recorder receives the engine's measurements; see internal/metrics.
-type Recorder interface {
-	PolicyReload(success bool)
-	PolicyEval(query string, d time.Duration)
-	PolicyRevision(revision string)
-}
-
-type nopRecorder struct{}
-
-func (nopRecorder) PolicyReload(bool)                {}
-func (nopRecorder) PolicyEval(string, time.Duration) {}
-func (nopRecorder) PolicyRevision(string)            {}
 
 // CacheRecorder, if the Recorder implements it, receives the decision
 // cache's lookups (hit, miss or uncached, see Lookup) and its size after
@@ -46,22 +27,11 @@ type Options struct {
 	// the embedded policies.
 	Dir      string
 	Log      logr.Logger
-	Recorder Recorder
+	Recorder policies.Recorder
 	Clock    clock.PassiveClock
 	// DisableCache evaluates every request in full, bypassing the
 	// decision cache (for differential tests and measurements).
 	DisableCache bool
-}
-
-// Status describes what the engine serves, for readiness details.
-type Status struct {
-	Source      string    `json:"source"`
-	Revision    string    `json:"revision"`
-	Tests       int       `json:"tests"`
-	LoadedAt    time.Time `json:"loadedAt"`
-	Reloads     int       `json:"reloads"`
-	LastError   string    `json:"lastError,omitempty"`
-	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // Engine serves the current policy and replaces it when its directory
@@ -71,7 +41,7 @@ type Engine struct {
 	current atomic.Pointer[Policy]
 
 	mu     sync.Mutex
-	status Status
+	status policies.Status
 	// served and previous are the files (see filesDigest) of the policy
 	// serving and of the one it replaced, which is kept so that undoing an
 	// edit re-installs it at once: a rollback is the reload that must not
@@ -85,11 +55,11 @@ type Engine struct {
 	watching chan struct{}
 }
 
-// NewEngine loads the initial policy. It fails if that policy is refused:
+// New loads the initial policy. It fails if that policy is refused:
 // a webhook must not start without a policy it trusts.
-func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
+func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Recorder == nil {
-		opts.Recorder = nopRecorder{}
+		opts.Recorder = policies.NopRecorder{}
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -111,7 +81,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 
 func (e *Engine) fs() fs.FS {
 	if e.opts.Dir == "" {
-		return Embedded()
+		return policies.Embedded()
 	}
 	return os.DirFS(e.opts.Dir)
 }
@@ -120,7 +90,7 @@ func (e *Engine) fs() fs.FS {
 func (e *Engine) Current() *Policy { return e.current.Load() }
 
 // Status returns a snapshot of the engine's state.
-func (e *Engine) Status() Status {
+func (e *Engine) Status() policies.Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.status
@@ -243,65 +213,7 @@ func (e *Engine) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	return watchDir(ctx, e.opts.Dir, e.opts.Log, e.watching, func() {
+	return policies.WatchDir(ctx, e.opts.Dir, e.opts.Log, e.watching, func() {
 		_ = e.Reload(ctx) // a refusal is logged and reported by Reload
-	})
-}
-
-// watchDir calls reload, debounced, whenever a file under dir changes,
-// until ctx ends; it closes watching once the watches are set up.
-func watchDir(ctx context.Context, dir string, log logr.Logger, watching chan struct{}, reload func()) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch policies: %w", err)
-	}
-	defer w.Close() //nolint:errcheck // nothing to do on a failed close
-	if err := watchTree(w, dir); err != nil {
-		return err
-	}
-	close(watching)
-	var pending <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("watch policies: watcher closed")
-			}
-			if ev.Has(fsnotify.Create) {
-				_ = watchTree(w, ev.Name) // new subdirectories are watched too
-			}
-			pending = time.After(reloadDebounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("watch policies: watcher closed")
-			}
-			log.Error(err, "Policy watch error")
-		case <-pending:
-			pending = nil
-			reload()
-		}
-	}
-}
-
-// watchTree adds root and every directory below it to the watcher.
-func watchTree(w *fsnotify.Watcher, root string) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			if d.Type()&fs.ModeSymlink != 0 {
-				if info, statErr := os.Stat(path); statErr == nil && info.IsDir() {
-					return w.Add(path)
-				}
-			}
-			return nil
-		}
-		if err := w.Add(path); err != nil {
-			return fmt.Errorf("watch %s: %w", path, err)
-		}
-		return nil
 	})
 }

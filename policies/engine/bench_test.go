@@ -1,4 +1,4 @@
-package policies
+package engine
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func benchInput(b *testing.B) Input {
 // to compare a policy change.
 func benchEngine(b *testing.B) *Engine {
 	b.Helper()
-	e, err := NewEngine(context.Background(), Options{Dir: os.Getenv("FLOWFORGE_BENCH_POLICY_DIR")})
+	e, err := New(context.Background(), Options{Dir: os.Getenv("FLOWFORGE_BENCH_POLICY_DIR")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func BenchmarkDecide(b *testing.B) {
 	for _, stream := range []string{"distinct", "same"} {
 		for _, cache := range []bool{true, false} {
 			b.Run(fmt.Sprintf("%s/cache=%v", stream, cache), func(b *testing.B) {
-				e, err := NewEngine(context.Background(), Options{Dir: os.Getenv("FLOWFORGE_BENCH_POLICY_DIR"), DisableCache: !cache})
+				e, err := New(context.Background(), Options{Dir: os.Getenv("FLOWFORGE_BENCH_POLICY_DIR"), DisableCache: !cache})
 				if err != nil {
 					b.Fatal(err)
 				}

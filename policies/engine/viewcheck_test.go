@@ -1,10 +1,12 @@
-package policies
+package engine
 
 import (
 	"context"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/flowforge/flowforge/policies"
 
 	"github.com/open-policy-agent/opa/ast"
 	"github.com/stretchr/testify/assert"
@@ -48,7 +50,7 @@ test_forbidden_mode_denied if {
 
 func TestMaskedValueThatDecidesIsRefusedAtLoad(t *testing.T) {
 	dir := t.TempDir()
-	require.NoError(t, os.CopyFS(dir, Embedded()))
+	require.NoError(t, os.CopyFS(dir, policies.Embedded()))
 	writePolicy(t, dir, map[string]string{
 		"validate/forbidden-mode/forbidden-mode.rego":      forbiddenModeRule,
 		"validate/forbidden-mode/forbidden-mode_test.rego": forbiddenModeTest,
@@ -75,7 +77,7 @@ func TestMaskedValueThatDecidesIsRefusedAtLoad(t *testing.T) {
 }
 
 func TestEmbeddedPolicyMasksPassTheirCheck(t *testing.T) {
-	p, err := Load(context.Background(), Embedded())
+	p, err := Load(context.Background(), policies.Embedded())
 	require.NoError(t, err)
 	require.NotNil(t, p.mutateQ.masks, "the embedded policy masks identity values")
 	inputs := policyTestInputs(t)
@@ -109,15 +111,15 @@ func astObject(t *testing.T, s string) ast.Object {
 }
 
 func TestSameFiles(t *testing.T) {
-	assert.True(t, sameFiles(Embedded(), Embedded()))
+	assert.True(t, sameFiles(policies.Embedded(), policies.Embedded()))
 	dir := t.TempDir()
-	require.NoError(t, os.CopyFS(dir, Embedded()))
-	assert.True(t, sameFiles(os.DirFS(dir), Embedded()), "a copy of the embedded policy")
+	require.NoError(t, os.CopyFS(dir, policies.Embedded()))
+	assert.True(t, sameFiles(os.DirFS(dir), policies.Embedded()), "a copy of the embedded policy")
 	writePolicy(t, dir, map[string]string{"..data/ignored": "x"})
-	assert.True(t, sameFiles(os.DirFS(dir), Embedded()), "a ConfigMap's bookkeeping is not policy")
+	assert.True(t, sameFiles(os.DirFS(dir), policies.Embedded()), "a ConfigMap's bookkeeping is not policy")
 	writePolicy(t, dir, map[string]string{"validate/extra.rego": "package flowforge.validate\n"})
-	assert.False(t, sameFiles(os.DirFS(dir), Embedded()), "an added file")
+	assert.False(t, sameFiles(os.DirFS(dir), policies.Embedded()), "an added file")
 	require.NoError(t, os.Remove(dir+"/validate/extra.rego"))
 	writePolicy(t, dir, map[string]string{"data.yaml": "flowforge: {}\n"})
-	assert.False(t, sameFiles(os.DirFS(dir), Embedded()), "a changed file")
+	assert.False(t, sameFiles(os.DirFS(dir), policies.Embedded()), "a changed file")
 }

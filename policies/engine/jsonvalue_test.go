@@ -1,4 +1,4 @@
-package policies
+package engine
 
 import (
 	"bytes"
@@ -62,7 +62,7 @@ func TestParseJSONValueMatchesReference(t *testing.T) {
 // packages (golden Jobs and Pods, fuzz seeds) as the reference does.
 func TestParseJSONValueOnTestdata(t *testing.T) {
 	var files []string
-	for _, glob := range []string{"testdata/*.json", "../mutate/testdata/golden/*.json", "../test/worstcase/testdata/*.json"} {
+	for _, glob := range []string{"testdata/*.json", "../../mutate/testdata/golden/*.json", "../../test/worstcase/testdata/*.json"} {
 		m, err := filepath.Glob(glob)
 		require.NoError(t, err)
 		files = append(files, m...)

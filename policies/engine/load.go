@@ -1,4 +1,4 @@
-package policies
+package engine
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowforge/flowforge/policies"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/loader"
@@ -53,8 +54,8 @@ type Policy struct {
 	Tests int
 
 	data     map[string]any
-	limits   Limits
-	config   *Config
+	limits   policies.Limits
+	config   *policies.Config
 	mutate   rego.PreparedEvalQuery
 	validate rego.PreparedEvalQuery
 	// identity, when split is set, is the uncached rest of validation:
@@ -103,7 +104,7 @@ func (e *TestsFailedError) Error() string {
 // a policy set that does not parse, does not compile in strict mode, has
 // no tests, or fails any test.
 func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
-	platform, err := readPlatform(fsys)
+	platform, err := policies.ReadPlatform(fsys)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +115,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 	// The embedded policy's masks are proven by its unit tests
 	// (TestEmbeddedPolicyMasksPassTheirCheck); any other policy's at load.
 	var capture *inputCapture
-	if platform != nil || !sameFiles(fsys, Embedded()) {
+	if platform != nil || !sameFiles(fsys, policies.Embedded()) {
 		capture = &inputCapture{}
 	}
 	tests, err := runTests(ctx, b, nil, capture)
@@ -122,7 +123,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 		return nil, err
 	}
 	// The platform's data (platform.go) applies once the tests passed.
-	if err := applyPlatform(platform, b.Data); err != nil {
+	if err := policies.ApplyPlatform(platform, b.Data); err != nil {
 		return nil, err
 	}
 	p, err := compile(ctx, b, tests)
@@ -143,7 +144,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 func readBundle(fsys fs.FS) (*bundle.Bundle, error) {
 	// A mounted ConfigMap's files are symbolic links (platform.go).
 	b, err := loader.NewFileLoader().WithFS(fsys).WithRegoVersion(ast.RegoV1).
-		WithFollowSymlinks(true).WithFilter(skipMountBookkeeping).AsBundle(".")
+		WithFollowSymlinks(true).WithFilter(policies.SkipMountBookkeeping).AsBundle(".")
 	if err != nil {
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
@@ -233,11 +234,11 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
 		).PrepareForEval(ctx)
 	}
-	limits, err := parseLimits(b.Data)
+	limits, err := policies.ParseLimits(b.Data)
 	if err != nil {
 		return nil, err
 	}
-	config, err := parseConfig(b.Data)
+	config, err := policies.ParseConfig(b.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +325,7 @@ func revision(b *bundle.Bundle) (string, error) {
 		return "", fmt.Errorf("hash policy data: %w", err)
 	}
 	h.Write(data)
-	release, _ := lookup(b.Data, "flowforge", "config", "release").(string)
+	release, _ := policies.Lookup(b.Data, "flowforge", "config", "release").(string)
 	if release == "" {
 		release = "unreleased"
 	}
@@ -333,17 +334,11 @@ func revision(b *bundle.Bundle) (string, error) {
 
 // Config returns the value at path below data.flowforge.config, or nil.
 func (p *Policy) Config(path ...string) any {
-	return lookup(p.data, append([]string{"flowforge", "config"}, path...)...)
+	return policies.Lookup(p.data, append([]string{"flowforge", "config"}, path...)...)
 }
 
-func lookup(data map[string]any, path ...string) any {
-	var cur any = data
-	for _, key := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = m[key]
-	}
-	return cur
-}
+// Configuration returns the policy's typed settings (see policies.Config).
+func (p *Policy) Configuration() *policies.Config { return p.config }
+
+// Limits returns the policy's limits (see Limits).
+func (p *Policy) Limits() policies.Limits { return p.limits }

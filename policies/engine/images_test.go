@@ -1,12 +1,13 @@
-package policies
+package engine
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"io/fs"
 	"testing"
 
+	"github.com/flowforge/flowforge/policies"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/stretchr/testify/assert"
@@ -42,7 +43,7 @@ func TestParseImage(t *testing.T) {
 // TestFixtureImagesMatchTheParser keeps the parsed views the Rego tests use
 // (lib/images_test.rego) equal to what the webhook sends.
 func TestFixtureImagesMatchTheParser(t *testing.T) {
-	src, err := os.ReadFile("lib/images_test.rego")
+	src, err := fs.ReadFile(policies.Embedded(), "lib/images_test.rego")
 	require.NoError(t, err)
 	rs, err := rego.New(rego.Query("data.flowforge.lib.fixtures.images"), rego.Module("images_test.rego", string(src))).Eval(context.Background())
 	require.NoError(t, err)
@@ -84,7 +85,7 @@ func TestImageViewsCoverEveryPodSpecAndContainerKind(t *testing.T) {
 // TestPolicySeesParsedImages: the embedded policy denies a look-alike
 // registry through the parsed view, and passes an allowed one.
 func TestPolicySeesParsedImages(t *testing.T) {
-	e, err := NewEngine(context.Background(), Options{})
+	e, err := New(context.Background(), Options{})
 	require.NoError(t, err)
 	job := func(image string) string {
 		return `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge","job-id":"a","user-id":"alice"}},"spec":{"template":{"spec":{"containers":[{"name":"w","image":"` + image + `"}]}}}}`

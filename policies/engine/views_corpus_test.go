@@ -1,8 +1,10 @@
-package policies
+package engine
 
 import (
 	"context"
 	"testing"
+
+	"github.com/flowforge/flowforge/policies"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -15,7 +17,7 @@ import (
 // inputs.
 func policyTestInputs(t *testing.T) []ast.Object {
 	t.Helper()
-	b, err := readBundle(Embedded())
+	b, err := readBundle(policies.Embedded())
 	require.NoError(t, err)
 	capture := &inputCapture{}
 	_, err = runTests(context.Background(), b, nil, capture)
@@ -32,7 +34,7 @@ func policyTestInputs(t *testing.T) []ast.Object {
 // give on the whole input in one query. On the same inputs it checks the
 // cache keys (viewkey_test.go).
 func TestViewGivesTheFullDecisionOnEveryPolicyTestInput(t *testing.T) {
-	p, err := Load(context.Background(), Embedded())
+	p, err := Load(context.Background(), policies.Embedded())
 	require.NoError(t, err)
 	inputs := policyTestInputs(t)
 	require.Greater(t, len(inputs), 50, "the policy tests' inputs")

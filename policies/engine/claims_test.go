@@ -1,8 +1,10 @@
-package policies
+package engine
 
 import (
 	"context"
 	"testing"
+
+	"github.com/flowforge/flowforge/policies"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,19 +26,19 @@ warn contains {"msg": "unused", "field": "spec"} if input.request.object.spec.wa
 func TestClaimsReachThePolicy(t *testing.T) {
 	dir := fixtureDir(t)
 	writePolicy(t, dir, map[string]string{"validate/v.rego": claimsValidate})
-	e, err := NewEngine(context.Background(), Options{Dir: dir})
+	e, err := New(context.Background(), Options{Dir: dir})
 	require.NoError(t, err)
 	req := jobRequest(admissionv1.Create, `{"metadata":{}}`, "")
 	tests := []struct {
 		name   string
-		claims *Claims
+		claims *policies.Claims
 		want   []Violation
 	}{
 		{name: "not gathered", claims: nil, want: []Violation{{Msg: "no claims", Field: "claims"}}},
-		{name: "nobody else", claims: &Claims{}, want: []Violation{{Msg: "nobody else", Field: "claims"}}},
-		{name: "holders", claims: &Claims{JobID: []ClaimHolder{
-			{Name: "a", UID: "1", Source: ClaimSourceCluster},
-			{Name: "b", UID: "2", Source: ClaimSourceHistory},
+		{name: "nobody else", claims: &policies.Claims{}, want: []Violation{{Msg: "nobody else", Field: "claims"}}},
+		{name: "holders", claims: &policies.Claims{JobID: []policies.ClaimHolder{
+			{Name: "a", UID: "1", Source: policies.ClaimSourceCluster},
+			{Name: "b", UID: "2", Source: policies.ClaimSourceHistory},
 		}}, want: []Violation{
 			{Msg: "a 1 from cluster", Field: "claims"},
 			{Msg: "b 2 from history", Field: "claims"},

@@ -1,4 +1,4 @@
-package policies
+package engine
 
 import (
 	"bytes"
@@ -83,7 +83,7 @@ func TestParseJSONObjectMatchesEncodingJSON(t *testing.T) {
 
 func TestParseJSONObjectOnTestdata(t *testing.T) {
 	var files []string
-	for _, glob := range []string{"testdata/*.json", "../mutate/testdata/golden/*.json", "../test/worstcase/testdata/*.json"} {
+	for _, glob := range []string{"testdata/*.json", "../../mutate/testdata/golden/*.json", "../../test/worstcase/testdata/*.json"} {
 		m, err := filepath.Glob(glob)
 		require.NoError(t, err)
 		files = append(files, m...)
@@ -227,7 +227,7 @@ func TestDecodeVouched(t *testing.T) {
 		require.NoError(t, err)
 		return o
 	}
-	e, err := NewEngine(ctx, Options{})
+	e, err := New(ctx, Options{})
 	require.NoError(t, err)
 	for _, q := range []*cachedQuery{e.Current().mutateQ, e.Current().validateQ} {
 		assert.Equal(t, map[string]bool{"Job": true, "Pod": true}, q.vouch, "the embedded policy's %s vouches for Jobs and Pods", q.name)

@@ -1,9 +1,11 @@
-package policies
+package engine
 
 import (
 	"context"
 	"io/fs"
 	"testing"
+
+	"github.com/flowforge/flowforge/policies"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -128,7 +130,7 @@ func BenchmarkEvalFloor(b *testing.B) {
 // conflicts, own profiles, scratch volumes); it is a prototype, not served,
 // and has no Go applier for "defaults". Compare BenchmarkMutateEval.
 func BenchmarkCoarseDocumentEval(b *testing.B) {
-	quantity, err := fs.ReadFile(Embedded(), "lib/quantity.rego")
+	quantity, err := fs.ReadFile(policies.Embedded(), "lib/quantity.rego")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package policies
+package engine
 
 // WrittenBy returns the part of hardened that the applied ops wrote: the
 // value at each op's path, under copies of the objects on the way, and

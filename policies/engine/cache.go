@@ -1,4 +1,4 @@
-package policies
+package engine
 
 import (
 	"container/list"
@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/flowforge/flowforge/policies"
 )
 
 // DefaultCacheEntries bounds each query's decision cache when the policy
@@ -147,7 +149,7 @@ func (q *cachedQuery) view(in ast.Object) ast.Object {
 // reads of both queries and checks them against the declared views. A
 // policy without a cache section is served uncached.
 func cachedQueries(c *ast.Compiler, data map[string]any, revision string, vRoots []ast.Ref) (mutate, validate *cachedQuery, err error) {
-	cfg, _ := lookup(data, "flowforge", "config", "cache").(map[string]any)
+	cfg, _ := policies.Lookup(data, "flowforge", "config", "cache").(map[string]any)
 	max := DefaultCacheEntries
 	if raw, ok := cfg["maxEntries"]; ok {
 		n, ok := asInt(raw)

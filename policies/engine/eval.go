@@ -1,4 +1,4 @@
-package policies
+package engine
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/flowforge/flowforge/policies"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -32,7 +33,7 @@ type Input struct {
 	Parsed *Object
 	// Claims, if set, are facts about other objects that the handler
 	// gathered from its local caches before evaluation (input.claims).
-	Claims *Claims
+	Claims *policies.Claims
 }
 
 // Op is one setting of the hardening document (see mutate/mutate.rego).
@@ -408,7 +409,7 @@ func (p *Policy) nativeInput(in Input) (map[string]any, error) {
 		"policy":    map[string]any{"revision": p.Revision},
 	}
 	if in.Claims != nil {
-		out["claims"] = in.Claims.value()
+		out["claims"] = claimsValue(in.Claims)
 	}
 	return out, nil
 }
