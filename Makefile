@@ -114,13 +114,18 @@ test-policy: tools-test ## opa check --strict, opa fmt --fail and opa test (cove
 # cores. Without optimisation it is about a tenth faster (cold CI: 361 s
 # instead of 398 s for the three targets), and a run of a few seconds does
 # not need optimised code.
+# One worker per target (FUZZ_WORKERS): each worker process loads the policy
+# (its own tests run at load, seconds unoptimised) before it fuzzes, and the
+# fuzz stage shares the 2 cores with the integration tests. Measured warm:
+# 140 s of CPU with 2 workers, 98 s with one, for the same wall time.
 FUZZ_TARGETS = FuzzDecode:./webhook FuzzHandle:./mutate FuzzHandlePod:./mutate FuzzHandle:./validate FuzzNamespaceHandle:./validate
 FUZZ_GCFLAGS ?= all=-N -l
+FUZZ_WORKERS ?= 1
 .PHONY: test-fuzz
 test-fuzz: ## Run each fuzz target briefly (FUZZTIME=$(FUZZTIME)).
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t%%:*} in $${t##*:} for $(FUZZTIME)"; \
-	  $(BUILD_ENV) $(GO) test -gcflags '$(FUZZ_GCFLAGS)' -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t##*:} || exit 1; \
+	  $(BUILD_ENV) $(GO) test -gcflags '$(FUZZ_GCFLAGS)' -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -parallel $(FUZZ_WORKERS) $${t##*:} || exit 1; \
 	done
 
 .PHONY: test-integration
