@@ -35,54 +35,67 @@ foreign_git_secret(name) if {
 	own_job_id == ""
 }
 
-# secret_references: every Secret name the pod reads, with its field path.
-secret_references contains {"name": name, "field": sprintf("%s.env[%d].valueFrom.secretKeyRef.name", [ctr.field, j])} if {
-	some ctr in k8s.containers
-	some j, env in object.get(ctr.container, "env", [])
+# foreign_secret_references: every Secret name the pod reads that holds
+# another job's git credentials, with its field path. The names are
+# checked before the path is formatted (and the pod spec is read directly,
+# not through k8s.containers and k8s.volumes, which format every path):
+# this is an identity rule, evaluated on every request, and almost every
+# reference is not foreign.
+foreign_secret_references contains {"name": name, "field": sprintf("%s.%s[%d].env[%d].valueFrom.secretKeyRef.name", [k8s.pod_field, ckind, i, j])} if {
+	some ckind in k8s.container_kinds
+	some i, ctr in object.get(k8s.pod_spec, ckind, [])
+	some j, env in object.get(ctr, "env", [])
 	name := env.valueFrom.secretKeyRef.name
+	foreign_git_secret(name)
 }
 
-secret_references contains {"name": name, "field": sprintf("%s.envFrom[%d].secretRef.name", [ctr.field, j])} if {
-	some ctr in k8s.containers
-	some j, source in object.get(ctr.container, "envFrom", [])
+foreign_secret_references contains {"name": name, "field": sprintf("%s.%s[%d].envFrom[%d].secretRef.name", [k8s.pod_field, ckind, i, j])} if {
+	some ckind in k8s.container_kinds
+	some i, ctr in object.get(k8s.pod_spec, ckind, [])
+	some j, source in object.get(ctr, "envFrom", [])
 	name := source.secretRef.name
+	foreign_git_secret(name)
 }
 
-secret_references contains {"name": name, "field": sprintf("%s.secret.secretName", [vol.field])} if {
-	some vol in k8s.volumes
-	name := vol.volume.secret.secretName
+foreign_secret_references contains {"name": name, "field": sprintf("%s.volumes[%d].secret.secretName", [k8s.pod_field, i])} if {
+	some i, vol in object.get(k8s.pod_spec, "volumes", [])
+	name := vol.secret.secretName
+	foreign_git_secret(name)
 }
 
-secret_references contains {"name": name, "field": sprintf("%s.projected.sources[%d].secret.name", [vol.field, j])} if {
-	some vol in k8s.volumes
-	some j, source in object.get(vol.volume, ["projected", "sources"], [])
+foreign_secret_references contains {"name": name, "field": sprintf("%s.volumes[%d].projected.sources[%d].secret.name", [k8s.pod_field, i, j])} if {
+	some i, vol in object.get(k8s.pod_spec, "volumes", [])
+	some j, source in object.get(vol, ["projected", "sources"], [])
 	name := source.secret.name
+	foreign_git_secret(name)
 }
 
 # Any other Secret reference inside a volume source: csi.nodePublishSecretRef,
 # cephfs/rbd/iscsi/flexVolume/... .secretRef, azureFile.secretName.
-secret_references contains {"name": name, "field": sprintf("%s.%s", [vol.field, concat(".", path)])} if {
-	some vol in k8s.volumes
-	some source_type, source in vol.volume
+foreign_secret_references contains {"name": name, "field": sprintf("%s.volumes[%d].%s.%s.name", [k8s.pod_field, i, source_type, key])} if {
+	some i, vol in object.get(k8s.pod_spec, "volumes", [])
+	some source_type, source in vol
 	not source_type in {"name", "secret", "projected"}
 	is_object(source)
 	some key, ref in source
 	endswith(lower(key), "secretref")
 	name := ref.name
-	path := [source_type, key, "name"]
+	foreign_git_secret(name)
 }
 
-secret_references contains {"name": name, "field": sprintf("%s.%s.secretName", [vol.field, source_type])} if {
-	some vol in k8s.volumes
-	some source_type, source in vol.volume
+foreign_secret_references contains {"name": name, "field": sprintf("%s.volumes[%d].%s.secretName", [k8s.pod_field, i, source_type])} if {
+	some i, vol in object.get(k8s.pod_spec, "volumes", [])
+	some source_type, source in vol
 	not source_type in {"name", "secret", "projected"}
 	is_object(source)
 	name := source.secretName
+	foreign_git_secret(name)
 }
 
-secret_references contains {"name": name, "field": sprintf("%s.imagePullSecrets[%d].name", [k8s.pod_field, i])} if {
+foreign_secret_references contains {"name": name, "field": sprintf("%s.imagePullSecrets[%d].name", [k8s.pod_field, i])} if {
 	some i, ref in object.get(k8s.pod_spec, "imagePullSecrets", [])
 	name := ref.name
+	foreign_git_secret(name)
 }
 
 own_git_secret_text := sprintf("this job's are in %q", [own_git_secret]) if own_job_id != ""
@@ -94,6 +107,5 @@ identity_violation contains {
 	"field": ref.field,
 } if {
 	applies
-	some ref in secret_references
-	foreign_git_secret(ref.name)
+	some ref in foreign_secret_references
 }
