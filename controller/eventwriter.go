@@ -146,9 +146,30 @@ func truncateNote(s string) string {
 // leader reconciles, so only it emits any).
 func (w *EventWriter) NeedLeaderElection() bool { return false }
 
-// Start writes queued events until ctx ends, then for up to 5 s more
-// writes what is left in the queue.
+// drainTimeout bounds how long Start goes on writing after its context
+// ends.
+const drainTimeout = 5 * time.Second
+
+// Start writes queued events until ctx ends, then for up to drainTimeout
+// more finishes the writes under way and writes what is left in the
+// queue. Writes do not use ctx itself: an event emitted just before a
+// shutdown (a Job's end, which the history store marks as reported, so
+// no replica emits it again) would otherwise be dropped mid-write.
 func (w *EventWriter) Start(ctx context.Context) error {
+	writeCtx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-writeCtx.Done():
+			return
+		}
+		select {
+		case <-time.After(drainTimeout):
+			cancelWrites()
+		case <-writeCtx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
 	for range w.workers {
 		wg.Add(1)
@@ -157,7 +178,7 @@ func (w *EventWriter) Start(ctx context.Context) error {
 			for {
 				select {
 				case ev := <-w.queue:
-					w.write(ctx, ev)
+					w.write(writeCtx, ev)
 				case <-ctx.Done():
 					return
 				}
@@ -165,12 +186,10 @@ func (w *EventWriter) Start(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
 	for {
 		select {
 		case ev := <-w.queue:
-			w.write(drain, ev)
+			w.write(writeCtx, ev)
 		default:
 			return nil
 		}

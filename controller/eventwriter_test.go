@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	eventsclient "k8s.io/client-go/kubernetes/typed/events/v1"
+
 	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -168,4 +170,53 @@ func TestEventWriterRetriesTransientErrorsOnly(t *testing.T) {
 func TestEventWriterRunsOnEveryReplica(t *testing.T) {
 	w := NewEventWriter(fake.NewClientset().EventsV1(), eventScheme(t), "c", clocktesting.NewFakeClock(now), logr.Discard(), EventWriterOptions{})
 	assert.False(t, w.NeedLeaderElection(), "a standby replica has no events to write, and a new leader's must not wait for an election")
+}
+
+// blockingEvents holds each Create until release is closed, then fails it
+// if its context has ended, as a real client does.
+type blockingEvents struct {
+	eventsclient.EventsGetter
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingEvents) Events(ns string) eventsclient.EventInterface {
+	return &blockingEventInterface{EventInterface: b.EventsGetter.Events(ns), b: b}
+}
+
+type blockingEventInterface struct {
+	eventsclient.EventInterface
+	b *blockingEvents
+}
+
+func (e *blockingEventInterface) Create(ctx context.Context, ev *eventsv1.Event, opts metav1.CreateOptions) (*eventsv1.Event, error) {
+	select {
+	case e.b.started <- struct{}{}:
+	default:
+	}
+	<-e.b.release
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return e.EventInterface.Create(ctx, ev, opts)
+}
+
+// An event being written when the writer stops (the controller shutting
+// down right after a Job's end) is written, not dropped with the stopped
+// context.
+func TestEventWriterFinishesTheWriteUnderWayWhenStopped(t *testing.T) {
+	cs := fake.NewClientset()
+	client := &blockingEvents{EventsGetter: cs.EventsV1(), started: make(chan struct{}, 1), release: make(chan struct{})}
+	w := NewEventWriter(client, eventScheme(t), "c", clocktesting.NewFakeClock(now), logr.Discard(), EventWriterOptions{Workers: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Start(ctx) }()
+	w.Eventf(newJob("ev-stop"), nil, corev1.EventTypeNormal, "Succeeded", "Finish", "job succeeded")
+	<-client.started
+	cancel()
+	close(client.release)
+	require.NoError(t, <-done)
+	evs := listEvents(t, cs, "agents")
+	require.Len(t, evs, 1)
+	assert.Equal(t, "Succeeded", evs[0].Reason)
 }
