@@ -310,7 +310,7 @@ func logConstructor(base logr.Logger) func(logr.Logger, *admission.Request) logr
 // policy keeps serving.
 type probeServer struct {
 	profiling bool
-	eng    *engine.Engine
+	eng       *engine.Engine
 	server    interface{ StartedChecker() healthz.Checker }
 	cache     interface {
 		WaitForCacheSync(ctx context.Context) bool
