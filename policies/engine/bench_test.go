@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/flowforge/flowforge/policies"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -126,6 +127,40 @@ func BenchmarkDecide(b *testing.B) {
 				b.ReportMetric(st["mutate"].HitRate(), "mutate-hit-rate")
 				b.ReportMetric(st["validate"].HitRate(), "validate-hit-rate")
 			})
+		}
+	}
+}
+
+// identityInput is the validation input of the templated Job, admitted,
+// as its owner creates it in a managed namespace.
+func identityInput(b *testing.B) Input {
+	b.Helper()
+	in := benchInput(b)
+	in.Request.UserInfo.Username = "u-42"
+	in.NamespaceLabels = map[string]string{"flowforge.io/managed": "true", "kubernetes.io/metadata.name": "agents"}
+	in.Claims = &policies.Claims{JobID: []policies.ClaimHolder{}}
+	return in
+}
+
+// BenchmarkIdentityQuery measures the uncached identity query alone, the
+// part of every validation the decision cache cannot save.
+func BenchmarkIdentityQuery(b *testing.B) {
+	e, in := benchEngine(b), identityInput(b)
+	p := e.Current()
+	value, err := p.inputValue(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if dump := os.Getenv("FLOWFORGE_DUMP_INPUT"); dump != "" {
+		if err := os.WriteFile(dump, []byte(value.String()), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.eval(ctx, p.identity, value); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

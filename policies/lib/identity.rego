@@ -40,10 +40,9 @@ label_value(s) if {
 }
 
 service_account_id(name) := id if {
+	startswith(name, "system:serviceaccount:")
 	parts := split(name, ":")
 	count(parts) == 4
-	parts[0] == "system"
-	parts[1] == "serviceaccount"
 	parts[2] != ""
 	parts[3] != ""
 	id := concat("", [config.identity.serviceAccountPrefix, parts[2], ".", parts[3]])
@@ -57,10 +56,10 @@ reserved(name) if startswith(name, config.identity.hashedPrefix)
 hashed_id(name) := concat("", [config.identity.hashedPrefix, substring(crypto.sha256(name), 0, 16)])
 
 # user_id(name) is the user id of the username name.
-user_id(name) := config.identity.aliases[name] if {
-	name in object.keys(config.identity.aliases)
-} else := service_account_id(name) if {
-	service_account_id(name)
+user_id(name) := id if {
+	id := config.identity.aliases[name]
+} else := id if {
+	id := service_account_id(name)
 } else := name if {
 	name != ""
 	label_value(name)

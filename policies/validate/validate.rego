@@ -73,34 +73,34 @@ shape_warn contains w if {
 }
 
 identity_deny contains v if {
-	k8s.operation == "CREATE"
+	input.request.operation == "CREATE"
 	some v in identity_violation
 }
 
 identity_deny contains v if {
-	k8s.operation == "UPDATE"
+	input.request.operation == "UPDATE"
 	some v in (all_violations - old_violations)
 }
 
 identity_deny contains v if {
-	k8s.operation == "UPDATE"
+	input.request.operation == "UPDATE"
 	some v in update_violation
 }
 
 # CONNECT (pods/exec, attach, portforward, proxy) has rules of its own
 # (interactive-access/): the object rules never see a connect request.
 identity_deny contains v if {
-	k8s.operation == "CONNECT"
+	input.request.operation == "CONNECT"
 	some v in connect_violation
 }
 
 identity_warn contains w if {
-	k8s.operation == "CREATE"
+	input.request.operation == "CREATE"
 	some w in identity_warning
 }
 
 identity_warn contains w if {
-	k8s.operation == "UPDATE"
+	input.request.operation == "UPDATE"
 	some w in (all_warnings - old_warnings)
 }
 

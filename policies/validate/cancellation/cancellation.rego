@@ -35,10 +35,10 @@ identity_violation contains {
 	"msg": cancel_requester_text(recorded),
 	"field": annotation_field(cancel_annotations.requestedBy),
 } if {
+	recorded := k8s.annotations[cancel_annotations.requestedBy]
 	applies
 	k8s.is_job
 	k8s.operation == "CREATE"
-	recorded := k8s.annotations[cancel_annotations.requestedBy]
 	recorded != identity.username
 	not trusted_submitter
 }

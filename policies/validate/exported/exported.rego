@@ -30,18 +30,18 @@ exported_template_labels(obj) := object.get(obj, ["spec", "template", "metadata"
 exported_refusal := sprintf("the label %s is set by the FlowForge controller once the Job is exported; it cannot be set on create", [exported_label])
 
 identity_violation contains {"msg": exported_refusal, "field": label_field(exported_label)} if {
-	applies
 	config.export.enabled
+	_ = k8s.labels[exported_label]
+	applies
 	k8s.operation == "CREATE"
-	exported_label in object.keys(k8s.labels)
 }
 
 identity_violation contains {"msg": exported_refusal, "field": sprintf("spec.template.metadata.labels[%s]", [exported_label])} if {
-	applies
 	config.export.enabled
-	k8s.operation == "CREATE"
 	k8s.is_job
-	exported_label in object.keys(exported_template_labels(k8s.obj))
+	_ = exported_template_labels(k8s.obj)[exported_label]
+	applies
+	k8s.operation == "CREATE"
 }
 
 update_violation contains {

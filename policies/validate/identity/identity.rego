@@ -47,8 +47,8 @@ identity_violation contains {
 } if {
 	identity_applies
 	claimed_user_id != ""
-	not trusted_submitter
 	claimed_user_id != identity.requester_user_id
+	not trusted_submitter
 }
 
 job_id_claims := input.claims.jobID
@@ -86,8 +86,8 @@ identity_violation contains {
 	"msg": sprintf("FlowForge could not check which Job holds this %s, so the Pod is denied", [config.identity.jobIDLabel]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {
+	input.request.kind.kind == "Pod"
 	applies
-	k8s.is_pod
 	k8s.operation == "CREATE"
 	claimed_job_id != ""
 	not is_array(object.get(input, ["claims", "jobID"], null))
@@ -108,8 +108,8 @@ identity_violation contains {
 	"msg": sprintf("%s %q belongs to Job %q: only the Job controller may create Pods with it, for that Job", [config.identity.jobIDLabel, claimed_job_id, holder.name]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {
+	input.request.kind.kind == "Pod"
 	applies
-	k8s.is_pod
 	k8s.operation == "CREATE"
 	claimed_job_id != ""
 	some holder in job_id_claims

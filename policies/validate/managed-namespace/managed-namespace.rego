@@ -17,7 +17,7 @@ identity_violation contains {
 	"msg": sprintf("namespace %q is managed by FlowForge: every Job and Pod in it requires the label %s=%s", [namespace_name, config.selector.label, config.selector.value]),
 	"field": label_field(config.selector.label),
 } if {
+	not k8s.selected
 	workload
 	k8s.managed_namespace
-	not k8s.selected
 }

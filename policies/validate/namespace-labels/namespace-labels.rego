@@ -109,6 +109,7 @@ namespace_guard_name(noun, lead, names) := sprintf("%sthe %s %s", [lead, noun, j
 namespace_guard_name(noun, lead, names) := sprintf("%sany of the %ss %s", [lead, noun, joined(sort(names))]) if count(names) > 1
 
 identity_violation contains v if {
+	input.request.kind.kind == "Namespace"
 	k8s.operation == "CREATE"
 	some v in namespace_guard_violations
 }
