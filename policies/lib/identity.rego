@@ -34,10 +34,9 @@ member(who) if {
 	group in object.get(who, "groups", [])
 }
 
-label_value(s) if {
-	count(s) <= 63
-	regex.match(`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`, s)
-}
+# label_value(s): s is a label value, at most 63 characters (the bound is
+# in the pattern: one, then up to 61, then one).
+label_value(s) if regex.match(`^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$`, s)
 
 service_account_id(name) := id if {
 	startswith(name, "system:serviceaccount:")
@@ -49,9 +48,7 @@ service_account_id(name) := id if {
 	label_value(id)
 }
 
-reserved(name) if startswith(name, config.identity.serviceAccountPrefix)
-
-reserved(name) if startswith(name, config.identity.hashedPrefix)
+reserved(name) if strings.any_prefix_match(name, [config.identity.serviceAccountPrefix, config.identity.hashedPrefix])
 
 hashed_id(name) := concat("", [config.identity.hashedPrefix, substring(crypto.sha256(name), 0, 16)])
 

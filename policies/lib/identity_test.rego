@@ -8,6 +8,14 @@ test_label_safe_username_is_its_own_user_id if {
 	identity.user_id("Alice.Smith_2") == "Alice.Smith_2"
 }
 
+test_label_value_length_bounds if {
+	longest := concat("", [x | some _ in numbers.range(1, 63); x := "a"])
+	identity.user_id(longest) == longest
+	identity.user_id("a") == "a"
+	identity.label_value("")
+	not identity.label_value(concat("", [longest, "a"]))
+}
+
 test_service_account_user_id if {
 	identity.user_id("system:serviceaccount:flowforge-system:flowforge-backend") == "sa.flowforge-system.flowforge-backend"
 }
