@@ -84,9 +84,9 @@ type engines struct{ cached, uncached *engine.Engine }
 func newEngines(t testing.TB) engines {
 	t.Helper()
 	ctx := context.Background()
-	cached, err := engine.New(ctx, engine.Options{})
+	cached, err := engine.New(ctx, engine.Options{Tested: testedPolicies})
 	require.NoError(t, err)
-	uncached, err := engine.New(ctx, engine.Options{DisableCache: true})
+	uncached, err := engine.New(ctx, engine.Options{DisableCache: true, Tested: testedPolicies})
 	require.NoError(t, err)
 	return engines{cached: cached, uncached: uncached}
 }

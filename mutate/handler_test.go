@@ -29,9 +29,13 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
+// testedPolicies: the package's engines run the embedded policy's tests
+// once, not at every engine they build.
+var testedPolicies = engine.NewTestedPolicies()
+
 func newEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(context.Background(), engine.Options{})
+	e, err := engine.New(context.Background(), engine.Options{Tested: testedPolicies})
 	require.NoError(t, err)
 	return e
 }

@@ -55,9 +55,13 @@ func loadAdversarial(t *testing.T) adversarialTable {
 	return table
 }
 
+// testedPolicies: the package's engines run the embedded policy's tests
+// once, not at every engine they build.
+var testedPolicies = engine.NewTestedPolicies()
+
 // loadEngine compiles and tests the embedded policies once for the package.
 var loadEngine = sync.OnceValues(func() (*engine.Engine, error) {
-	return engine.New(context.Background(), engine.Options{})
+	return engine.New(context.Background(), engine.Options{Tested: testedPolicies})
 })
 
 func sharedEngine(t testing.TB) *engine.Engine {

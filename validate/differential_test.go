@@ -59,9 +59,9 @@ func (d differentialPolicy) Validate(ctx context.Context, in engine.Input) (*eng
 // admission chain with the differential policy, and checks the verdicts
 // too.
 func TestAdversarialTableCachedEqualsUncached(t *testing.T) {
-	uncached, err := engine.New(context.Background(), engine.Options{DisableCache: true})
+	uncached, err := engine.New(context.Background(), engine.Options{DisableCache: true, Tested: testedPolicies})
 	require.NoError(t, err)
-	cached, err := engine.New(context.Background(), engine.Options{})
+	cached, err := engine.New(context.Background(), engine.Options{Tested: testedPolicies})
 	require.NoError(t, err)
 	table := loadAdversarial(t)
 	for _, group := range []struct {
@@ -92,7 +92,7 @@ func FuzzCachedValidationEqualsUncached(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	uncached, err := engine.New(context.Background(), engine.Options{DisableCache: true})
+	uncached, err := engine.New(context.Background(), engine.Options{DisableCache: true, Tested: testedPolicies})
 	require.NoError(f, err)
 	cached := sharedEngine(f)
 	f.Fuzz(func(t *testing.T, object string) {

@@ -32,6 +32,7 @@ import (
 	historyapi "github.com/flowforge/flowforge/history/apiserver"
 	historystore "github.com/flowforge/flowforge/history/store"
 	"github.com/flowforge/flowforge/jobs"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -89,6 +90,10 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 // testUser is who the fake API server authenticates the CLI as.
 const testUser = "dana@example.com"
 
+// testedPolicies: the policy commands run the embedded policy's tests once
+// for the package, not at every command line.
+var testedPolicies = engine.NewTestedPolicies()
+
 // result is what one command line did.
 type result struct {
 	code     int
@@ -136,6 +141,7 @@ func (h *harness) deps() deps {
 		},
 		now:     func() time.Time { return h.now },
 		refresh: h.refresh,
+		tested:  testedPolicies,
 	}
 }
 

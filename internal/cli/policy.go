@@ -75,7 +75,7 @@ unless --as says otherwise, and no other Job holds its job-id.`,
 }
 
 func (o *options) policyApply(ctx context.Context, job []byte, policyDir, namespace string, nsLabels map[string]string, user authenticationv1.UserInfo) error {
-	eng, err := engine.New(ctx, engine.Options{Dir: policyDir})
+	eng, err := engine.New(ctx, engine.Options{Dir: policyDir, Tested: o.deps.tested})
 	if err != nil {
 		return err
 	}

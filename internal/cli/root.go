@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowforge/flowforge/contract"
 	"github.com/flowforge/flowforge/jobs"
+	"github.com/flowforge/flowforge/policies/engine"
 	"github.com/flowforge/flowforge/templates"
 )
 
@@ -99,6 +100,10 @@ type deps struct {
 	// and the job's latest event read; 0 redraws only when the job
 	// changes and shows no events.
 	refresh time.Duration
+	// tested, if set, records the policy sets whose tests passed, for
+	// commands that load a policy more than once in one process (tests);
+	// nil runs a policy's tests at every load.
+	tested *engine.TestedPolicies
 }
 
 // defaultRefresh is how often a terminal's status line is redrawn.

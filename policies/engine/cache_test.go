@@ -52,7 +52,7 @@ func (r *recordingCache) PolicyCacheLookup(query, lookup string, entries int) {
 
 func TestCacheHitsOnlyOnTheSameView(t *testing.T) {
 	rec := &recordingCache{}
-	e, err := New(context.Background(), Options{Dir: cachedFixtureDir(t), Recorder: rec})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: cachedFixtureDir(t), Recorder: rec})
 	require.NoError(t, err)
 	ctx := context.Background()
 	base := Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"name":"a"}}`, ""), NamespaceLabels: map[string]string{"team": "x"}}
@@ -104,7 +104,7 @@ func TestCacheHitsOnlyOnTheSameView(t *testing.T) {
 
 func TestCacheIsDroppedOnReload(t *testing.T) {
 	dir := cachedFixtureDir(t)
-	e, err := New(context.Background(), Options{Dir: dir})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	in := Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"name":"a"}}`, "")}
 	_, err = e.Validate(context.Background(), in)
@@ -126,7 +126,7 @@ func TestPolicyReadingOutsideItsViewsIsRefused(t *testing.T) {
 	writePolicy(t, dir, map[string]string{"validate/v.rego": fixtureValidate + `
 deny contains {"msg": "no alice", "field": "user"} if object.get(input.request, ["userInfo", "username"], "") == "alice"
 `})
-	_, err := New(context.Background(), Options{Dir: dir})
+	_, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	var viewErr *ViewError
 	require.ErrorAs(t, err, &viewErr)
 	assert.Equal(t, "validate", viewErr.Query)
@@ -176,7 +176,7 @@ func TestUncacheableQueriesAreEvaluatedInFull(t *testing.T) {
 	writePolicy(t, dir, map[string]string{"validate/v.rego": fixtureValidate + `
 deny contains {"msg": "late", "field": "time"} if time.now_ns() < 0
 `})
-	e, err := New(context.Background(), Options{Dir: dir})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	in := Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"labels":{"bad":true}}}`, "")}
 	for range 2 {
@@ -200,26 +200,26 @@ func TestBadCacheConfigIsRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := fixtureDir(t)
 			writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + cfg})
-			_, err := New(context.Background(), Options{Dir: dir})
+			_, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 			require.ErrorContains(t, err, "data.flowforge.config.cache")
 		})
 	}
 	t.Run("no section: uncached", func(t *testing.T) {
-		e, err := New(context.Background(), Options{Dir: fixtureDir(t)})
+		e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: fixtureDir(t)})
 		require.NoError(t, err)
 		assert.Equal(t, CacheStats{Reason: errNoViews.Error()}, e.CacheStats()["mutate"])
 	})
 	t.Run("zero entries: uncached", func(t *testing.T) {
 		dir := fixtureDir(t)
 		writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + strings.Replace(fixtureViews, "maxEntries: 2", "maxEntries: 0", 1)})
-		e, err := New(context.Background(), Options{Dir: dir})
+		e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 		require.NoError(t, err)
 		assert.False(t, e.CacheStats()["validate"].Enabled)
 	})
 }
 
 func TestErrorsAreNotCached(t *testing.T) {
-	e, err := New(context.Background(), Options{Dir: cachedFixtureDir(t)})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: cachedFixtureDir(t)})
 	require.NoError(t, err)
 	_, err = e.Mutate(context.Background(), Input{})
 	require.Error(t, err)
@@ -235,9 +235,9 @@ func TestErrorsAreNotCached(t *testing.T) {
 // decision, identity rules included.
 func TestDistinctJobsNeverShareAnEntry(t *testing.T) {
 	ctx := context.Background()
-	cached, err := New(ctx, Options{})
+	cached, err := New(ctx, Options{Tested: testedPolicies})
 	require.NoError(t, err)
-	uncached, err := New(ctx, Options{DisableCache: true})
+	uncached, err := New(ctx, Options{Tested: testedPolicies, DisableCache: true})
 	require.NoError(t, err)
 	raw, err := os.ReadFile("testdata/bench-job.json")
 	require.NoError(t, err)
@@ -375,7 +375,7 @@ func TestViewErrorMessage(t *testing.T) {
 // TestCacheIsSafeForConcurrentUse: run with -race. Concurrent requests on
 // a few views share entries and each gets the full evaluation's decision.
 func TestCacheIsSafeForConcurrentUse(t *testing.T) {
-	e, err := New(context.Background(), Options{Dir: cachedFixtureDir(t)})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: cachedFixtureDir(t)})
 	require.NoError(t, err)
 	inputs := []Input{
 		{Request: jobRequest(admissionv1.Create, `{"metadata":{"labels":{"bad":true}}}`, "")},
@@ -420,7 +420,7 @@ func TestCacheIsSafeForConcurrentUse(t *testing.T) {
 
 func TestUndoingARefusedEditClearsTheRefusal(t *testing.T) {
 	dir := cachedFixtureDir(t)
-	e, err := New(context.Background(), Options{Dir: dir, Log: logr.Discard()})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir, Log: logr.Discard()})
 	require.NoError(t, err)
 	good := e.Current().Revision
 	outside := fixtureValidate + "\ndeny contains {\"msg\": \"x\", \"field\": \"y\"} if input.request.uid == \"u\"\n"
@@ -448,7 +448,7 @@ func TestIdentityQueryServesWhatTheShapeLeavesOut(t *testing.T) {
 
 deny contains {"msg": "mallory may not", "field": "metadata"} if input.request.userInfo.username == "mallory.extra"
 `})
-	e, err := New(ctx, Options{Dir: dir})
+	e, err := New(ctx, Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	assert.Equal(t, otherwiseQuery, e.Current().identityText)
 	raw, err := os.ReadFile("testdata/bench-job.json")
@@ -474,7 +474,7 @@ func TestVerifiedIsSharedByOneView(t *testing.T) {
 	dir := fixtureDir(t)
 	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + fixtureViews + "      masks:\n        object:\n          - [metadata, name]\n"})
 	for _, disable := range []bool{false, true} {
-		e, err := New(ctx, Options{Dir: dir, DisableCache: disable})
+		e, err := New(ctx, Options{Tested: testedPolicies, Dir: dir, DisableCache: disable})
 		require.NoError(t, err)
 		first, err := e.Mutate(ctx, Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"name":"a1"}}`, "")})
 		require.NoError(t, err)

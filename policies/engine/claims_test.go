@@ -26,7 +26,7 @@ warn contains {"msg": "unused", "field": "spec"} if input.request.object.spec.wa
 func TestClaimsReachThePolicy(t *testing.T) {
 	dir := fixtureDir(t)
 	writePolicy(t, dir, map[string]string{"validate/v.rego": claimsValidate})
-	e, err := New(context.Background(), Options{Dir: dir})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	req := jobRequest(admissionv1.Create, `{"metadata":{}}`, "")
 	tests := []struct {

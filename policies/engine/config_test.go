@@ -16,7 +16,7 @@ import (
 )
 
 func TestLoadedPolicyHasItsConfiguration(t *testing.T) {
-	p, err := Load(context.Background(), policies.Embedded())
+	p, err := load(context.Background(), policies.Embedded(), testedPolicies)
 	require.NoError(t, err)
 	embedded, err := policies.EmbeddedConfig()
 	require.NoError(t, err)
@@ -26,7 +26,7 @@ func TestLoadedPolicyHasItsConfiguration(t *testing.T) {
 func TestPolicyWithABadConfigIsRefusedAtLoad(t *testing.T) {
 	dir := fixtureDir(t)
 	writePolicy(t, dir, map[string]string{"data.yaml": strings.Replace(fixtureData, "defaultProfile: medium", "defaultProfile: xl", 1)})
-	_, err := New(context.Background(), Options{Dir: dir})
+	_, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `resources.defaultProfile: "xl"`)
 
@@ -62,7 +62,7 @@ func TestLimitAboveTheCeilingIsRefusedAtLoad(t *testing.T) {
 	dir := fixtureDir(t)
 	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData + "    limits: {containers: 16}\n"})
 	rec := &countingRecorder{}
-	e, err := New(context.Background(), Options{Dir: dir, Recorder: rec})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir, Recorder: rec})
 	require.NoError(t, err)
 	assert.EqualValues(t, 16, e.Current().Limits().Containers)
 

@@ -227,7 +227,7 @@ func TestDecodeVouched(t *testing.T) {
 		require.NoError(t, err)
 		return o
 	}
-	e, err := New(ctx, Options{})
+	e, err := New(ctx, Options{Tested: testedPolicies})
 	require.NoError(t, err)
 	for _, q := range []*cachedQuery{e.Current().mutateQ, e.Current().validateQ} {
 		assert.Equal(t, map[string]bool{"Job": true, "Pod": true}, q.vouch, "the embedded policy's %s vouches for Jobs and Pods", q.name)

@@ -32,6 +32,10 @@ type Options struct {
 	// DisableCache evaluates every request in full, bypassing the
 	// decision cache (for differential tests and measurements).
 	DisableCache bool
+	// Tested, if set, records the policy sets whose tests passed: a load
+	// of content it holds does not run the tests again (see
+	// TestedPolicies). Nil runs them at every load.
+	Tested *TestedPolicies
 }
 
 // Engine serves the current policy and replaces it when its directory
@@ -70,7 +74,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		e.status.Source = opts.Dir
 	}
 	files, _ := filesDigest(e.fs())
-	p, err := Load(ctx, e.fs())
+	p, err := load(ctx, e.fs(), e.opts.Tested)
 	if err != nil {
 		opts.Recorder.PolicyReload(false)
 		return nil, fmt.Errorf("policy from %s refused: %w", e.status.Source, err)
@@ -152,7 +156,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 			return nil
 		}
 	}
-	p, err := Load(ctx, e.fs())
+	p, err := load(ctx, e.fs(), e.opts.Tested)
 	if err != nil {
 		e.opts.Recorder.PolicyReload(false)
 		e.mu.Lock()

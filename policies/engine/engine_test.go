@@ -62,6 +62,10 @@ test_seen if {
 		"    selector: {label: app, value: flowforge}\n"
 )
 
+// testedPolicies: the package's engines run a policy set's tests once per
+// content, not at every engine they build (see TestedPolicies).
+var testedPolicies = NewTestedPolicies()
+
 func writePolicy(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
@@ -116,7 +120,7 @@ func jobRequest(op admissionv1.Operation, object, old string) *admissionv1.Admis
 }
 
 func TestEmbeddedPolicyLoads(t *testing.T) {
-	e, err := New(context.Background(), Options{})
+	e, err := New(context.Background(), Options{Tested: testedPolicies})
 	require.NoError(t, err)
 	st := e.Status()
 	assert.Equal(t, "embedded", st.Source)
@@ -129,7 +133,7 @@ func TestEmbeddedPolicyLoads(t *testing.T) {
 
 func TestEvaluationSeesTheInput(t *testing.T) {
 	rec := &countingRecorder{}
-	e, err := New(context.Background(), Options{Dir: fixtureDir(t), Recorder: rec})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: fixtureDir(t), Recorder: rec})
 	require.NoError(t, err)
 	in := Input{Request: jobRequest(admissionv1.Create, `{"metadata":{"labels":{"bad":"yes"}},"spec":{"warn":true}}`, ""), NamespaceLabels: map[string]string{"team": "red"}}
 
@@ -156,7 +160,7 @@ func TestEvaluationSeesTheInput(t *testing.T) {
 }
 
 func TestBadInputIsAnError(t *testing.T) {
-	e, err := New(context.Background(), Options{Dir: fixtureDir(t)})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: fixtureDir(t)})
 	require.NoError(t, err)
 	_, err = e.Mutate(context.Background(), Input{})
 	assert.ErrorContains(t, err, "no admission request")
@@ -180,7 +184,7 @@ func TestRefusedPolicies(t *testing.T) {
 			dir := fixtureDir(t)
 			writePolicy(t, dir, tc.files)
 			rec := &countingRecorder{}
-			_, err := New(context.Background(), Options{Dir: dir, Recorder: rec})
+			_, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir, Recorder: rec})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.EqualValues(t, 1, rec.errors.Load())
@@ -200,7 +204,7 @@ func TestReloadKeepsServingTheLastGoodPolicy(t *testing.T) {
 	dir := fixtureDir(t)
 	rec := &countingRecorder{}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
-	e, err := New(context.Background(), Options{Dir: dir, Recorder: rec, Clock: clk, Log: logr.Discard()})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir, Recorder: rec, Clock: clk, Log: logr.Discard()})
 	require.NoError(t, err)
 	good := e.Current().Revision
 
@@ -230,7 +234,7 @@ func TestUndoingAnEditReinstallsThePreviousPolicy(t *testing.T) {
 	writePolicy(t, dir, map[string]string{"data.yaml": fixtureData +
 		"    cache: {views: {mutate: [request, namespace.labels, policy.revision], validate: [request, namespace.labels, policy.revision]}}\n"})
 	rec := &countingRecorder{}
-	e, err := New(context.Background(), Options{Dir: dir, Recorder: rec, Log: logr.Discard()})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir, Recorder: rec, Log: logr.Discard()})
 	require.NoError(t, err)
 	first := e.Current()
 
@@ -269,7 +273,7 @@ func TestUndoingAnEditReinstallsThePreviousPolicy(t *testing.T) {
 
 func TestWatchHotReloads(t *testing.T) {
 	dir := fixtureDir(t)
-	e, err := New(context.Background(), Options{Dir: dir})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	first := e.Current().Revision
 	ctx, cancel := context.WithCancel(context.Background())
@@ -289,7 +293,7 @@ func TestWatchHotReloads(t *testing.T) {
 }
 
 func TestWatchWithEmbeddedPoliciesWaits(t *testing.T) {
-	e, err := New(context.Background(), Options{})
+	e, err := New(context.Background(), Options{Tested: testedPolicies})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -298,7 +302,7 @@ func TestWatchWithEmbeddedPoliciesWaits(t *testing.T) {
 
 func TestConcurrentEvaluationDuringReloads(t *testing.T) {
 	dir := fixtureDir(t)
-	e, err := New(context.Background(), Options{Dir: dir})
+	e, err := New(context.Background(), Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	in := Input{Request: jobRequest(admissionv1.Create, `{"metadata":{}}`, "")}
 	var wg sync.WaitGroup

@@ -85,7 +85,7 @@ func TestImageViewsCoverEveryPodSpecAndContainerKind(t *testing.T) {
 // TestPolicySeesParsedImages: the embedded policy denies a look-alike
 // registry through the parsed view, and passes an allowed one.
 func TestPolicySeesParsedImages(t *testing.T) {
-	e, err := New(context.Background(), Options{})
+	e, err := New(context.Background(), Options{Tested: testedPolicies})
 	require.NoError(t, err)
 	job := func(image string) string {
 		return `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","labels":{"app":"flowforge","job-id":"a","user-id":"alice"}},"spec":{"template":{"spec":{"containers":[{"name":"w","image":"` + image + `"}]}}}}`

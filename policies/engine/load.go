@@ -104,6 +104,12 @@ func (e *TestsFailedError) Error() string {
 // a policy set that does not parse, does not compile in strict mode, has
 // no tests, or fails any test.
 func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
+	return load(ctx, fsys, nil)
+}
+
+// load is Load, skipping the tests of a set that tested already passed
+// (nil: always run them).
+func load(ctx context.Context, fsys fs.FS, tested *TestedPolicies) (*Policy, error) {
 	platform, err := policies.ReadPlatform(fsys)
 	if err != nil {
 		return nil, err
@@ -118,10 +124,20 @@ func Load(ctx context.Context, fsys fs.FS) (*Policy, error) {
 	if platform != nil || !sameFiles(fsys, policies.Embedded()) {
 		capture = &inputCapture{}
 	}
-	tests, err := runTests(ctx, b, nil, capture)
+	content, err := revision(b)
 	if err != nil {
 		return nil, err
 	}
+	key := testedKey{revision: content, capture: capture != nil}
+	run, ok := tested.lookup(key)
+	if !ok {
+		run.capture = capture
+		if run.tests, err = runTests(ctx, b, nil, capture); err != nil {
+			return nil, err
+		}
+		tested.record(key, run)
+	}
+	capture, tests := run.capture, run.tests
 	// The platform's data (platform.go) applies once the tests passed.
 	if err := policies.ApplyPlatform(platform, b.Data); err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ func TestMaskedValueThatDecidesIsRefusedAtLoad(t *testing.T) {
 }
 
 func TestEmbeddedPolicyMasksPassTheirCheck(t *testing.T) {
-	p, err := Load(context.Background(), policies.Embedded())
+	p, err := load(context.Background(), policies.Embedded(), testedPolicies)
 	require.NoError(t, err)
 	require.NotNil(t, p.mutateQ.masks, "the embedded policy masks identity values")
 	inputs := policyTestInputs(t)

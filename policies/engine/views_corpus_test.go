@@ -34,7 +34,7 @@ func policyTestInputs(t *testing.T) []ast.Object {
 // give on the whole input in one query. On the same inputs it checks the
 // cache keys (viewkey_test.go).
 func TestViewGivesTheFullDecisionOnEveryPolicyTestInput(t *testing.T) {
-	p, err := Load(context.Background(), policies.Embedded())
+	p, err := load(context.Background(), policies.Embedded(), testedPolicies)
 	require.NoError(t, err)
 	inputs := policyTestInputs(t)
 	require.Greater(t, len(inputs), 50, "the policy tests' inputs")

@@ -1,0 +1,56 @@
+package engine
+
+import "sync"
+
+// TestedPolicies remembers the policy sets whose tests passed, by their
+// content, so that loading the same files again in one process (a second
+// engine, a test that builds its own) compiles them without running their
+// tests again. The content is the revision's hash of every module and
+// the data as the tests saw them, before the platform's data applies: any
+// change to a module, a test or the data is a new entry and runs the
+// tests. A set whose tests failed is never remembered.
+//
+// It is safe for concurrent use; two loads of the same new content at
+// once both run the tests.
+type TestedPolicies struct {
+	mu     sync.Mutex
+	passed map[testedKey]testedRun
+}
+
+// testedKey is one content, with or without the capture of the tests'
+// inputs that the mask check needs (see viewcheck.go).
+type testedKey struct {
+	revision string
+	capture  bool
+}
+
+// testedRun is what a passing run left: how many tests passed, and the
+// inputs it captured, which the mask check only reads.
+type testedRun struct {
+	tests   int
+	capture *inputCapture
+}
+
+// NewTestedPolicies returns an empty record.
+func NewTestedPolicies() *TestedPolicies {
+	return &TestedPolicies{passed: map[testedKey]testedRun{}}
+}
+
+func (t *TestedPolicies) lookup(k testedKey) (testedRun, bool) {
+	if t == nil {
+		return testedRun{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.passed[k]
+	return r, ok
+}
+
+func (t *TestedPolicies) record(k testedKey, r testedRun) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.passed[k] = r
+}
