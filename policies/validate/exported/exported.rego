@@ -10,8 +10,9 @@
 # from the controller before its export. Denies:
 #   CREATE of a Job or Pod with the label, or of a Job whose pod template
 #     has it (its pods would be created with it), whoever asks: nothing is
-#     exported before it exists (identity_violation: CREATE only, so it
-#     never counts against the controller's UPDATE);
+#     exported before it exists (CREATE only, so it never counts against
+#     the controller's UPDATE; a shape rule, cached: it reads no value that
+#     names the Job);
 #   UPDATE that adds, changes or removes the label, unless the requester is
 #     one of config.export.controllers (users or groups); field
 #     metadata.labels[<label>];
@@ -29,14 +30,14 @@ exported_template_labels(obj) := object.get(obj, ["spec", "template", "metadata"
 
 exported_refusal := sprintf("the label %s is set by the FlowForge controller once the Job is exported; it cannot be set on create", [exported_label])
 
-identity_violation contains {"msg": exported_refusal, "field": label_field(exported_label)} if {
+violation contains {"msg": exported_refusal, "field": label_field(exported_label)} if {
 	config.export.enabled
 	_ = k8s.labels[exported_label]
 	applies
 	k8s.operation == "CREATE"
 }
 
-identity_violation contains {"msg": exported_refusal, "field": sprintf("spec.template.metadata.labels[%s]", [exported_label])} if {
+violation contains {"msg": exported_refusal, "field": sprintf("spec.template.metadata.labels[%s]", [exported_label])} if {
 	config.export.enabled
 	k8s.is_job
 	_ = exported_template_labels(k8s.obj)[exported_label]

@@ -7,12 +7,17 @@
 # Warns when a Job has no repository annotation
 # (config.annotations.repository): nothing breaks, but nobody can tell
 # what the agent worked on.
+#
+# The required labels are a shape rule (violation, cached): they test only
+# whether a value is there, which the masked views keep. The warning is an
+# identity rule, evaluated on every request, so that identity_warning has a
+# rule for validate.rego's union to read.
 package flowforge.validate
 
 import data.flowforge.config
 import data.flowforge.lib.k8s
 
-identity_violation contains {
+violation contains {
 	"msg": sprintf("label %s is required", [name]),
 	"field": label_field(name),
 } if {
