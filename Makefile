@@ -160,17 +160,19 @@ test-chaos: tools-test ## The fault-run integration test (about 3-6 min): zero f
 failover: tools-test ## Kill the controller leader in the middle of a 500-Job burst on Postgres (about 5 min).
 	FLOWFORGE_FAILOVER_JOBS=500 $(BUILD_ENV) $(GO) test -count=1 -v -run TestLeaderKilledMidBurst -timeout 20m ./test/integration/failover/
 
-# The fuzz build is CPU-bound and the integration tests mostly wait on
-# their clusters, so the two run side by side (measured cold, one after the
-# other they took 361 s + 138 s). The integration tests assert no wall-clock
-# times and their waits allow tens of seconds to minutes, so sharing the CPU
-# slows them without making them fail. The unit tests run first, alone:
-# beside the other stages (make -j4) make test took 7 min 40 s and 9 min
-# 16 s on a clean clone instead of 8 min 49 s, but a third run starved a
-# policy reload past its 90 s wait (the 2 cores were busy throughout).
+# Two stages of two. The fuzz targets run beside the unit tests, whose last
+# half minute is one package (policies/engine) on one core, and the policy
+# checks beside the integration tests, which run three packages at a time
+# and are CPU-bound on 2 cores: fuzzing beside them made them slower than
+# it took. The integration tests assert no wall-clock times and their waits
+# allow tens of seconds to minutes. The unit tests never share the machine
+# with the integration tests: beside them (make -j4) make test took 7 min
+# 40 s and 9 min 16 s on a clean clone instead of 8 min 49 s, but a third
+# run starved a policy reload past its 90 s wait.
 .PHONY: test
-test: tools-test vet test-unit ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
-	@$(MAKE) --no-print-directory -j3 test-policy test-fuzz test-integration
+test: tools-test vet ## Everything CI runs: vet, unit, policy, fuzz and integration tests.
+	@$(MAKE) --no-print-directory -j2 test-unit test-fuzz
+	@$(MAKE) --no-print-directory -j2 test-policy test-integration
 
 .PHONY: up
 # CERT_VALIDITY=2m: the webhook's serving certificate lives two minutes (its
