@@ -72,6 +72,9 @@ shape_warn contains w if {
 	some w in warning
 }
 
+# identity_deny and identity_warn run on every request. Their bodies test
+# input.request.operation itself, not k8s.operation, so that OPA's rule
+# index picks the operation's bodies without evaluating the others.
 identity_deny contains v if {
 	input.request.operation == "CREATE"
 	some v in identity_violation

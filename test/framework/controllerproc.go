@@ -185,17 +185,25 @@ func StartControllerProcess(ctx context.Context, c *localcluster.Cluster, opts C
 		_ = shipped.Close()
 		close(p.exited)
 	}()
+	// Healthy, and serving its metrics: the two servers start apart, and a
+	// test that reads the leader gauge at once (IsLeader) found the metrics
+	// port still closed (connection refused) once the probe answered.
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, DefaultTimeout, true, func(ctx context.Context) (bool, error) {
 		if !p.Running() {
 			return false, errors.New("exited before it was healthy")
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.ProbeURL+"/healthz", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, nil
+		for _, url := range []string{p.ProbeURL + "/healthz", p.MetricsURL} {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false, nil
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false, nil
+			}
 		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		return true, nil
 	})
 	if err != nil {
 		p.Kill()

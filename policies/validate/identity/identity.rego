@@ -86,7 +86,7 @@ identity_violation contains {
 	"msg": sprintf("FlowForge could not check which Job holds this %s, so the Pod is denied", [config.identity.jobIDLabel]),
 	"field": label_field(config.identity.jobIDLabel),
 } if {
-	input.request.kind.kind == "Pod"
+	input.request.kind.kind == "Pod" # k8s.is_pod, read directly: the rule index skips the body for a Job
 	applies
 	k8s.operation == "CREATE"
 	claimed_job_id != ""
