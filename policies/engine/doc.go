@@ -13,6 +13,9 @@
 // compiled once into prepared queries and swapped in atomically; a refused
 // set leaves the previous one serving, and the refusal is logged, counted
 // and reported by Status (and so in the webhook's readiness details).
+// Options.Tested (TestedPolicies) lets a process that builds many engines
+// of the same files, such as a test binary, run a set's tests once per
+// content; without it every load runs them.
 //
 // The model follows docs/design.md: Rego decides *what* a Job must have, as
 // the declarative document data.flowforge.mutate.patch (see
