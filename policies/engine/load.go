@@ -124,18 +124,9 @@ func load(ctx context.Context, fsys fs.FS, tested *TestedPolicies) (*Policy, err
 	if platform != nil || !sameFiles(fsys, policies.Embedded()) {
 		capture = &inputCapture{}
 	}
-	content, err := revision(b)
+	run, err := testOnce(ctx, b, capture, tested)
 	if err != nil {
 		return nil, err
-	}
-	key := testedKey{revision: content, capture: capture != nil}
-	run, ok := tested.lookup(key)
-	if !ok {
-		run.capture = capture
-		if run.tests, err = runTests(ctx, b, nil, capture); err != nil {
-			return nil, err
-		}
-		tested.record(key, run)
 	}
 	capture, tests := run.capture, run.tests
 	// The platform's data (platform.go) applies once the tests passed.
@@ -154,6 +145,32 @@ func load(ctx context.Context, fsys fs.FS, tested *TestedPolicies) (*Policy, err
 		}
 	}
 	return p, nil
+}
+
+// testOnce runs the bundle's tests, unless tested holds a passing run of
+// the same content. Without a record (the webhook, the CLI) the content is
+// not even hashed: compile computes the revision once, after the
+// platform's data.
+func testOnce(ctx context.Context, b *bundle.Bundle, capture *inputCapture, tested *TestedPolicies) (testedRun, error) {
+	run := testedRun{capture: capture}
+	if tested == nil {
+		var err error
+		run.tests, err = runTests(ctx, b, nil, capture)
+		return run, err
+	}
+	content, err := revision(b)
+	if err != nil {
+		return run, err
+	}
+	key := testedKey{revision: content, capture: capture != nil}
+	if prev, ok := tested.lookup(key); ok {
+		return prev, nil
+	}
+	if run.tests, err = runTests(ctx, b, nil, capture); err != nil {
+		return run, err
+	}
+	tested.record(key, run)
+	return run, nil
 }
 
 // readBundle loads the .rego modules and data documents of fsys.
