@@ -99,25 +99,28 @@ func patchFromOps(hardened map[string]any, before anchors, applied []engine.Op, 
 	}
 	// A write inside another write's subtree is covered by it, and a
 	// write to a path an earlier write wrote is one write: an earlier
-	// write of the same path is covered exactly when this one is.
+	// write of the same path is covered exactly when this one is. Paths
+	// compare as their JSON pointers: a segment's "/" is escaped, so each
+	// "/" of a pointer ends an ancestor, and two paths render alike
+	// exactly when their pointers are equal.
+	pointers := make([]string, len(writes))
+	covering := make(map[string]bool, len(writes))
+	for i, w := range writes {
+		pointers[i] = pointer(w.path)
+		if !w.remove {
+			covering[pointers[i]] = true
+		}
+	}
+	seen := make(map[string]bool, len(writes))
 	out := make([]jsonpatch.JsonPatchOperation, 0, len(writes))
 	for i, w := range writes {
-		skip := false
-		for j, o := range writes {
-			if i != j && !o.remove && len(o.path) < len(w.path) && isPrefix(o.path, w.path) {
-				skip = true
-				break
-			}
-			if j < i && len(o.path) == len(w.path) && isPrefix(o.path, w.path) {
-				skip = true
-				break
-			}
-		}
-		if skip {
+		ptr := pointers[i]
+		if seen[ptr] || coveredBy(covering, ptr) {
 			continue
 		}
+		seen[ptr] = true
 		if w.remove {
-			out = append(out, jsonpatch.NewOperation("remove", pointer(w.path), nil))
+			out = append(out, jsonpatch.NewOperation("remove", ptr, nil))
 			continue
 		}
 		value, _ := valueAt(hardened, w.path)
@@ -125,7 +128,7 @@ func patchFromOps(hardened map[string]any, before anchors, applied []engine.Op, 
 		if _, isIndex := w.path[len(w.path)-1].(int); isIndex {
 			op = "replace"
 		}
-		out = append(out, jsonpatch.NewOperation(op, pointer(w.path), value))
+		out = append(out, jsonpatch.NewOperation(op, ptr, value))
 	}
 	// Removals first, then writes, each by path: a stable patch.
 	slices.SortStableFunc(out, func(a, b jsonpatch.JsonPatchOperation) int {
@@ -150,28 +153,21 @@ func patchResponse(patches []jsonpatch.JsonPatchOperation) admission.Response {
 	return resp
 }
 
-func isPrefix(prefix, path []any) bool {
-	for i := range prefix {
-		if !sameSeg(prefix[i], path[i]) {
-			return false
+// coveredBy reports whether a proper ancestor of the pointer ptr (the
+// root included) is in covering.
+func coveredBy(covering map[string]bool, ptr string) bool {
+	if ptr == "" {
+		return false
+	}
+	if covering[""] {
+		return true
+	}
+	for k := 1; k < len(ptr); k++ {
+		if ptr[k] == '/' && covering[ptr[:k]] {
+			return true
 		}
 	}
-	return true
-}
-
-// sameSeg reports whether two path segments render alike (see pathSeg).
-func sameSeg(a, b any) bool {
-	switch x := a.(type) {
-	case string:
-		if y, ok := b.(string); ok {
-			return x == y
-		}
-	case int:
-		if y, ok := b.(int); ok {
-			return x == y
-		}
-	}
-	return pathSeg(a) == pathSeg(b)
+	return false
 }
 
 func valueAt(obj map[string]any, path []any) (any, bool) {
