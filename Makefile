@@ -133,7 +133,7 @@ test-policy: tools-test ## opa check --strict, opa fmt --fail and opa test (cove
 # (its own tests run at load, seconds unoptimised) before it fuzzes, and the
 # fuzz stage shares the 2 cores with the integration tests. Measured warm:
 # 140 s of CPU with 2 workers, 98 s with one, for the same wall time.
-FUZZ_TARGETS = FuzzDecode:./webhook FuzzHandle:./mutate FuzzHandlePod:./mutate FuzzHandle:./validate FuzzNamespaceHandle:./validate
+FUZZ_TARGETS = FuzzDecode:./webhook FuzzHandle:./mutate FuzzHandlePod:./mutate FuzzHandle:./validate FuzzNamespaceHandle:./validate FuzzCompiledIdentityEqualsTopdown:./policies/engine
 FUZZ_GCFLAGS ?= all=-N -l
 FUZZ_GCFLAGS_OPA ?= github.com/open-policy-agent/opa/...=
 FUZZ_WORKERS ?= 1

@@ -33,13 +33,17 @@ func (NopRecorder) PolicyRevision(string)            {}
 
 // Status describes what the engine serves, for readiness details.
 type Status struct {
-	Source      string    `json:"source"`
-	Revision    string    `json:"revision"`
-	Tests       int       `json:"tests"`
-	LoadedAt    time.Time `json:"loadedAt"`
-	Reloads     int       `json:"reloads"`
-	LastError   string    `json:"lastError,omitempty"`
-	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	Source   string `json:"source"`
+	Revision string `json:"revision"`
+	Tests    int    `json:"tests"`
+	// IdentityEvaluator is what evaluates the identity query: "compiled"
+	// (OPA's plan, run by the engine) or "topdown" (OPA's interpreter,
+	// when the plan needs what the compiled evaluator does not run).
+	IdentityEvaluator string    `json:"identityEvaluator,omitempty"`
+	LoadedAt          time.Time `json:"loadedAt"`
+	Reloads           int       `json:"reloads"`
+	LastError         string    `json:"lastError,omitempty"`
+	LastErrorAt       time.Time `json:"lastErrorAt,omitzero"`
 }
 
 // WatchDir calls reload, debounced, whenever a file under dir changes,

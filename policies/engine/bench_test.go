@@ -15,7 +15,7 @@ import (
 )
 
 // benchInput is a typical agent Job as the templater renders it.
-func benchInput(b *testing.B) Input {
+func benchInput(b testing.TB) Input {
 	b.Helper()
 	raw, err := os.ReadFile("testdata/bench-job.json")
 	if err != nil {
@@ -134,7 +134,7 @@ func BenchmarkDecide(b *testing.B) {
 // identityInput is the validation input of the templated Job, hardened by
 // the policy (what the validating webhook sees), as its owner creates it
 // in a managed namespace.
-func identityInput(b *testing.B, e *Engine) Input {
+func identityInput(b testing.TB, e *Engine) Input {
 	b.Helper()
 	in := benchInput(b)
 	in.Request.UserInfo.Username = "u-42"
@@ -162,7 +162,8 @@ func identityInput(b *testing.B, e *Engine) Input {
 }
 
 // BenchmarkIdentityQuery measures the uncached identity query alone, the
-// part of every validation the decision cache cannot save.
+// part of every validation the decision cache cannot save, with each
+// evaluator: topdown and the compiled one that serves it (irvm.go).
 func BenchmarkIdentityQuery(b *testing.B) {
 	e := benchEngine(b)
 	in := identityInput(b, e)
@@ -177,10 +178,23 @@ func BenchmarkIdentityQuery(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.eval(ctx, p.identity, value); err != nil {
-			b.Fatal(err)
-		}
+	if evaluator, reason := p.IdentityEvaluator(); evaluator != "compiled" {
+		b.Fatalf("the identity query is not compiled: %s", reason)
 	}
+	b.Run("topdown", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.eval(ctx, p.identity, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("compiled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.evalIdentityIR(ctx, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

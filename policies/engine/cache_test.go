@@ -451,6 +451,9 @@ deny contains {"msg": "mallory may not", "field": "metadata"} if input.request.u
 	e, err := New(ctx, Options{Tested: testedPolicies, Dir: dir})
 	require.NoError(t, err)
 	assert.Equal(t, otherwiseQuery, e.Current().identityText)
+	evaluator, reason := e.Current().IdentityEvaluator()
+	assert.Equal(t, "topdown", evaluator)
+	assert.Contains(t, reason, "adds to deny or warn directly")
 	raw, err := os.ReadFile("testdata/bench-job.json")
 	require.NoError(t, err)
 	for _, user := range []string{"mallory.extra", "bob", "mallory.extra"} {

@@ -193,6 +193,7 @@ func (e *Engine) install(p *Policy, files string, reload bool) {
 	e.served = files
 	e.status.Revision = p.Revision
 	e.status.Tests = p.Tests
+	e.status.IdentityEvaluator, _ = p.IdentityEvaluator()
 	e.status.LoadedAt = e.opts.Clock.Now()
 	e.status.LastError, e.status.LastErrorAt = "", time.Time{}
 	if reload {
@@ -202,7 +203,11 @@ func (e *Engine) install(p *Policy, files string, reload bool) {
 	if reload {
 		e.opts.Recorder.PolicyReload(true)
 	}
-	e.opts.Log.Info("Policy loaded", "source", e.status.Source, "revision", p.Revision, "tests", p.Tests)
+	evaluator, reason := p.IdentityEvaluator()
+	e.opts.Log.Info("Policy loaded", "source", e.status.Source, "revision", p.Revision, "tests", p.Tests, "identityEvaluator", evaluator)
+	if reason != "" {
+		e.opts.Log.Info("The identity query is evaluated by topdown, not compiled", "reason", reason)
+	}
 	for _, q := range []*cachedQuery{p.mutateQ, p.validateQ} {
 		if q != nil && q.cache == nil {
 			e.opts.Log.Info("Policy decisions of this query are not cached", "query", q.name, "reason", q.reason)

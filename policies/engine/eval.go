@@ -176,7 +176,7 @@ func (p *Policy) validateDecision(ctx context.Context, value ast.Object, useCach
 		return &Validation{Revision: p.Revision, Deny: slices.Clone(v.Deny), Warn: slices.Clone(v.Warn)}, v.decoded, how, nil
 	}
 	// The identity rules: evaluated on every request, never cached.
-	bindings, err := p.eval(ctx, p.identity, value)
+	bindings, err := p.evalIdentity(ctx, value)
 	if err != nil {
 		return nil, nil, how, err
 	}
@@ -186,6 +186,24 @@ func (p *Policy) validateDecision(ctx context.Context, value ast.Object, useCach
 	}
 	iv := id.(*Validation)
 	return &Validation{Revision: p.Revision, Deny: unionViolations(v.Deny, iv.Deny), Warn: unionViolations(v.Warn, iv.Warn)}, v.decoded, how, nil
+}
+
+// evalIdentity evaluates the identity query, with the compiled evaluator
+// when the policy has one.
+func (p *Policy) evalIdentity(ctx context.Context, value ast.Object) (rego.Vars, error) {
+	if p.identityIR != nil {
+		return p.evalIdentityIR(ctx, value)
+	}
+	return p.eval(ctx, p.identity, value)
+}
+
+// IdentityEvaluator names what evaluates the identity query: "compiled"
+// (OPA's plan, run by irvm.go) or "topdown", with the reason.
+func (p *Policy) IdentityEvaluator() (string, string) {
+	if p.identityIR != nil {
+		return "compiled", ""
+	}
+	return "topdown", p.identityIRReason
 }
 
 // unionViolations merges two sorted lists of violations into a new sorted

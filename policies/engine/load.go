@@ -65,6 +65,10 @@ type Policy struct {
 	// identityText is the query identity serves (identityQuery or
 	// otherwiseQuery).
 	identityText string
+	// identityIR, if set, evaluates identityQuery in place of identity
+	// (irvm.go); identityIRReason says why it is not set.
+	identityIR       *irProgram
+	identityIRReason string
 	// compiler and store prepared the queries (tests prepare others).
 	compiler *ast.Compiler
 	store    storage.Store
@@ -133,7 +137,7 @@ func load(ctx context.Context, fsys fs.FS, tested *TestedPolicies) (*Policy, err
 	if err := policies.ApplyPlatform(platform, b.Data); err != nil {
 		return nil, err
 	}
-	p, err := compile(ctx, b, tests)
+	p, err := compile(ctx, b, tests, tested)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +147,9 @@ func load(ctx context.Context, fsys fs.FS, tested *TestedPolicies) (*Policy, err
 		if err := p.checkMasks(ctx, capture.inputs()); err != nil {
 			return nil, err
 		}
+		// The compiled identity query, held to topdown's answers on the
+		// same inputs (irplan.go).
+		p.checkCompiledIdentity(ctx, capture.inputs())
 	}
 	return p, nil
 }
@@ -244,7 +251,7 @@ func runTests(ctx context.Context, b *bundle.Bundle, report func(*tester.Result)
 }
 
 // compile prepares the serving queries from the non-test modules.
-func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) {
+func compile(ctx context.Context, b *bundle.Bundle, tests int, tested *TestedPolicies) (*Policy, error) {
 	modules := map[string]*ast.Module{}
 	for _, m := range b.Modules {
 		if strings.HasSuffix(m.Path, "_test.rego") {
@@ -296,6 +303,9 @@ func compile(ctx context.Context, b *bundle.Bundle, tests int) (*Policy, error) 
 	}
 	if p.Revision, err = revision(b); err != nil {
 		return nil, err
+	}
+	if p.split {
+		p.planIdentity(ctx, b, tested)
 	}
 	if p.mutateQ, p.validateQ, err = cachedQueries(compiler, b.Data, p.Revision, vRoots); err != nil {
 		return nil, err

@@ -15,6 +15,16 @@ import "sync"
 type TestedPolicies struct {
 	mu     sync.Mutex
 	passed map[testedKey]testedRun
+	// plans holds the identity query's plan of each revision
+	// (irplan.go): a compiled program is immutable and safe to share.
+	plans map[string]identityPlan
+}
+
+// identityPlan is the compiled identity query of one revision, or why
+// there is none.
+type identityPlan struct {
+	prog   *irProgram
+	reason string
 }
 
 // testedKey is one content, with or without the capture of the tests'
@@ -33,7 +43,7 @@ type testedRun struct {
 
 // NewTestedPolicies returns an empty record.
 func NewTestedPolicies() *TestedPolicies {
-	return &TestedPolicies{passed: map[testedKey]testedRun{}}
+	return &TestedPolicies{passed: map[testedKey]testedRun{}, plans: map[string]identityPlan{}}
 }
 
 func (t *TestedPolicies) lookup(k testedKey) (testedRun, bool) {
@@ -53,4 +63,23 @@ func (t *TestedPolicies) record(k testedKey, r testedRun) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.passed[k] = r
+}
+
+func (t *TestedPolicies) plan(revision string) (identityPlan, bool) {
+	if t == nil {
+		return identityPlan{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.plans[revision]
+	return r, ok
+}
+
+func (t *TestedPolicies) recordPlan(revision string, r identityPlan) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.plans[revision] = r
 }

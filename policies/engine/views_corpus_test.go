@@ -79,6 +79,27 @@ func TestViewGivesTheFullDecisionOnEveryPolicyTestInput(t *testing.T) {
 		}
 		require.Greater(t, compared, 100)
 	})
+	t.Run("compiled identity", func(t *testing.T) { checkCompiledIdentity(t, p, inputs) })
+}
+
+// checkCompiledIdentity evaluates the identity query on every input with
+// both evaluators, the compiled one (irvm.go) and topdown: the same
+// bindings, or an error from both.
+func checkCompiledIdentity(t *testing.T, p *Policy, inputs []ast.Object) {
+	t.Helper()
+	evaluator, reason := p.IdentityEvaluator()
+	require.Equal(t, "compiled", evaluator, "the served policy's identity query is compiled: %s", reason)
+	ctx := context.Background()
+	denied := 0
+	for i, in := range inputs {
+		require.NoError(t, p.sameIdentity(ctx, in), "input %d: %v", i, in)
+		want, err := p.eval(ctx, p.identity, in)
+		if err == nil && want["deny"].(*ast.Term).Value.(ast.Set).Len() > 0 {
+			denied++
+		}
+	}
+	// The inputs exercise the identity rules, not only their silence.
+	require.Greater(t, denied, 20, "inputs the identity query denies")
 }
 
 // prepareWhole prepares validation as one query (deny and warn whole),
