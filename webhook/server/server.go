@@ -358,7 +358,7 @@ type check struct {
 
 func (p *probeServer) checks(r *http.Request) []check {
 	st := p.eng.Status()
-	detail := fmt.Sprintf("revision %s from %s, %d tests passed, loaded %s", st.Revision, st.Source, st.Tests, st.LoadedAt.UTC().Format(time.RFC3339))
+	detail := fmt.Sprintf("revision %s from %s, %d tests passed, loaded %s, identity query %s", st.Revision, st.Source, st.Tests, st.LoadedAt.UTC().Format(time.RFC3339), st.IdentityEvaluator)
 	if st.LastError != "" {
 		detail += fmt.Sprintf("; last reload refused at %s: %s", st.LastErrorAt.UTC().Format(time.RFC3339), st.LastError)
 	}

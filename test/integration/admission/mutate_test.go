@@ -167,6 +167,34 @@ func TestPolicyHotReload(t *testing.T) {
 		}), "every replica serves the edited policy")
 	})
 
+	t.Run("an identity rule the compiled evaluator cannot run is served by topdown", func(t *testing.T) {
+		// The served policy's identity query runs compiled (policies/engine/irvm.go).
+		require.True(t, everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "identity query compiled") }))
+		clock := filepath.Join(policyDir, "validate", "identity", "clock.rego")
+		require.NoError(t, os.WriteFile(clock, []byte(`package flowforge.validate
+
+identity_violation contains {"msg": "the clock says no", "field": "spec.template.metadata.annotations[example.com/clock]"} if {
+	input.request.kind.kind == "Job"
+	object.get(input.request.object, ["spec", "template", "metadata", "annotations", "example.com/clock"], "") == "deny"
+	time.now_ns() > 0
+}
+`), 0o644))
+		t.Cleanup(func() { _ = os.Remove(clock) })
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
+			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "identity query topdown") }), nil
+		}), "every replica serves the identity query with topdown")
+		_, err := clientset.BatchV1().Jobs(ns).Create(ctx, plainJob("clock", map[string]string{"example.com/clock": "deny"}), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		require.Error(t, err, "the rule denies")
+		assert.Contains(t, err.Error(), "the clock says no")
+		_, err = dryRunRevision(ctx, ns)
+		require.NoError(t, err, "and admits what it does not deny")
+
+		require.NoError(t, os.Remove(clock))
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(context.Context) (bool, error) {
+			return everyReplica(t, func(readyz string) bool { return strings.Contains(readyz, "identity query compiled") }), nil
+		}), "without the rule every replica compiles the identity query again")
+	})
+
 	t.Run("a broken policy is refused and the previous one keeps serving", func(t *testing.T) {
 		servingRevision, err := dryRunRevision(ctx, ns)
 		require.NoError(t, err)
