@@ -26,6 +26,14 @@
 // pass a no-op by construction. Validation yields data.flowforge.validate.deny
 // and .warn, sets of {msg, field}.
 //
+// Validation is served as two queries (docs/policies.md, "Identity and
+// shape"): the shape, cached on its masked views, and the identity rules,
+// evaluated on every request. The identity query is compiled at load:
+// OPA's planner turns it into OPA's intermediate representation and
+// irvm.go runs that plan with OPA's built-in functions, about 8x faster
+// than topdown. A plan the evaluator cannot run leaves the query with
+// topdown (Policy.IdentityEvaluator says which and why).
+//
 // Image references are the one thing Rego does not parse itself: a
 // reference's grammar (registry host and port, path components, tag,
 // digest, the docker.io/library normalisation) is the standard

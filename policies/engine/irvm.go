@@ -57,6 +57,8 @@ type irProgram struct {
 	// consts are the terms of folded constant arrays (irConstStmt): an
 	// append to one copies it.
 	consts map[*ast.Term]bool
+	// metrics is what built-ins that count get: nothing is recorded.
+	metrics metrics.Metrics
 }
 
 // irConstStmt assigns a constant: the planner builds a literal array as
@@ -94,11 +96,15 @@ type irCallee struct {
 // errIRUnsupported marks a plan the evaluator does not run.
 var errIRUnsupported = errors.New("not supported by the compiled evaluator")
 
-// irExcluded are built-ins the evaluator never calls: their results depend
-// on more than their operands, or they act outside the evaluation.
-var irExcluded = map[string]bool{
-	"print": true, "internal.print": true, "trace": true, "opa.runtime": true,
-	"walk": true, "internal.test_case": true,
+// irExcluded reports the built-ins the evaluator never calls, beyond the
+// non-deterministic ones and relations: their results depend on more than
+// their operands, or they act outside the evaluation.
+func irExcluded(name string) bool {
+	switch name {
+	case "print", "internal.print", "trace", "opa.runtime", "walk", "internal.test_case":
+		return true
+	}
+	return false
 }
 
 // newIRProgram prepares a plan for the named entrypoints (in that order)
@@ -107,7 +113,7 @@ func newIRProgram(policy *ir.Policy, entrypoints []string, data *ast.Term) (*irP
 	if policy == nil || policy.Static == nil || policy.Plans == nil {
 		return nil, fmt.Errorf("empty plan: %w", errIRUnsupported)
 	}
-	prog := &irProgram{data: data, emptySet: ast.NewSet(), emptyObject: ast.NewObject(), consts: map[*ast.Term]bool{}}
+	prog := &irProgram{data: data, emptySet: ast.NewSet(), emptyObject: ast.NewObject(), consts: map[*ast.Term]bool{}, metrics: metrics.NoOp()}
 	for _, s := range policy.Static.Strings {
 		prog.strings = append(prog.strings, ast.StringTerm(s.Value))
 	}
@@ -428,7 +434,7 @@ func (c *irChecker) call(s *ir.CallStmt) error {
 		return nil
 	}
 	decl, ok := ast.BuiltinMap[s.Func]
-	if !ok || irExcluded[s.Func] || decl.Nondeterministic || decl.Relation || decl.Decl.Result() == nil {
+	if !ok || irExcluded(s.Func) || decl.Nondeterministic || decl.Relation || decl.Decl.Result() == nil {
 		return fmt.Errorf("built-in %s: %w", s.Func, errIRUnsupported)
 	}
 	f := topdown.GetBuiltin(s.Func)
@@ -438,9 +444,6 @@ func (c *irChecker) call(s *ir.CallStmt) error {
 	c.calls[s] = irCallee{builtin: f, name: s.Func}
 	return nil
 }
-
-// irMetrics is what built-ins that count get: nothing is recorded.
-var irMetrics = metrics.NoOp()
 
 // irEval is one evaluation: its frames, memo and built-in context.
 type irEval struct {
@@ -477,7 +480,7 @@ func (p *irProgram) run(ctx context.Context, cancel topdown.Cancel, input *ast.T
 		e.onOut = func(t *ast.Term) error { e.out = t; return nil }
 		e.scanBodyFn, e.scanElemFn = e.scanBody, e.scanElem
 	}
-	e.bctx = topdown.BuiltinContext{Context: ctx, Cancel: cancel, Cache: builtins.Cache{}, Metrics: irMetrics}
+	e.bctx = topdown.BuiltinContext{Context: ctx, Cancel: cancel, Cache: builtins.Cache{}, Metrics: p.metrics}
 	e.cancel = cancel
 	e.steps = 0
 	clear(e.memo)
