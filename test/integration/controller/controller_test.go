@@ -66,14 +66,29 @@ func exported(t *testing.T, id string) *history.Job {
 	return rec
 }
 
-func eventReasons(t *testing.T, ns, name string) []string {
+// eventReasons lists the reasons of the object's Events once every reason
+// in want is among them (or 30 s have passed): an Event is written after
+// the work it reports (the Exported event after the history record), so
+// a test that saw the work may list the Events before it lands.
+func eventReasons(t *testing.T, ns, name string, want ...string) []string {
 	t.Helper()
-	list, err := clientset.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.name", name).String()})
-	require.NoError(t, err)
 	var out []string
-	for _, e := range list.Items {
-		out = append(out, e.Reason)
-	}
+	_ = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.name", name).String()})
+		if err != nil {
+			return false, err
+		}
+		out = out[:0]
+		for _, e := range list.Items {
+			out = append(out, e.Reason)
+		}
+		for _, w := range want {
+			if count(out, w) == 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 	return out
 }
 
@@ -179,7 +194,7 @@ func testFailureWithRetries(t *testing.T) {
 	}
 	assert.True(t, kinds["job"], "the Job's events (from the controller's cache) were exported: %v", rec.Events)
 	assert.True(t, kinds["pod"], "the failed pods' events (listed from the API server) were exported: %v", rec.Events)
-	reasons := eventReasons(t, ns, contract.JobName("fail3"))
+	reasons := eventReasons(t, ns, contract.JobName("fail3"), "Retried", "Failed", "Exported")
 	assert.Equal(t, 2, count(reasons, "Retried"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "Failed"))
 	assert.Equal(t, 1, count(reasons, "Exported"))
@@ -203,7 +218,7 @@ func testPendingTimeout(t *testing.T) {
 	assert.Equal(t, history.StatusTimedOut, rec.Status)
 	assert.Contains(t, rec.Message, "stayed Pending")
 	assert.Contains(t, rec.Message, "ImagePullBackOff")
-	reasons := eventReasons(t, ns, contract.JobName("stuck1"))
+	reasons := eventReasons(t, ns, contract.JobName("stuck1"), "Terminating", "TimedOut")
 	assert.Equal(t, 1, count(reasons, "Terminating"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "TimedOut"), "%v", reasons)
 }
@@ -265,7 +280,7 @@ func testCancelRunning(t *testing.T) {
 	if err == nil {
 		assert.Equal(t, contract.PhaseCancelled, st.Phase, "the Job shows a Cancelled state until TTL removes it")
 	}
-	reasons := eventReasons(t, ns, contract.JobName("cancel1"))
+	reasons := eventReasons(t, ns, contract.JobName("cancel1"), "Cancelled", "Terminating")
 	assert.Equal(t, 1, count(reasons, "Cancelled"), "%v", reasons)
 	assert.Equal(t, 1, count(reasons, "Terminating"), "%v", reasons)
 }
