@@ -144,22 +144,14 @@ func newIRProgram(policy *ir.Policy, entrypoints []string, data *ast.Term) (*irP
 	calls := map[*ir.CallStmt]irCallee{}
 	check := &irChecker{prog: prog, byName: byName, calls: calls}
 	for _, fn := range prog.funcs {
-		check.appendsElsewhere = countAppends(fn.blocks)
-		for _, b := range fn.blocks {
-			if err := check.block(b, &fn.locals); err != nil {
-				return nil, fmt.Errorf("function %s: %w", fn.name, err)
-			}
+		if err := check.frame(fn.blocks, &fn.locals); err != nil {
+			return nil, fmt.Errorf("function %s: %w", fn.name, err)
 		}
-		fn.locals++
 	}
 	for _, p := range prog.plans {
-		check.appendsElsewhere = countAppends(p.blocks)
-		for _, b := range p.blocks {
-			if err := check.block(b, &p.locals); err != nil {
-				return nil, fmt.Errorf("plan %s: %w", p.name, err)
-			}
+		if err := check.frame(p.blocks, &p.locals); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", p.name, err)
 		}
-		p.locals++
 	}
 	prog.calls = calls
 	return prog, nil
@@ -214,6 +206,19 @@ func (c *irChecker) operands(high *int, ops ...*ir.Operand) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// frame checks the blocks of one function or plan and sets locals to the
+// size of its frame (it holds the highest local known so far).
+func (c *irChecker) frame(blocks []*ir.Block, locals *int) error {
+	c.appendsElsewhere = countAppends(blocks)
+	for _, b := range blocks {
+		if err := c.block(b, locals); err != nil {
+			return err
+		}
+	}
+	*locals++
 	return nil
 }
 
@@ -618,8 +623,16 @@ func (e *irEval) block(frame []*ast.Term, b *ir.Block, resultSet **ast.Term) (br
 				return 0, false, irConflict(s.Location, "complete rules must not produce multiple outputs")
 			}
 			frame[s.Target] = v
-		case *ir.ScanStmt:
-			n, r, err := e.scan(frame, s, resultSet)
+		case *ir.ScanStmt, *ir.WithStmt:
+			// Each runs its block(s) and returns -1 to continue after it.
+			var n int
+			var r bool
+			var err error
+			if scan, ok := s.(*ir.ScanStmt); ok {
+				n, r, err = e.scan(frame, scan, resultSet)
+			} else {
+				n, r, err = e.with(frame, s.(*ir.WithStmt), resultSet)
+			}
 			if err != nil || r {
 				return n, r, err
 			}
@@ -723,14 +736,6 @@ func (e *irEval) block(frame []*ast.Term, b *ir.Block, resultSet **ast.Term) (br
 		case *ir.IsSetStmt:
 			if t := e.read(frame, s.Source); t == nil || !isSet(t.Value) {
 				return 0, false, nil
-			}
-		case *ir.WithStmt:
-			n, r, err := e.with(frame, s, resultSet)
-			if err != nil || r {
-				return n, r, err
-			}
-			if n >= 0 {
-				return n, false, nil
 			}
 		case *ir.ResultSetAddStmt:
 			*resultSet = frame[s.Value]

@@ -47,39 +47,41 @@ func NewTestedPolicies() *TestedPolicies {
 }
 
 func (t *TestedPolicies) lookup(k testedKey) (testedRun, bool) {
-	if t == nil {
-		return testedRun{}, false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	r, ok := t.passed[k]
-	return r, ok
+	return lockedGet(t, func() map[testedKey]testedRun { return t.passed }, k)
 }
 
 func (t *TestedPolicies) record(k testedKey, r testedRun) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.passed[k] = r
+	lockedPut(t, func() map[testedKey]testedRun { return t.passed }, k, r)
 }
 
 func (t *TestedPolicies) plan(revision string) (identityPlan, bool) {
-	if t == nil {
-		return identityPlan{}, false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	r, ok := t.plans[revision]
-	return r, ok
+	return lockedGet(t, func() map[string]identityPlan { return t.plans }, revision)
 }
 
 func (t *TestedPolicies) recordPlan(revision string, r identityPlan) {
+	lockedPut(t, func() map[string]identityPlan { return t.plans }, revision, r)
+}
+
+// lockedGet reads one of the record's maps (m) under its lock; a nil
+// record holds nothing.
+func lockedGet[K comparable, V any](t *TestedPolicies, m func() map[K]V, k K) (V, bool) {
+	var v V
+	if t == nil {
+		return v, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := m()[k]
+	return v, ok
+}
+
+// lockedPut writes one of the record's maps (m) under its lock; a nil
+// record keeps nothing.
+func lockedPut[K comparable, V any](t *TestedPolicies, m func() map[K]V, k K, v V) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.plans[revision] = r
+	m()[k] = v
 }
