@@ -171,6 +171,11 @@ func TestCompiledEvaluatorRefusesWhatItDoesNotRun(t *testing.T) {
 		"time.now_ns": `r := time.now_ns() if input.x`,
 		"walk":        `r := [p | walk(input, [p, _])]`,
 		"rand.intn":   `r := rand.intn("k", 10) if input.x`,
+		"CallDynamicStmt": `r := data.t.f[input.name]
+
+f.a := 1
+
+f.b := 2`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			src := "package t\n\n" + body + "\n"
