@@ -193,7 +193,8 @@ func (e *Engine) install(p *Policy, files string, reload bool) {
 	e.served = files
 	e.status.Revision = p.Revision
 	e.status.Tests = p.Tests
-	e.status.IdentityEvaluator, _ = p.IdentityEvaluator()
+	evaluator, reason := p.IdentityEvaluator()
+	e.status.IdentityEvaluator = evaluator
 	e.status.LoadedAt = e.opts.Clock.Now()
 	e.status.LastError, e.status.LastErrorAt = "", time.Time{}
 	if reload {
@@ -203,7 +204,6 @@ func (e *Engine) install(p *Policy, files string, reload bool) {
 	if reload {
 		e.opts.Recorder.PolicyReload(true)
 	}
-	evaluator, reason := p.IdentityEvaluator()
 	e.opts.Log.Info("Policy loaded", "source", e.status.Source, "revision", p.Revision, "tests", p.Tests, "identityEvaluator", evaluator)
 	if reason != "" {
 		e.opts.Log.Info("The identity query is evaluated by topdown, not compiled", "reason", reason)

@@ -335,11 +335,15 @@ func (p *Policy) CacheStats() map[string]CacheStats {
 	return out
 }
 
+// contextCancel is a topdown.Cancel that ctx triggers when it ends,
+// without rego's per-evaluation watcher goroutine; stop releases it.
+func contextCancel(ctx context.Context) (cancel topdown.Cancel, stop func() bool) {
+	cancel = topdown.NewCancel()
+	return cancel, context.AfterFunc(ctx, cancel.Cancel)
+}
+
 func (p *Policy) eval(ctx context.Context, q rego.PreparedEvalQuery, value ast.Value) (rego.Vars, error) {
-	// Cancellation without rego's per-evaluation watcher goroutine: a
-	// Cancel that the context triggers when it ends.
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
+	cancel, stop := contextCancel(ctx)
 	defer stop()
 	rs, err := q.Eval(ctx, rego.EvalParsedInput(value), rego.EvalExternalCancel(cancel))
 	if err != nil {

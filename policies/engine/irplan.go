@@ -12,7 +12,6 @@ import (
 	opacompile "github.com/open-policy-agent/opa/v1/compile"
 	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // identityEntrypoints are identityQuery's two documents, in the order
@@ -93,8 +92,7 @@ func (p *Policy) planIdentity(ctx context.Context, b *bundle.Bundle, tested *Tes
 // evalIdentityIR evaluates identityQuery with the compiled evaluator,
 // giving the bindings the query would.
 func (p *Policy) evalIdentityIR(ctx context.Context, value ast.Value) (rego.Vars, error) {
-	cancel := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, cancel.Cancel)
+	cancel, stop := contextCancel(ctx)
 	defer stop()
 	results, err := p.identityIR.run(ctx, cancel, ast.NewTerm(value))
 	if err != nil {

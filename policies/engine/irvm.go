@@ -402,32 +402,27 @@ func (c *irChecker) constant(op ir.Operand) *ast.Term {
 }
 
 // countAppends counts, for each local, the ArrayAppendStmts to it in the
-// blocks.
+// blocks (ir.Walk visits every statement, nested blocks included).
 func countAppends(blocks []*ir.Block) map[ir.Local]int {
-	counts := map[ir.Local]int{}
-	var walk func(b *ir.Block)
-	walk = func(b *ir.Block) {
-		for _, stmt := range b.Stmts {
-			switch s := stmt.(type) {
-			case *ir.ArrayAppendStmt:
-				counts[s.Array]++
-			case *ir.BlockStmt:
-				for _, sub := range s.Blocks {
-					walk(sub)
-				}
-			case *ir.ScanStmt:
-				walk(s.Block)
-			case *ir.NotStmt:
-				walk(s.Block)
-			case *ir.WithStmt:
-				walk(s.Block)
-			}
-		}
-	}
+	counts := appendCounts{}
 	for _, b := range blocks {
-		walk(b)
+		_ = ir.Walk(counts, b) // the visitor never fails
 	}
 	return counts
+}
+
+// appendCounts is countAppends' ir.Visitor.
+type appendCounts map[ir.Local]int
+
+func (appendCounts) Before(any) {}
+
+func (appendCounts) After(any) {}
+
+func (c appendCounts) Visit(x any) (ir.Visitor, error) {
+	if s, ok := x.(*ir.ArrayAppendStmt); ok {
+		c[s.Array]++
+	}
+	return c, nil
 }
 
 func (c *irChecker) call(s *ir.CallStmt) error {
